@@ -1,0 +1,14 @@
+"""All API routes, mounted under ``/api/v1``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from atm_service.api.routes import atms, contracts, session, sites, users
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(session.router)
+api_router.include_router(users.router)
+api_router.include_router(sites.router)
+api_router.include_router(contracts.router)
+api_router.include_router(atms.router)

@@ -1,0 +1,126 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import jinja2
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.templating import Jinja2Templates
+
+from atm_service import problems
+from atm_service.api import api_router
+from atm_service.api import openapi as api_openapi
+from atm_service.clock import Clock, system_clock
+from atm_service.config import Settings
+from atm_service.context import AppContext
+from atm_service.db import Database
+from atm_service.migrate import ensure_migrated
+from atm_service.security.passwords import Passwords
+from atm_service.web import router as web_router
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(self)",
+}
+
+
+def _templates() -> Jinja2Templates:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("atm_service", "web/templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    return Jinja2Templates(env=environment)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    clock: Clock = system_clock,
+    check_migrations: bool = True,
+) -> FastAPI:
+    """Build the service. ``database`` and ``clock`` default to the settings' and the system's.
+
+    Raises :class:`atm_service.errors.DatabaseNotMigrated` when the schema is
+    not the one this code needs.
+    """
+    owns_database = database is None
+    database = database or Database.from_settings(settings)
+    if check_migrations:
+        ensure_migrated(database)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_database:
+            database.dispose()
+
+    app = FastAPI(
+        title="ATM Field Service",
+        version="0.1.0",
+        description=(
+            "Central service of the ATM managed-service field system: fleet, device ingest, "
+            "dispatch, reconciliation and lock control. Errors are RFC 9457 problem details. "
+            "Authenticate with POST /api/v1/session and send the returned csrf_token as "
+            "X-CSRF-Token on every write."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.context = AppContext(
+        settings=settings,
+        database=database,
+        clock=clock,
+        passwords=Passwords.from_settings(settings),
+        templates=_templates(),
+    )
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        try:
+            with database.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means not ready
+            body: dict[str, Any] = {"status": "unavailable", "reason": type(exc).__name__}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    app.include_router(api_router)
+    app.include_router(web_router)
+    app.mount(
+        "/static",
+        StaticFiles(packages=[("atm_service", "web/static")]),
+        name="static",
+    )
+    problems.install(app)
+    api_openapi.install(app)
+    return app

@@ -1,0 +1,59 @@
+"""Service settings, read from the environment (prefix ``ATM_``) through :func:`get_settings`.
+
+Nothing here runs at import time: callers build a :class:`Settings` (or take the
+cached one from :func:`get_settings`) and pass it to :func:`atm_service.create_app`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    """Everything the central service can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="ATM_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///var/atm_service.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    session_cookie_name: str = "atm_session"
+    session_lifetime_minutes: int = Field(default=12 * 60, ge=1)
+    session_idle_minutes: int = Field(default=120, ge=1)
+    cookie_secure: bool = False
+
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+
+    # Argon2id cost; the defaults follow RFC 9106's second recommended option.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
+    argon2_parallelism: int = Field(default=2, ge=1)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _refuse_development_secret_in_production(self) -> Settings:
+        if self.environment == "production":
+            secret = self.secret_key.get_secret_value()
+            if secret == DEVELOPMENT_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "ATM_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production"
+                )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,25 @@
+"""What every request handler needs, built once by :func:`atm_service.app.create_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.templating import Jinja2Templates
+
+from atm_service.clock import Clock
+from atm_service.config import Settings
+from atm_service.db import Database
+from atm_service.security.passwords import Passwords
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    database: Database
+    clock: Clock
+    passwords: Passwords
+    templates: Jinja2Templates
+
+    @property
+    def secret(self) -> bytes:
+        return self.settings.secret_key.get_secret_value().encode()

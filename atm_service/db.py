@@ -1,0 +1,116 @@
+"""Database engines and sessions for SQLite (embedded default) and PostgreSQL.
+
+A :class:`Database` hands out sessions; the app and the CLI build one from the
+settings, tests build one bound to a connection whose outer transaction they
+roll back after each test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from atm_service.config import Settings
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL whatever driver the URL names (or none)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin,
+        # so SAVEPOINTs (and rolled-back test transactions) behave as documented.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings each backend needs."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs
+    )
+
+
+class Database:
+    """Hands out ORM sessions over one engine, or over one connection in tests."""
+
+    def __init__(self, engine: Engine, *, connection: Connection | None = None) -> None:
+        self.engine = engine
+        self.connection = connection
+        if connection is None:
+            self._sessions = sessionmaker(engine, class_=Session, expire_on_commit=False)
+        else:
+            self._sessions = sessionmaker(
+                bind=connection,
+                class_=Session,
+                expire_on_commit=False,
+                join_transaction_mode="create_savepoint",
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(create_engine(settings.database_url, pool_size=settings.database_pool_size))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """A session whose work is committed on success and rolled back on error."""
+        with self.session() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A plain connection (the test connection when there is one)."""
+        if self.connection is not None:
+            yield self.connection
+            return
+        with self.engine.connect() as connection:
+            yield connection
+
+    def dispose(self) -> None:
+        if self.connection is None:
+            self.engine.dispose()

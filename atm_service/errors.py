@@ -1,0 +1,105 @@
+"""The service's domain errors.
+
+Services raise these; one handler (:mod:`atm_service.problems`) maps them to
+HTTP responses in the RFC 9457 problem-details shape, or to an HTML page.
+
+    ServiceError
+    ├── NotFound                  404  an entity that does not exist
+    ├── Conflict                  409  a uniqueness or state rule would break
+    │   └── IllegalTransition     409  a state machine refuses the change
+    ├── InvalidInput              422  a value is wrong; names the field
+    ├── NotAuthenticated          401  no valid session or credentials
+    │   └── LoginFailed           401  wrong user name or password
+    ├── AccountLocked             423  too many failed logins; retry later
+    ├── PermissionDenied          403  authenticated, but not allowed
+    ├── CsrfFailed                403  missing or wrong CSRF token
+    └── TooManyRequests           429  a rate limit was hit
+
+    DatabaseNotMigrated           raised at start-up, never over HTTP
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class ServiceError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NotFound(ServiceError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class IllegalTransition(Conflict):
+    slug = "illegal-transition"
+    title = "Illegal state transition"
+
+
+class InvalidInput(ServiceError):
+    status = 422
+    slug = "validation-error"
+    title = "Invalid input"
+
+
+class NotAuthenticated(ServiceError):
+    status = 401
+    slug = "not-authenticated"
+    title = "Not authenticated"
+
+
+class LoginFailed(NotAuthenticated):
+    slug = "login-failed"
+    title = "Login failed"
+
+
+class AccountLocked(ServiceError):
+    status = 423
+    slug = "account-locked"
+    title = "Account locked"
+
+    def __init__(self, detail: str, *, until: datetime) -> None:
+        super().__init__(detail)
+        self.until = until
+
+
+class PermissionDenied(ServiceError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class CsrfFailed(PermissionDenied):
+    slug = "csrf-failed"
+    title = "CSRF check failed"
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class DatabaseNotMigrated(Exception):
+    """The database schema is not at the revision this code needs."""

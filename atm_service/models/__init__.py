@@ -1,0 +1,61 @@
+"""SQLModel tables, one module per bounded context.
+
+Importing this package registers every table on ``SQLModel.metadata``, which
+the Alembic environment compares against the migrations.
+"""
+
+from atm_service.models.base import UTCDateTime
+from atm_service.models.fleet import (
+    Atm,
+    AtmCreate,
+    AtmPublic,
+    AtmStatus,
+    AtmUpdate,
+    Cassette,
+    CassetteIn,
+    CassettePublic,
+    EjDialect,
+    ServiceContract,
+    ServiceContractCreate,
+    ServiceContractPublic,
+    ServiceContractUpdate,
+    Site,
+    SiteCreate,
+    SitePublic,
+    SiteUpdate,
+)
+from atm_service.models.users import (
+    Role,
+    User,
+    UserCreate,
+    UserPublic,
+    UserSession,
+    UserUpdate,
+)
+
+__all__ = [
+    "Atm",
+    "AtmCreate",
+    "AtmPublic",
+    "AtmStatus",
+    "AtmUpdate",
+    "Cassette",
+    "CassetteIn",
+    "CassettePublic",
+    "EjDialect",
+    "Role",
+    "ServiceContract",
+    "ServiceContractCreate",
+    "ServiceContractPublic",
+    "ServiceContractUpdate",
+    "Site",
+    "SiteCreate",
+    "SitePublic",
+    "SiteUpdate",
+    "UTCDateTime",
+    "User",
+    "UserCreate",
+    "UserPublic",
+    "UserSession",
+    "UserUpdate",
+]

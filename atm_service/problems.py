@@ -1,0 +1,192 @@
+"""One place that turns errors into responses.
+
+API paths (``/api/...``) get RFC 9457 problem details
+(``application/problem+json``); web pages get an HTML error page, and a web
+request without a session is sent to the login page. No response ever carries
+a traceback: unexpected errors are logged with a reference the user can quote.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from atm_service.context import AppContext
+from atm_service.errors import AccountLocked, NotAuthenticated, ServiceError, TooManyRequests
+
+logger = logging.getLogger("atm_service.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+
+class ProblemField(BaseModel):
+    """One invalid input: where it was, which field, what is wrong."""
+
+    location: str
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemField] | None = None
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/openapi.json"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    slug: str | None = None,
+    errors: Sequence[ProblemField] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if not _is_api(request):
+        context: AppContext = request.app.state.context
+        return context.templates.TemplateResponse(
+            request,
+            "error.html",
+            {"status": status, "title": title, "detail": detail, "errors": errors or []},
+            status_code=status,
+            headers=headers,
+        )
+    body = Problem(
+        type=PROBLEM_BASE + slug if slug else "about:blank",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=list(errors) if errors else None,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc[1:]] if len(loc) > 1 else [str(part) for part in loc]
+    return ".".join(parts) or "(body)"
+
+
+def validation_fields(exc: RequestValidationError) -> list[ProblemField]:
+    fields = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        location = str(loc[0]) if loc else "body"
+        if error.get("type") == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "malformed JSON")
+            fields.append(
+                ProblemField(
+                    location="body",
+                    field="(body)",
+                    message=f"The request body is not valid JSON: {reason}.",
+                )
+            )
+            continue
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "missing":
+            message = "This field is required."
+        fields.append(ProblemField(location=location, field=_field_name(loc), message=message))
+    return fields
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    async def on_service_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        if isinstance(exc, NotAuthenticated) and not _is_api(request) and request.method == "GET":
+            target = quote(
+                request.url.path + ("?" + request.url.query if request.url.query else "")
+            )
+            return RedirectResponse(f"/login?next={target}", status_code=303)
+        headers: dict[str, str] = {}
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        if isinstance(exc, AccountLocked):
+            headers["Retry-After"] = "60"
+        errors = None
+        if exc.field is not None:
+            errors = [ProblemField(location="body", field=exc.field, message=exc.detail)]
+        return problem_response(
+            request,
+            status=exc.status,
+            title=exc.title,
+            detail=exc.detail,
+            slug=exc.slug,
+            errors=errors,
+            headers=headers or None,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        fields = validation_fields(exc)
+        detail = "; ".join(f"{f.field}: {f.message}" for f in fields) or "Invalid request."
+        return problem_response(
+            request,
+            status=422,
+            title="Invalid input",
+            detail=detail,
+            slug="validation-error",
+            errors=fields,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        titles = {404: "Not found", 405: "Method not allowed"}
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is nothing at {request.url.path}."
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        return problem_response(
+            request,
+            status=exc.status_code,
+            title=titles.get(exc.status_code, "Request failed"),
+            detail=detail,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        reference = uuid.uuid4().hex[:12]
+        logger.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"reference": reference, "path": request.url.path},
+        )
+        return problem_response(
+            request,
+            status=500,
+            title="Internal error",
+            detail=f"Something went wrong on our side; quote reference {reference}.",
+            slug="internal-error",
+        )
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,1 @@
+"""Password hashing, signed session tokens and CSRF tokens."""

@@ -30,7 +30,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	@for script in bench/*.py; do echo "# $$script" >&2; $(BIN)/python $$script || exit 1; done
+	@for script in $(wildcard bench/*.py); do echo "# $$script" >&2; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -150,7 +150,11 @@ class Atm:
     def serve(self, arrival: int, withdrawal: bool, amount_major: int = 0) -> Transaction | None:
         """Serve one customer arriving at ``arrival``; None if the amount cannot be offered."""
         rng = self.rng
-        ri = rng.randint
+        rnd = rng.random
+
+        def ri(a: int, b: int) -> int:
+            return a + int(rnd() * (b - a + 1))
+
         cash = self.cash
         notes: list[int] = [0, 0, 0, 0]
         if withdrawal:
@@ -221,10 +225,15 @@ class Atm:
         )
         local_time = HMS[t_req]
         truth_out = out.truth
-        before = [u.status for u in cash.cassettes]
-        bins_before = (cash.reject_bin.status, cash.retract_bin.status)
-        if withdrawal and approved and directive != f.TIMEOUT:
-            self._dispense(tx, directive, reverse, notes)
+        dispensing = withdrawal and approved and directive != f.TIMEOUT
+        if dispensing:
+            cassettes = cash.cassettes
+            before = [cassettes[n].status if notes[n] else 0 for n in range(4)]
+            if self.events is not None:
+                bins_before = (cash.reject_bin.status, cash.retract_bin.status)
+        supplies: list[int | None] | None = None
+        if dispensing:
+            supplies = self._dispense(tx, directive, reverse, notes)
         elif directive == f.TIMEOUT:
             tx.t_end = t_resp + ri(5, 8)
             if reverse:
@@ -243,27 +252,28 @@ class Atm:
             truth_out.append(truth.ej_gap(tid, day_iso, stan, rrn, local_time, amount, "lost"))
         elif directive == f.EJ_TRUNCATED:
             ej.extend(lines[: ri(1, 3)])
-            truth_out.append(
-                truth.ej_gap(tid, day_iso, stan, rrn, local_time, amount, "truncated")
-            )
+            truth_out.append(truth.ej_gap(tid, day_iso, stan, rrn, local_time, amount, "truncated"))
         else:
             ej.extend(lines)
-            if withdrawal and approved and directive != f.TIMEOUT:
-                self.reported = self._supplies()
+            if supplies is not None:
+                self.reported = supplies
         # thresholds crossed by this transaction
-        if withdrawal and approved:
+        if dispensing:
             t_line = tx.t_end
-            for n, unit in enumerate(cash.cassettes):
-                status = unit.status
+            for n in range(4):
+                if not notes[n]:
+                    continue
+                status = cassettes[n].status
                 if status != before[n] and status in (STATUS_LOW, STATUS_EMPTY):
                     t_line += ri(1, 3)
                     if directive not in (f.EJ_LOST, f.EJ_TRUNCATED):
                         word = "low" if status == STATUS_LOW else "empty"
                         ej.append(dialect.event(t_line, word, n + 1))
                     self._threshold(n + 1, status, t_line)
-            for unit, old in zip((cash.reject_bin, cash.retract_bin), bins_before):
-                if unit.status != old:
-                    self._threshold(unit.number, unit.status, t_line)
+            if self.events is not None:
+                for unit, old in zip((cash.reject_bin, cash.retract_bin), bins_before, strict=True):
+                    if unit.status != old:
+                        self._threshold(unit.number, unit.status, t_line)
             self.clock = t_line
         if directive == f.EJ_TRUNCATED:
             self.clock += ri(120, 900)
@@ -294,9 +304,16 @@ class Atm:
         self.last_transaction = tx
         return tx
 
-    def _dispense(self, tx: Transaction, directive: str, reverse: bool, notes: list[int]) -> None:
+    def _dispense(
+        self, tx: Transaction, directive: str, reverse: bool, notes: list[int]
+    ) -> list[int | None]:
+        """Work the dispenser for an approved withdrawal; returns the supplies states reported."""
         rng = self.rng
-        ri = rng.randint
+        rnd = rng.random
+
+        def ri(a: int, b: int) -> int:
+            return a + int(rnd() * (b - a + 1))
+
         cash = self.cash
         t_resp = tx.t_resp
         rejected = [0, 0, 0, 0]
@@ -371,7 +388,7 @@ class Atm:
         local_time = HMS[tx.t_req]
         amount = tx.amount
         truth_out = self.out.truth
-        if outcome == NONE or outcome == POWER:
+        if outcome in (NONE, POWER):
             if reverse:
                 self._reverse(tx, REASON_NO_DISPENSE, reversal_at)
             cause = "power_interruption" if outcome == POWER else "dispenser_error"
@@ -387,10 +404,13 @@ class Atm:
                     self._device("dispenser", "fatal", "note jam in presenter", tx.t_fault, code)
                 else:
                     self._event(
-                        {"kind": "cash_unit_error", "time": self._time_iso(tx.t_fault),
-                         "unit": 1 + max(range(4), key=lambda n: notes[n]),
-                         "error": "pick_failure"}
-                    )  # fmt: skip
+                        {
+                            "kind": "cash_unit_error",
+                            "time": self._time_iso(tx.t_fault),
+                            "unit": 1 + max(range(4), key=lambda n: notes[n]),
+                            "error": "pick_failure",
+                        }
+                    )
         elif outcome == PARTIAL:
             dispensed = self.cash.value_of(presented)
             if reverse:
@@ -401,14 +421,20 @@ class Atm:
                 )
             )
             self._device("dispenser", "warning", "presenter error, short dispense", tx.t_fault)
-            self._event({"kind": "hardware_recovered", "time": self._time_iso(tx.t_end),
-                         "device": "dispenser"})  # fmt: skip
+            self._event(
+                {
+                    "kind": "hardware_recovered",
+                    "time": self._time_iso(tx.t_end),
+                    "device": "dispenser",
+                }
+            )
         elif outcome == RETRACTED:
             if reverse:
                 self._reverse(tx, REASON_RETRACTED, reversal_at)
             truth_out.append(
                 truth.retract(tid, day_iso, stan, rrn, local_time, amount, presented, reverse)
             )
+        return supplies
 
     def _reverse(self, tx: Transaction, reason: str, sent: int, actual: int | None = None) -> None:
         self.host.reversal(
@@ -428,17 +454,24 @@ class Atm:
     def _supplies(self) -> list[int | None]:
         """NDC supplies states, reject bin then cassettes 1-4: 1 good, 2 low, 3 out, 4 overfill."""
         cash = self.cash
-        states: list[int | None] = [4 if cash.reject_bin.status != STATUS_OK else 1]
+        bin_ = cash.reject_bin
+        states: list[int | None] = [4 if bin_.count * 5 >= bin_.maximum * 4 else 1]
         for unit in cash.cassettes:
-            status = unit.status
-            states.append(3 if status == STATUS_EMPTY else 2 if status == STATUS_LOW else 1)
+            count = unit.count
+            states.append(3 if count <= 0 else 2 if count <= unit.minimum else 1)
         return states
 
     def _threshold(self, unit: int, status: int, time: int) -> None:
         name = _THRESHOLD_NAMES.get(status)
         if name is not None:
-            self._event({"kind": "cash_unit_threshold", "time": self._time_iso(time),
-                         "unit": unit, "status": name})  # fmt: skip
+            self._event(
+                {
+                    "kind": "cash_unit_threshold",
+                    "time": self._time_iso(time),
+                    "unit": unit,
+                    "status": name,
+                }
+            )
 
     def _device(
         self, device: str, severity: str, description: str, time: int, code: str = ""
@@ -455,8 +488,9 @@ class Atm:
 
     def _power_up(self, time: int) -> None:
         self.boot_id += 1
-        self._event({"kind": "hardware_recovered", "time": self._time_iso(time),
-                     "device": "dispenser"})  # fmt: skip
+        self._event(
+            {"kind": "hardware_recovered", "time": self._time_iso(time), "device": "dispenser"}
+        )
 
     def _close_paper_gap(self, time: int) -> None:
         gap = self.paper_gap
@@ -465,8 +499,13 @@ class Atm:
             time = max(time, self.clock + 1)
             self.out.ej.append(self.dialect.event(time, "paper_in"))
             self.clock = time
-            self._event({"kind": "hardware_recovered", "time": self._time_iso(time),
-                         "device": "journal_printer"})  # fmt: skip
+            self._event(
+                {
+                    "kind": "hardware_recovered",
+                    "time": self._time_iso(time),
+                    "device": "journal_printer",
+                }
+            )
 
     # -------------------------------------------------------- at the terminal
     def replenish(
@@ -486,8 +525,14 @@ class Atm:
         cash = self.cash
         t = max(time, self.clock + 1)
         ej.append(dialect.event(t, "supervisor_entry"))
-        self._event({"kind": "service_mode", "time": self._time_iso(t), "in_service": False,
-                     "reason": "supervisor"})  # fmt: skip
+        self._event(
+            {
+                "kind": "service_mode",
+                "time": self._time_iso(t),
+                "in_service": False,
+                "reason": "supervisor",
+            }
+        )
         t_before = t + ri(20, 40)
         ej.extend(dialect.counters(t_before, True, cash))
         physical = [unit.count for unit in cash.all]
@@ -499,10 +544,15 @@ class Atm:
             physical[cassette - 1] = counted
             self.out.truth.append(
                 truth.cassette_count(
-                    self.terminal_id, self.date_iso, cassette, unit.value, unit.count,
-                    counted, HMS[t_before],
+                    self.terminal_id,
+                    self.date_iso,
+                    cassette,
+                    unit.value,
+                    unit.count,
+                    counted,
+                    HMS[t_before],
                 )
-            )  # fmt: skip
+            )
         self._snapshot(t_before, "replenishment", "before_exchange", physical)
         t = t_before
         for n in range(1, 5):
@@ -519,8 +569,14 @@ class Atm:
             self._threshold(unit.number, unit.status, t)
         t += ri(10, 30)
         ej.append(dialect.event(t, "supervisor_exit"))
-        self._event({"kind": "service_mode", "time": self._time_iso(t), "in_service": True,
-                     "reason": "supervisor"})  # fmt: skip
+        self._event(
+            {
+                "kind": "service_mode",
+                "time": self._time_iso(t),
+                "in_service": True,
+                "reason": "supervisor",
+            }
+        )
         self.reported = [None] * 5
         self.dispenser_down = False
         self.clock = t
@@ -531,16 +587,33 @@ class Atm:
         dialect = self.dialect
         t = max(time, self.clock + 1)
         self.out.ej.append(dialect.event(t, "supervisor_entry"))
-        self._event({"kind": "service_mode", "time": self._time_iso(t), "in_service": False,
-                     "reason": "supervisor"})  # fmt: skip
+        self._event(
+            {
+                "kind": "service_mode",
+                "time": self._time_iso(t),
+                "in_service": False,
+                "reason": "supervisor",
+            }
+        )
         t_exit = min(t + minutes * 60, END_OF_DAY - 60)
         self.out.ej.append(dialect.event(t_exit, "supervisor_exit"))
-        self._event({"kind": "service_mode", "time": self._time_iso(t_exit), "in_service": True,
-                     "reason": "supervisor"})  # fmt: skip
+        self._event(
+            {
+                "kind": "service_mode",
+                "time": self._time_iso(t_exit),
+                "in_service": True,
+                "reason": "supervisor",
+            }
+        )
         if self.dispenser_down:
             self.dispenser_down = False
-            self._event({"kind": "hardware_recovered", "time": self._time_iso(t_exit),
-                         "device": "dispenser"})  # fmt: skip
+            self._event(
+                {
+                    "kind": "hardware_recovered",
+                    "time": self._time_iso(t_exit),
+                    "device": "dispenser",
+                }
+            )
         self.clock = t_exit
         return t_exit
 

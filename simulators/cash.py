@@ -209,7 +209,9 @@ class CashUnits:
         return [unit.as_xfs(physical[i]) for i, unit in enumerate(units)]
 
 
-def set_usage(cash: CashUnits, cassette: int, dispensed: int, rejected: int, retracted: int) -> None:
+def set_usage(
+    cash: CashUnits, cassette: int, dispensed: int, rejected: int, retracted: int
+) -> None:
     """Counts as if ``dispensed`` notes had been presented since the last replenishment
     (``retracted`` of them retracted) and ``rejected`` diverted to the reject bin."""
     unit = cash.cassettes[cassette - 1]

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import time as _time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from simulators import __version__
+from simulators.errors import SimulatorError
+from simulators.generate import FleetOptions, generate
 
 app = typer.Typer(
     help=(
@@ -25,6 +33,155 @@ def _group() -> None:
 def version() -> None:
     """Print the version."""
     typer.echo(f"atm-sim {__version__}")
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint=option) from None
+
+
+@app.command("generate")
+def generate_command(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Directory to write ej/ paper/ host/ counters/ truth.jsonl into."
+        ),
+    ],
+    terminals: Annotated[int, typer.Option("--terminals", help="Number of ATMs.")] = 6,
+    days: Annotated[int, typer.Option("--days", help="Number of business days.")] = 2,
+    start: Annotated[
+        str, typer.Option("--start", help="First business day, YYYY-MM-DD.")
+    ] = "2026-11-16",
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed: the same seed and options give the same files.")
+    ] = 0,
+    discrepancy_rate: Annotated[
+        float,
+        typer.Option(
+            "--discrepancy-rate", help="Share of transactions with a discrepancy or data gap."
+        ),
+    ] = 0.03,
+    dialect: Annotated[
+        str, typer.Option("--dialect", help="EJ dialect: ndc, procash or mixed.")
+    ] = "mixed",
+    mean_transactions: Annotated[
+        float,
+        typer.Option(
+            "--mean-transactions", help="Fleet mean of customer sessions per ATM and day."
+        ),
+    ] = 120.0,
+    ocr_p: Annotated[
+        float,
+        typer.Option("--ocr-p", help="OCR hit probability per character of the paper journal."),
+    ] = 0.02,
+    count_error_rate: Annotated[
+        float,
+        typer.Option(
+            "--count-error-rate", help="Share of replenishments where the physical count differs."
+        ),
+    ] = 0.15,
+    first_terminal: Annotated[
+        int,
+        typer.Option("--first-terminal", help="Number of the first terminal ID (T + 7 digits)."),
+    ] = 1_000_001,
+    holidays: Annotated[
+        str, typer.Option("--holidays", help="Comma-separated holiday dates (lower demand).")
+    ] = "",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes to generate with (terminals are split).")
+    ] = 1,
+    iso_encoder: Annotated[
+        str,
+        typer.Option("--iso-encoder", help="ISO 8583 encoder: fast (byte-identical) or pyiso8583."),
+    ] = "fast",
+) -> None:
+    """Generate a data set in the field's formats, with its ground truth."""
+    holiday_dates = tuple(_date(h.strip(), "--holidays") for h in holidays.split(",") if h.strip())
+    options = FleetOptions(
+        terminals=terminals,
+        days=days,
+        start=_date(start, "--start"),
+        seed=seed,
+        discrepancy_rate=discrepancy_rate,
+        dialect=dialect,
+        mean_transactions=mean_transactions,
+        ocr_p=ocr_p,
+        count_error_rate=count_error_rate,
+        first_terminal=first_terminal,
+        workers=workers,
+        holidays=holiday_dates,
+        iso_encoder=iso_encoder,
+    )
+    try:
+        report = generate(options, out)
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim generate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"atm-sim generate: cannot write {out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{report.transactions} transactions, {report.discrepancies} ground-truth records, "
+        f"{report.terminals} terminals x {report.days} days in {report.seconds:.2f} s "
+        f"({report.transactions_per_second:,.0f} transactions/s) -> {out}"
+    )
+
+
+@app.command("live")
+def live_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for the ATM's journals and day files.")
+    ],
+    terminal_id: Annotated[
+        str, typer.Option("--terminal-id", help="Terminal ID (8 characters).")
+    ] = "T1000001",
+    start: Annotated[
+        str, typer.Option("--start", help="Simulated start, YYYY-MM-DDTHH:MM:SS (default: now).")
+    ] = "",
+    speed: Annotated[
+        float, typer.Option("--speed", help="Simulated seconds per real second.")
+    ] = 60.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="Real seconds to run.")] = 10.0,
+    dialect: Annotated[str, typer.Option("--dialect", help="EJ dialect: ndc or procash.")] = "ndc",
+    seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
+    discrepancy_rate: Annotated[
+        float, typer.Option("--discrepancy-rate", help="Random fault rate.")
+    ] = 0.03,
+    mean_transactions: Annotated[
+        float, typer.Option("--mean-transactions", help="Customers a day.")
+    ] = 120.0,
+) -> None:
+    """Run one live ATM on an accelerated clock, printing its events as JSON lines."""
+    from simulators.live import AcceleratedClock, LiveAtm
+
+    try:
+        begin = datetime.fromisoformat(start) if start else datetime.now().replace(microsecond=0)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{start!r} is not YYYY-MM-DDTHH:MM:SS", param_hint="--start"
+        ) from None
+    try:
+        atm = LiveAtm(
+            out,
+            AcceleratedClock(begin, speed),
+            terminal_id=terminal_id,
+            seed=seed,
+            dialect=dialect,
+            discrepancy_rate=discrepancy_rate,
+            mean_transactions=mean_transactions,
+        )
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim live: {exc}", err=True)
+        raise typer.Exit(2) from None
+    deadline = _time.monotonic() + seconds
+    while _time.monotonic() < deadline:
+        for event in atm.poll_events():
+            typer.echo(json.dumps(event))
+        _time.sleep(0.2)
+    typer.echo(json.dumps({"journals": atm.journals(), "status": atm.device_status()}))
 
 
 def main() -> None:

@@ -21,13 +21,57 @@ from typing import Protocol
 
 # relative arrival intensity per hour of the day (weekdays and weekends)
 WEEKDAY_PROFILE: tuple[float, ...] = (
-    0.25, 0.15, 0.1, 0.08, 0.1, 0.25, 0.7, 1.4, 2.2, 2.6, 2.9, 3.2,
-    3.9, 3.6, 3.1, 3.1, 3.4, 4.0, 4.1, 3.6, 2.8, 2.0, 1.3, 0.6,
-)  # fmt: skip
+    0.25,
+    0.15,
+    0.1,
+    0.08,
+    0.1,
+    0.25,
+    0.7,
+    1.4,
+    2.2,
+    2.6,
+    2.9,
+    3.2,
+    3.9,
+    3.6,
+    3.1,
+    3.1,
+    3.4,
+    4.0,
+    4.1,
+    3.6,
+    2.8,
+    2.0,
+    1.3,
+    0.6,
+)
 WEEKEND_PROFILE: tuple[float, ...] = (
-    0.6, 0.45, 0.3, 0.2, 0.15, 0.2, 0.35, 0.7, 1.3, 2.0, 2.8, 3.4,
-    3.8, 3.8, 3.6, 3.4, 3.3, 3.3, 3.2, 3.0, 2.6, 2.1, 1.5, 0.9,
-)  # fmt: skip
+    0.6,
+    0.45,
+    0.3,
+    0.2,
+    0.15,
+    0.2,
+    0.35,
+    0.7,
+    1.3,
+    2.0,
+    2.8,
+    3.4,
+    3.8,
+    3.8,
+    3.6,
+    3.4,
+    3.3,
+    3.3,
+    3.2,
+    3.0,
+    2.6,
+    2.1,
+    1.5,
+    0.9,
+)
 
 # fast-cash menu in major units and its weights (multiples of 20 work on every cassette set)
 AMOUNT_MENU: tuple[int, ...] = (20, 40, 60, 100, 120, 140, 200, 240, 300, 400, 500)
@@ -140,7 +184,10 @@ class SeasonalDemand:
         if scale == 1.0:
             return AMOUNT_WEIGHTS
         # tilt the menu: weight * (amount / 100) ** (scale - 1)
-        return [w * (a / 100.0) ** (scale - 1.0) for a, w in zip(AMOUNT_MENU, AMOUNT_WEIGHTS)]
+        return [
+            w * (a / 100.0) ** (scale - 1.0)
+            for a, w in zip(AMOUNT_MENU, AMOUNT_WEIGHTS, strict=True)
+        ]
 
 
 def poisson(rng: Random, mean: float) -> int:

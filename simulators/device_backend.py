@@ -21,5 +21,8 @@ class DeviceBackend(Protocol):  # defined in simulators/device_backend.py
     # exactly as in shared/formats counters
     def device_status(self) -> dict[str, object]: ...  # shape below
     def poll_events(self) -> list[dict[str, object]]: ...  # unsolicited events since last poll
-    def execute(self, command: str) -> dict[str, object]: ...  # "send_counters" | "go_out_of_service"
+    def execute(
+        self, command: str
+    ) -> dict[str, object]: ...  # "send_counters" | "go_out_of_service"
+
     # | "go_in_service"; returns {"ok": bool, ...}

@@ -1,10 +1,10 @@
 """The simulators' errors: one tree, so callers catch what they mean.
 
-    SimulatorError                 base of everything the simulators raise on purpose
-    ├── ConfigurationError         an argument or option is out of range; names it
-    ├── UnknownFault               inject() was given a fault name it does not know
-    ├── JournalNotFound            read_journal() was asked for a journal the ATM lacks
-    └── CommandRefused             execute() was given an unknown or impossible command
+SimulatorError                 base of everything the simulators raise on purpose
+├── ConfigurationError         an argument or option is out of range; names it
+├── UnknownFault               inject() was given a fault name it does not know
+├── JournalNotFound            read_journal() was asked for a journal the ATM lacks
+└── CommandRefused             execute() was given an unknown or impossible command
 """
 
 from __future__ import annotations

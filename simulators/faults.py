@@ -111,7 +111,7 @@ class FaultPolicy:
             return NORMAL, False
         kinds = [
             (k, w)
-            for k, w in zip(self.kinds, self.weights)
+            for k, w in zip(self.kinds, self.weights, strict=True)
             if applicable(k, withdrawal, approved, notes, paper_gap_open)
         ]
         if not kinds:

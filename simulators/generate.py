@@ -1,4 +1,6 @@
-"""Batch generation of a data set in the field's formats: ``ej/ paper/ host/ counters/ truth.jsonl``.
+"""Batch generation of a data set in the field's formats.
+
+A data set is ``ej/ paper/ host/ counters/ truth.jsonl``.
 
 Each terminal is an :class:`~simulators.atm.Atm` with its own random stream
 (seeded from the data-set seed and its terminal ID), so a data set depends on
@@ -171,7 +173,7 @@ class TerminalRun:
             retracted = rng.randint(0, min(2, used))
             set_usage(self.atm.cash, n, used, rng.randint(0, 3), retracted)
         self.atm.reported = self.atm._supplies()
-        low, high = options.visit_interval
+        high = options.visit_interval[1]
         self.next_visit = options.start + timedelta(days=rng.randint(0, high - 1))
         self.truth_lines: list[str] = []
         self.transactions = 0
@@ -226,13 +228,14 @@ class TerminalRun:
                 atm.serve(t, False)
                 continue
             amount = choices(menu, cum_weights=cum)[0]
-            if not atm.offers(amount):
+            if atm.serve(t, True, amount) is None:
+                # not offered: the customer takes the next smaller amount the ATM offers
                 amount = next((a for a in by_size if a < amount and atm.offers(a)), 0)
                 if not amount:
                     if visit_at is None and not visited and t < 14 * 3600:
                         visit_at = atm.clock + rng.randint(2 * 3600, 4 * 3600)
                     continue
-            atm.serve(t, True, amount)
+                atm.serve(t, True, amount)
             if visit_at is None and not visited and t < 13 * 3600 and atm.needs_cash():
                 # emergency run when a cassette runs low in the morning
                 visit_at = atm.clock + rng.randint(3 * 3600, 5 * 3600)
@@ -259,7 +262,9 @@ class _ChunkResult:
     discrepancies: int
 
 
-def _run_chunk(options: FleetOptions, chunk: int, indices: Sequence[int], frag_dir: str) -> _ChunkResult:
+def _run_chunk(
+    options: FleetOptions, chunk: int, indices: Sequence[int], frag_dir: str
+) -> _ChunkResult:
     out = Path(frag_dir).parent
     demand = options.demand_model()
     runs = [TerminalRun(options, i, demand) for i in indices]
@@ -274,9 +279,13 @@ def _run_chunk(options: FleetOptions, chunk: int, indices: Sequence[int], frag_d
                 if ej:
                     fh.write("\n".join(ej) + "\n")
             paper_rng = Random(f"{options.seed}:{tid}:{stem}:paper")
-            with open(out / "paper" / f"{tid}_{stem}.txt", "w", encoding="ascii", newline="\n") as fh:
+            with open(
+                out / "paper" / f"{tid}_{stem}.txt", "w", encoding="ascii", newline="\n"
+            ) as fh:
                 fh.write(transcribe(paper, paper_rng, options.ocr_p))
-            with open(out / "counters" / f"{tid}_{stem}.json", "w", encoding="ascii", newline="\n") as fh:
+            with open(
+                out / "counters" / f"{tid}_{stem}.json", "w", encoding="ascii", newline="\n"
+            ) as fh:
                 fh.write(counters)
             host_days.append((tid, host_day))
         with open(Path(frag_dir) / f"{stem}.{chunk:05d}.pkl", "wb") as fh:

@@ -186,8 +186,8 @@ class HostSwitch:
         )
 
 
-def _hms(seconds: int) -> str:
-    return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
+_HMS6: list[str] = [f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}" for s in range(86400)]
+_hms = _HMS6.__getitem__
 
 
 def _colon(hms: str) -> str:

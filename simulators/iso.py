@@ -1,4 +1,4 @@
-"""ISO 8583:1987 ASCII messages of the switch log, as pyiso8583's ``default_ascii`` spec lays them out.
+"""ISO 8583:1987 ASCII messages of the switch log, laid out as pyiso8583's ``default_ascii``.
 
 The log holds three message types with fixed field sets (``shared/formats``):
 0200 request, 0210 response (DE38 on approvals only) and 0420 reversal advice

@@ -197,9 +197,7 @@ class ProCashDialect(Dialect):
         if rc == "TO":
             lines.append(f"{HMS[tx.t_resp]} HOST TIMEOUT  STAN: {tx.stan}  RRN:[{tx.rrn}]")
         else:
-            lines.append(
-                f"{HMS[tx.t_resp]} RESPONSE CODE: {rc}  STAN: {tx.stan}  RRN:[{tx.rrn}]"
-            )
+            lines.append(f"{HMS[tx.t_resp]} RESPONSE CODE: {rc}  STAN: {tx.stan}  RRN:[{tx.rrn}]")
         d = tx.date_iso
         receipt = [
             self.STARS,
@@ -253,7 +251,9 @@ class ProCashDialect(Dialect):
 
     def counters(self, time: int, before: bool, cash: CashUnits) -> list[str]:
         hms = HMS[time]
-        title = "CASH COUNTERS BEFORE REPLENISHMENT" if before else "CASH COUNTERS AFTER REPLENISHMENT"
+        title = (
+            "CASH COUNTERS BEFORE REPLENISHMENT" if before else "CASH COUNTERS AFTER REPLENISHMENT"
+        )
         lines = [f"{hms} {title}", f"{hms} CU CUR DENOM  INIT  DISP  REJ RETR   REM"]
         for unit in cash.cassettes:
             lines.append(

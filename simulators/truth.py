@@ -7,7 +7,7 @@ Each builder returns the dict in the key order of ``shared/formats``, with the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 TRANSACTION_KINDS = (
     "no_dispense_no_reversal",
@@ -61,7 +61,13 @@ _PAPER_CAUSE = {"paper_jam": "paper jam", "roll_change": "roll change"}
 
 
 def _record(
-    tid: str, day: str, kind: str, stan: str | None, rrn: str | None, amount: int, detail: dict
+    tid: str,
+    day: str,
+    kind: str,
+    stan: str | None,
+    rrn: str | None,
+    amount: int,
+    detail: Mapping[str, object],
 ) -> dict[str, object]:
     return {
         "terminal_id": tid,
@@ -70,7 +76,7 @@ def _record(
         "stan": stan,
         "rrn": rrn,
         "amount_minor": amount,
-        "detail": detail,
+        "detail": dict(detail),
     }
 
 

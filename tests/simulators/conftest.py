@@ -1,0 +1,60 @@
+"""Data sets generated once per test session, and where the reference sample lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulators.generate import FleetOptions, generate
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "formats" / "sample"
+if not SAMPLE.is_dir():  # the checkout sits beside shared/, or shared/ inside it
+    SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "formats" / "sample"
+
+
+@pytest.fixture(scope="session")
+def sample() -> Path:
+    if not SAMPLE.is_dir():
+        pytest.skip("shared/formats/sample is not beside this checkout")
+    return SAMPLE
+
+
+MIXED = FleetOptions(
+    terminals=6,
+    days=2,
+    seed=11,
+    discrepancy_rate=0.25,
+    mean_transactions=70,
+    count_error_rate=0.6,
+    visit_interval=(1, 2),
+)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six terminals of both dialects over two days, many discrepancies."""
+    out = tmp_path_factory.mktemp("mixed")
+    generate(MIXED, out)
+    return out
+
+
+def kinds_options(dialect: str) -> FleetOptions:
+    return FleetOptions(
+        terminals=4,
+        days=3,
+        seed=7,
+        dialect=dialect,
+        discrepancy_rate=0.3,
+        mean_transactions=100,
+        count_error_rate=1.0,
+        visit_interval=(1, 2),
+    )
+
+
+@pytest.fixture(scope="session", params=["ndc", "procash"])
+def dialect_dataset(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data set of one dialect with every kind of discrepancy in it."""
+    out = tmp_path_factory.mktemp(request.param)
+    generate(kinds_options(request.param), out)
+    return out

@@ -53,7 +53,9 @@ def kinds_options(dialect: str) -> FleetOptions:
 
 
 @pytest.fixture(scope="session", params=["ndc", "procash"])
-def dialect_dataset(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dialect_dataset(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A data set of one dialect with every kind of discrepancy in it."""
     out = tmp_path_factory.mktemp(request.param)
     generate(kinds_options(request.param), out)

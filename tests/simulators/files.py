@@ -1,4 +1,4 @@
-"""Reading a generated (or the reference) data set for the tests, independently of the simulators."""
+"""Reading a data set for the tests, independently of the simulators."""
 
 from __future__ import annotations
 

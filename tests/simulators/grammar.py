@@ -17,7 +17,7 @@ NDC_LINES: list[tuple[str, str]] = [
     ("Q", r"Transaction Request \[ [AB]    AD\]"),
     ("R", r"Transaction Reply \[Host Seq\.No\.: \d{4}\]"),
     ("T", r"Transaction Reply Timeout"),
-    ("N", r"Next State \[(?:125\] Function \[EjectCardAndDispenseAndPrint|1[345]0\] Function \[EjectCardAndPrint|131\] Function \[EjectCardAndPrint)\]"),
+    ("N", r"Next State \[(?:125\] Function \[EjectCardAndDispenseAndPrint|1[345]0\] Function \[EjectCardAndPrint|131\] Function \[EjectCardAndPrint)\]"),  # noqa: E501
     ("D", r"Dispense Type[1-4] = [1-9]\d* notes"),
     ("J", r"Reject Type[1-4] = [1-9]\d* notes"),
     ("E", r"Card Ejected"),
@@ -48,7 +48,7 @@ NDC_LINES: list[tuple[str, str]] = [
     ("r", r" [1-4]   [ \d]{5}\d[ \d]{6}\d[ \d]{9}\d[ \d]{8}\d[ \d]{9}\d[ \d]{9}\d"),
     ("B", r" REJECT BIN  : \d+"),
     ("V", r" RETRACT BIN : \d+"),
-    ("L", rf"{HMS} (?:CASSETTE [1-4] (?:LOW|EMPTY|REMOVED|INSERTED)|SUPERVISOR MODE (?:ENTRY|EXIT)|JOURNAL PAPER (?:OUT|REPLENISHED))"),
+    ("L", rf"{HMS} (?:CASSETTE [1-4] (?:LOW|EMPTY|REMOVED|INSERTED)|SUPERVISOR MODE (?:ENTRY|EXIT)|JOURNAL PAPER (?:OUT|REPLENISHED))"),  # noqa: E501
 ]  # fmt: skip
 NDC_RECEIPT = r"Sabcdefgh(?:ijk?|l|m)?F"
 NDC_GRAMMAR = re.compile(
@@ -86,9 +86,9 @@ PROCASH_LINES: list[tuple[str, str]] = [
     ("m", rf"BALANCE  USD {AMOUNT}"),
     ("H", rf"{HMS} CASH COUNTERS (?:BEFORE|AFTER) REPLENISHMENT"),
     ("Y", rf"{HMS} CU CUR DENOM  INIT  DISP  REJ RETR   REM"),
-    ("r", rf"{HMS} [1-4]  USD[ \d]{{5}}\d[ \d]{{5}}\d[ \d]{{5}}\d[ \d]{{4}}\d[ \d]{{4}}\d[ \d]{{5}}\d"),
+    ("r", rf"{HMS} [1-4]  USD[ \d]{{5}}\d[ \d]{{5}}\d[ \d]{{5}}\d[ \d]{{4}}\d[ \d]{{4}}\d[ \d]{{5}}\d"),  # noqa: E501
     ("B", rf"{HMS} REJECT BIN \d+  RETRACT BIN \d+"),
-    ("L", rf"{HMS} (?:CASH UNIT [1-4] (?:LOW|EMPTY|REMOVED|INSERTED)|OPERATOR MODE (?:ENTRY|EXIT)|JOURNAL PAPER (?:OUT|LOADED))"),
+    ("L", rf"{HMS} (?:CASH UNIT [1-4] (?:LOW|EMPTY|REMOVED|INSERTED)|OPERATOR MODE (?:ENTRY|EXIT)|JOURNAL PAPER (?:OUT|LOADED))"),  # noqa: E501
 ]  # fmt: skip
 PROCASH_RECEIPT = r"Sabfdehi?g(?:ky?|m)?S"
 PROCASH_GRAMMAR = re.compile(
@@ -116,7 +116,8 @@ def tokenize(lines: list[str], dialect: str) -> str:
 def check_ej(text: str) -> str:
     """Check an EJ file's grammar; returns its dialect."""
     assert text == "" or text.endswith("\n"), "EJ must end with a line end"
-    assert "\r" not in text and text.isascii()
+    assert "\r" not in text
+    assert text.isascii()
     lines = text.split("\n")[:-1]
     if not lines:
         return "empty"
@@ -211,7 +212,10 @@ def _receipt(block: list[str], ndc: bool) -> EjTransaction | None:
             key, _, value = line.partition(" : ")
             values[key.strip()] = value
         else:
-            m = re.match(r"(DATE|ATM ID|CARD NO|STAN|RRN|AMOUNT|RESP|NOTES RETRACTED|NOTES|BALANCE) +(.*)", line)
+            m = re.match(
+                r"(DATE|ATM ID|CARD NO|STAN|RRN|AMOUNT|RESP|NOTES RETRACTED|NOTES|BALANCE) +(.*)",
+                line,
+            )
             if line in ("CASH WITHDRAWAL", "BALANCE INQUIRY"):
                 values["TYPE"] = line
             elif m:
@@ -221,7 +225,13 @@ def _receipt(block: list[str], ndc: bool) -> EjTransaction | None:
             return None
         withdrawal = values["TRN TYPE"] == "CASH WITHDRAWAL"
         amount = values.get("AMT AUTH") or values.get("AMT REQ") or "0.00"
-        tx = EjTransaction(values["TRACE"], values["DATE/TIME"][11:], withdrawal, values["RESP CODE"], _cents(amount))
+        tx = EjTransaction(
+            values["TRACE"],
+            values["DATE/TIME"][11:],
+            withdrawal,
+            values["RESP CODE"],
+            _cents(amount),
+        )
         if "DISPENSED" in values:
             tx.presented = [int(part[2:]) for part in values["DISPENSED"].split()]
         return tx

@@ -14,7 +14,7 @@ from tests.simulators.grammar import check_ej
 FIELDS = {
     "0200": {"t", "p", "2", "3", "4", "7", "11", "12", "13", "37", "41", "49"},
     "0210": {"t", "p", "2", "3", "4", "7", "11", "12", "13", "37", "39", "41", "49"},
-    "0420": {"t", "p", "1", "2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "49", "90"},
+    "0420": {"t", "p", "1", "2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "49", "90"},  # noqa: E501
 }  # fmt: skip
 CSV_COLUMNS = {
     "terminal_id": r"[A-Z0-9]{8}",
@@ -59,7 +59,9 @@ def test_paper_pages_and_blocks(source: str, request: pytest.FixtureRequest) -> 
     root: Path = request.getfixturevalue(source)
     for path in sorted((root / "paper").glob("*.txt")):
         text = path.read_text()
-        assert text.isascii() and text.endswith("\n") and "\r" not in text
+        assert text.isascii()
+        assert text.endswith("\n")
+        assert "\r" not in text
         lines = text.split("\n")[:-1]
         markers = [i for i, line in enumerate(lines) if line.startswith("--- PAGE")]
         assert markers[0] == 0
@@ -84,7 +86,8 @@ def test_csv_columns_and_order(sample: Path, dataset: Path) -> None:
                 assert re.fullmatch(pattern, row[column]), (column, row)
             assert row["business_date"].replace("-", "") == path.stem
             if row["msg_type"] == "0420":
-                assert row["original_stan"] == row["stan"] and row["actual_amount_minor"] != ""
+                assert row["original_stan"] == row["stan"]
+                assert row["actual_amount_minor"] != ""
             else:
                 assert row["original_stan"] == row["actual_amount_minor"] == ""
             assert (row["auth_code"] == "") == (row["response_code"] in ("05", "51", "55"))
@@ -106,14 +109,17 @@ def test_iso_messages_decode_and_have_the_readme_fields(dataset: Path) -> None:
             if mti == "0420" and "95" in m:
                 expected.add("95")
             assert set(m) - {"raw"} == expected, (mti, sorted(m))
-            assert m["3"] in ("010000", "310000") and m["49"] == "840"
+            assert m["3"] in ("010000", "310000")
+            assert m["49"] == "840"
             assert m["7"][:4] == m["13"] == path.stem[4:]
-            assert m["37"][6:] == m["11"] and m["37"][4:6] == m["12"][:2]
+            assert m["37"][6:] == m["11"]
+            assert m["37"][4:6] == m["12"][:2]
             if mti == "0420":
                 assert m["90"] == f"0200{m['11']}{m['13']}{m['12']}0000012345600000000000"
                 if "95" in m:
                     assert re.fullmatch(r"(\d{12})\1C00000000C00000000", m["95"])
-                    assert m["39"] == "32" and int(m["95"][:12]) < int(m["4"])
+                    assert m["39"] == "32"
+                    assert int(m["95"][:12]) < int(m["4"])
                 else:
                     assert m["39"] in ("17", "22", "68")
             key = (m["7"], m["41"])
@@ -163,7 +169,11 @@ def test_counters_files_have_the_sample_layout(sample: Path, dataset: Path) -> N
     def shape(line: str) -> str:
         return re.sub(r"\d+", "9", re.sub(r'"[A-Z0-9]{8}"|"\d{4}-\d\d-\d\d[T\d:]*"', '"X"', line))
 
-    allowed = {shape(line) for path in (sample / "counters").glob("*.json") for line in path.read_text().split("\n")}
+    allowed = {
+        shape(line)
+        for path in (sample / "counters").glob("*.json")
+        for line in path.read_text().split("\n")
+    }
     for path in sorted((dataset / "counters").glob("*.json")):
         text = path.read_text()
         data = json.loads(text)

@@ -46,12 +46,20 @@ def _check(root: Path) -> None:
         ej_text = (root / "ej" / f"{tid}_{stem}.txt").read_text()
         if kind.startswith("cassette"):
             snaps = counters(root / "counters" / f"{tid}_{stem}.json")["snapshots"]
-            snap = next(s for s in snaps if s.get("phase") == "before_exchange" and s["timestamp"][11:] == r["detail"]["replenishment_time"])
+            snap = next(
+                s
+                for s in snaps
+                if s.get("phase") == "before_exchange"
+                and s["timestamp"][11:] == r["detail"]["replenishment_time"]
+            )
             unit = snap["cash_units"][r["detail"]["cassette"] - 1]
             assert unit["ulCount"] == r["detail"]["logical_count"]
             assert unit["physical_count"] == r["detail"]["physical_count"] != unit["ulCount"]
             assert (unit["physical_count"] < unit["ulCount"]) == (kind == "cassette_shortage")
-            assert r["amount_minor"] == abs(unit["physical_count"] - unit["ulCount"]) * unit["ulValues"] * 100
+            assert (
+                r["amount_minor"]
+                == abs(unit["physical_count"] - unit["ulCount"]) * unit["ulValues"] * 100
+            )
             checked[kind] += 1
             continue
         stan = r["stan"]
@@ -63,11 +71,15 @@ def _check(root: Path) -> None:
         ej: dict = parsed[stem + tid]  # type: ignore[type-arg]
         paper = (root / "paper" / f"{tid}_{stem}.txt").read_text()
         if kind == "dispensed_not_in_host":
-            assert rows == [] and ej[stan].outcome == "taken" and ej[stan].rc == "00"
+            assert rows == []
+            assert ej[stan].outcome == "taken"
+            assert ej[stan].rc == "00"
         elif kind == "host_duplicate":
-            assert len(responses) == 2 and responses[0] == responses[1]
+            assert len(responses) == 2
+            assert responses[0] == responses[1]
         elif kind == "ej_gap":
-            assert stan not in ej and responses, r
+            assert stan not in ej, r
+            assert responses, r
             assert r["amount_minor"] == int(responses[0]["amount_minor"])
             if r["detail"]["variant"] == "lost":
                 assert f"{stan}" not in ej_text
@@ -81,24 +93,36 @@ def _check(root: Path) -> None:
             reversed_ = kind.endswith("_reversed")
             tx = ej[stan]
             assert [x["response_code"] for x in responses] == ["00"]
-            assert [x["response_code"] for x in reversals] == ([REVERSAL[base]] if reversed_ else [])
+            assert [x["response_code"] for x in reversals] == (
+                [REVERSAL[base]] if reversed_ else []
+            )
             requested = int(responses[0]["amount_minor"])
             assert tx.time == r["detail"]["local_time"] == responses[0]["local_time"]
             if base == "host_timeout":
-                assert tx.rc == "TO" and tx.presented == [0, 0, 0, 0]
+                assert tx.rc == "TO"
+                assert tx.presented == [0, 0, 0, 0]
                 assert r["amount_minor"] == requested
             elif base == "no_dispense":
-                assert tx.rc == "00" and tx.presented == [0, 0, 0, 0]
-                assert tx.outcome == ("power" if r["detail"]["cause"] == "power_interruption" else "error")
+                assert tx.rc == "00"
+                assert tx.presented == [0, 0, 0, 0]
+                assert tx.outcome == (
+                    "power" if r["detail"]["cause"] == "power_interruption" else "error"
+                )
                 assert r["amount_minor"] == requested
             elif base == "partial_dispense":
-                assert tx.outcome == "error" and tx.presented == r["detail"]["notes_dispensed"]
-                assert 0 < r["detail"]["dispensed_minor"] < requested == r["detail"]["requested_minor"]
+                assert tx.outcome == "error"
+                assert tx.presented == r["detail"]["notes_dispensed"]
+                assert (
+                    0 < r["detail"]["dispensed_minor"] < requested == r["detail"]["requested_minor"]
+                )
                 assert r["amount_minor"] == requested - r["detail"]["dispensed_minor"]
                 if reversed_:
-                    assert int(reversals[0]["actual_amount_minor"]) == r["detail"]["dispensed_minor"]
+                    assert (
+                        int(reversals[0]["actual_amount_minor"]) == r["detail"]["dispensed_minor"]
+                    )
             elif base == "retract":
-                assert tx.outcome == "retracted" and tx.retracted == r["detail"]["notes_retracted"]
+                assert tx.outcome == "retracted"
+                assert tx.retracted == r["detail"]["notes_retracted"]
                 assert r["amount_minor"] == requested
         checked[kind] += 1
     assert sum(checked.values()) == len(records)
@@ -108,4 +132,5 @@ def _check(root: Path) -> None:
         tid = path.name[:8]
         for tx in ej_transactions(path.read_text()):
             if (tid, tx.stan) not in flagged and tx.withdrawal and tx.rc == "00":
-                assert tx.outcome == "taken" and sum(tx.presented) > 0, (path.name, tx.stan)
+                assert tx.outcome == "taken", (path.name, tx.stan)
+                assert sum(tx.presented) > 0, (path.name, tx.stan)

@@ -3,8 +3,7 @@
 SimulatorError                 base of everything the simulators raise on purpose
 ├── ConfigurationError         an argument or option is out of range; names it
 ├── UnknownFault               inject() was given a fault name it does not know
-├── JournalNotFound            read_journal() was asked for a journal the ATM lacks
-└── CommandRefused             execute() was given an unknown or impossible command
+└── JournalNotFound            read_journal() was asked for a journal the ATM lacks
 """
 
 from __future__ import annotations
@@ -27,7 +26,3 @@ class JournalNotFound(SimulatorError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "journal not found"
-
-
-class CommandRefused(SimulatorError):
-    """A remote command the ATM does not know or cannot carry out now."""

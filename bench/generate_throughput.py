@@ -14,7 +14,7 @@ from pathlib import Path
 
 from simulators.generate import FleetOptions, generate
 
-OPTIONS = FleetOptions(terminals=1000, days=1, seed=1, mean_transactions=250)
+OPTIONS = FleetOptions(terminals=1000, days=1, seed=1, mean_transactions=250, iso_encoder="fast")
 
 
 def main() -> None:

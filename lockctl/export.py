@@ -207,13 +207,6 @@ def verify_export(lines: Iterable[bytes], keys: PublicKeys | None = None) -> Exp
                     index=None,
                     line=number,
                 )
-            if checkpoint.size != expected or expected == covered:
-                raise ExportInvalid(
-                    f"checkpoint of size {checkpoint.size} follows entry {expected - 1}: "
-                    "checkpoints must follow the entry they cover, once",
-                    index=None,
-                    line=number,
-                )
             public_key = trusted.get(checkpoint.key_id)
             if public_key is None:
                 raise ExportInvalid(
@@ -227,6 +220,24 @@ def verify_export(lines: Iterable[bytes], keys: PublicKeys | None = None) -> Exp
                     f"checkpoint of size {checkpoint.size}: the signature does not verify",
                     index=None,
                     line=number,
+                )
+            if checkpoint.size > expected:
+                raise ExportInvalid(
+                    f"a signed checkpoint of size {checkpoint.size} follows entry "
+                    f"{expected - 1}: entries {expected} to {checkpoint.size - 1} were removed",
+                    index=expected,
+                    line=number,
+                )
+            if checkpoint.size < expected:
+                raise ExportInvalid(
+                    f"a signed checkpoint of size {checkpoint.size} follows entry "
+                    f"{expected - 1}: entries from {checkpoint.size} on were inserted or moved",
+                    index=checkpoint.size,
+                    line=number,
+                )
+            if expected == covered:
+                raise ExportInvalid(
+                    f"checkpoint of size {checkpoint.size} appears twice", index=None, line=number
                 )
             if checkpoint.head.encode("ascii") != prev:
                 raise ExportInvalid(

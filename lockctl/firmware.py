@@ -299,7 +299,13 @@ class LockFirmware:
         )
         if duress:
             state = self._event(
-                state, events, EventKind.DURESS, now, users=users, operation=operation
+                state,
+                events,
+                EventKind.DURESS,
+                now,
+                users=users,
+                operation=operation,
+                window=window,
             )
         state = replace(
             state,

@@ -22,6 +22,7 @@ Time comes from the injected ``clock``; timers run when the lock is next touched
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -99,12 +100,18 @@ class SimulatedLock:
         now = self._clock()
         status = self._state.status(now)
         if status is LockStatus.PENALTY and self._state.penalty_until is not None:
-            left = int((self._state.penalty_until - now).total_seconds()) + 1
+            left = math.ceil((self._state.penalty_until - now).total_seconds())
             return f"PENALTY {left // 60:02d}:{left % 60:02d}"
         if self._buffer:
             user, star, code = self._buffer.partition("*")
             return f"{user}*{'-' * len(code)}" if star else user
         return self._message
+
+    @property
+    def penalty_until(self) -> datetime | None:
+        """End of the running penalty (the display counts down to it), if any."""
+        until = self._state.penalty_until
+        return until if until is not None and self._clock() < until else None
 
     @property
     def alarm(self) -> bool:

@@ -237,15 +237,23 @@ class SealConfirmed:
 
 @dataclass(frozen=True)
 class ForceClosed:
-    """An outstanding code was closed without a seal (abandoned), by decision."""
+    """An outstanding code was closed without a seal (abandoned), by decision.
+
+    The lock cannot be told: the abandoned code still opens it until
+    ``usable_until`` (its window's end, lookback and clock skew included). Tell the
+    dispatcher; an opening with it after the force-close is flagged by
+    :func:`lockctl.compare_trail`.
+    """
 
     abandoned: Outstanding
     chain: LockChain
+    usable_until: datetime
 
     def audit_fields(self) -> dict[str, Any]:
         data = {"lock": self.chain.lock_id, **self.abandoned.to_dict()}
         data["purpose"] = data.pop("kind")
         data["chain"] = self.chain.chain_tag
+        data["usable_until"] = validation.rfc3339(self.usable_until)
         return data
 
 
@@ -510,7 +518,10 @@ class LockControl:
         out = chain.outstanding
         if out is None:
             raise NothingOutstanding(f"lock {chain.lock_id} has no code out to close")
-        return ForceClosed(out, replace(chain, outstanding=None, seal_failures=0))
+        usable_until = self.policy.window(out.window).valid_until + timedelta(
+            seconds=self.policy.clock_skew_seconds
+        )
+        return ForceClosed(out, replace(chain, outstanding=None, seal_failures=0), usable_until)
 
     # -- helpers ---------------------------------------------------------------
 

@@ -110,12 +110,31 @@ def compare_trail(
         and e.get("matched")
     }
     duress = {(_users(e), e.get("window")) for e in mine if e.get("kind") == EntryKind.DURESS}
+    force_closed = {
+        (user, e.get("operation"), e.get("window")): str(e.get("time", ""))
+        for e in mine
+        if e.get("kind") == EntryKind.FORCE_CLOSE and e.get("purpose") == "opening"
+        for user in _users(e)
+    }
     imported = {e.get("lock_seq") for e in mine if e.get("source") == "lock"}
     shown: set[str] = set()
     for event in trail:
         operation = None if event.operation is None else event.operation.value
         if event.kind is EventKind.OPENED:
             for user in event.users:
+                closed_at = force_closed.get((user, operation, event.window))
+                if closed_at is not None:
+                    late = validation.rfc3339(event.at) > closed_at
+                    found.append(
+                        Discrepancy(
+                            Severity.CRITICAL if late else Severity.WARNING,
+                            "opened-after-force-close" if late else "force-closed-code-used",
+                            f"the lock opened for user {user} ({operation}, window "
+                            f"{event.window}) with a code force-closed at {closed_at}"
+                            + ("" if late else ": its seal was lost"),
+                            lock_seq=event.seq,
+                        )
+                    )
                 if (user, operation, event.window) not in issued:
                     found.append(
                         Discrepancy(

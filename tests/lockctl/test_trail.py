@@ -140,3 +140,30 @@ def test_trail_files_round_trip_and_bad_ones_are_named(scenario: Scenario) -> No
         parse_trail(text.splitlines()[0] + '\n{"event": "opened"}')
     with pytest.raises(ProvisioningError, match="line 2"):
         parse_trail(text.splitlines()[0] + '\n{"seq": 0, "event": "teleported", "at": "x"}')
+
+
+def test_a_force_closed_code_used_afterwards_is_critical(scenario: Scenario) -> None:
+    issuance = scenario.control.issue(
+        scenario.chain, scenario.key, user=42, operation=Operation.OPEN, now=scenario.now
+    )
+    scenario.log.append(EntryKind.CODE_ISSUED, issuance.codes[0].audit_fields(), now=scenario.now)
+    closed = scenario.control.force_close(issuance.chain, now=scenario.now)
+    assert closed.usable_until == T0 - timedelta(minutes=10) + timedelta(hours=2, minutes=5)
+    scenario.log.append(EntryKind.FORCE_CLOSE, closed.audit_fields(), now=scenario.now)
+    scenario.now += timedelta(minutes=30)
+    scenario.key_in(issuance.codes[0].code)  # still valid at the lock
+    found = compare_trail(LOCK, scenario.trail, scenario.entries())
+    assert [(d.severity, d.kind) for d in found] == [("critical", "opened-after-force-close")]
+
+
+def test_a_force_closed_code_used_before_is_a_lost_seal(scenario: Scenario) -> None:
+    issuance = scenario.control.issue(
+        scenario.chain, scenario.key, user=42, operation=Operation.OPEN, now=scenario.now
+    )
+    scenario.log.append(EntryKind.CODE_ISSUED, issuance.codes[0].audit_fields(), now=scenario.now)
+    scenario.key_in(issuance.codes[0].code)
+    scenario.now += timedelta(hours=3)
+    closed = scenario.control.force_close(issuance.chain, now=scenario.now)
+    scenario.log.append(EntryKind.FORCE_CLOSE, closed.audit_fields(), now=scenario.now)
+    found = compare_trail(LOCK, scenario.trail, scenario.entries())
+    assert [(d.severity, d.kind) for d in found] == [("warning", "force-closed-code-used")]

@@ -8,6 +8,7 @@ import pytest
 
 from lockctl import GuessingOdds, LockPolicy, Operation
 from lockctl.odds import accepted_codes, accepted_opening_codes, max_guesses, probability
+from tests.lockctl.docs import DOCS
 
 
 def test_accepted_codes_per_guess() -> None:
@@ -58,3 +59,19 @@ def test_the_table_in_the_docs() -> None:
     assert odds.seal_forgery == pytest.approx(6e-8, rel=1e-6)
     text = "\n".join(odds.lines())
     assert "3 windows x 4 operations x 2" in text
+
+
+def test_the_table_in_docs_otc_md_is_what_the_code_computes() -> None:
+    text = (DOCS / "otc.md").read_text(encoding="utf-8")
+    table = text.split("| period | guesses `v` at most | P(open) at most |", 1)[1]
+    documented = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        period, guesses, chance = (cell.strip() for cell in line.strip("|").split("|"))
+        documented[period] = (int(guesses.replace(",", "")), float(chance))
+    computed = {row.period: row for row in GuessingOdds.of(LockPolicy()).rows}
+    assert set(documented) == set(computed)
+    for period, (guesses, chance) in documented.items():
+        assert computed[period].guesses == guesses, period
+        assert float(f"{computed[period].probability:.2g}") == chance, period

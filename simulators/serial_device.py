@@ -12,8 +12,10 @@ runs the link protocol of :mod:`device_agent.protocol` over a :class:`Port`:
 
 By default the port is throttled to the baud rate (8N1: ``baud / 10`` bytes per
 second each way), so timings are those of a real line, and ``byte_error_rate``
-adds line noise. A change of the backend's ``boot_id`` is a reboot: the link
-starts a new session and the agent resynchronises.
+adds line noise. Journal chunks shrink on a line that corrupts frames and grow
+back when it clears (:mod:`device_agent.protocol.sizing`). A change of the
+backend's ``boot_id`` is a reboot: the link starts a new session and the agent
+resynchronises.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from device_agent.protocol import (
     Undecodable,
 )
 from device_agent.protocol.messages import MAX_JOURNAL_ENTRIES
+from device_agent.protocol.sizing import LossEstimator, best_chunk_size
 from simulators.device_backend import DeviceBackend
 from simulators.noise import NoisyPort
 from simulators.ports import Port, PtyPort, SerialUrlPort, TcpServerPort, ThrottledPort
@@ -63,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 DATA_HEADER_MAX = 1 + 32 + 4 + 1
 """JOURNAL_DATA payload bytes before the data: name (length + up to 32), offset, flags."""
+MIN_CHUNK = 128
+"""The smallest journal chunk the device shrinks to on a noisy line."""
 
 
 @dataclass
@@ -85,6 +90,7 @@ class SerialDevice:
         rng: random.Random | None = None,
         config: LinkConfig | None = None,
         chunk_size: int = 1024,
+        adaptive_chunks: bool = True,
         poll_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -104,6 +110,7 @@ class SerialDevice:
         self.port = line
         self.baudrate = baudrate
         self.chunk_size = chunk_size
+        self._loss = LossEstimator() if adaptive_chunks else None
         self.poll_interval = poll_interval
         self._clock = clock
         self._boot_id = backend.boot_id
@@ -386,9 +393,14 @@ class SerialDevice:
     def _fill_journal_data(self) -> None:
         """Queue the next journal chunks while the window has room for them."""
         room = self.connection.peer_max_payload - DATA_HEADER_MAX
+        chunk = min(self.chunk_size, room)
+        if self._loss is not None:
+            stats = self.connection.stats
+            rate = self._loss.update(stats.frames_sent, stats.retransmissions, stats.bytes_sent)
+            chunk = best_chunk_size(rate, low=min(MIN_CHUNK, chunk), high=chunk)
         while self._jobs and self.connection.wants_bulk():
             job = self._jobs[0]
-            size = min(self.chunk_size, room, job.end - job.offset)
+            size = min(chunk, job.end - job.offset)
             try:
                 data = self.backend.read_journal(job.name, job.offset, size) if size > 0 else b""
             except Exception as exc:

@@ -396,7 +396,8 @@ class SerialDevice:
         chunk = min(self.chunk_size, room)
         if self._loss is not None:
             stats = self.connection.stats
-            rate = self._loss.update(stats.frames_sent, stats.retransmissions, stats.bytes_sent)
+            resent = stats.fast_retransmits + stats.timeouts
+            rate = self._loss.update(stats.frames_sent, resent, stats.bytes_sent)
             chunk = best_chunk_size(rate, low=min(MIN_CHUNK, chunk), high=chunk)
         while self._jobs and self.connection.wants_bulk():
             job = self._jobs[0]

@@ -154,6 +154,7 @@ class LinkStats:
     retransmissions: int = 0
     fast_retransmits: int = 0
     timeouts: int = 0
+    probes: int = 0
     duplicates: int = 0
     out_of_window: int = 0
     ignored: int = 0
@@ -292,6 +293,12 @@ class Connection:
                 if queue:
                     queued = queue.popleft()
                     return self._emit_data(sender.send(queued.type_code, queued.payload, now), now)
+        probe = sender.probe_due(now)
+        if probe is not None:
+            sender.retransmitted(probe, now, probe=True)
+            self.stats.retransmissions += 1
+            self.stats.probes += 1
+            return self._emit_data(probe, now)
         if self._ack_pending or now - self._last_sent >= self.config.keepalive_interval:
             return self._emit_ack(now, selective)
         return None
@@ -310,9 +317,9 @@ class Connection:
             self._last_sent + self.config.keepalive_interval,
             self._last_heard + self.config.link_timeout,
         ]
-        retransmit = sender.deadline()
-        if retransmit is not None:
-            times.append(retransmit)
+        for retransmit in (sender.deadline(), sender.probe_deadline()):
+            if retransmit is not None:
+                times.append(retransmit)
         return max(min(times), 0.0)
 
     def _emit_data(self, entry: Outstanding, now: float) -> bytes:

@@ -12,13 +12,18 @@ Sender
     another, so that is proof. A frame nothing proves lost is sent again when its
     retransmission timeout (RTO) runs out: the RTO follows the measured round trip
     (RFC 6298: SRTT + 4·RTTVAR, bounded, doubled after each timeout); round trips are
-    sampled only from frames sent once (Karn).
+    sampled only from frames sent once (Karn). When the oldest frame times out,
+    every other frame not selectively acknowledged is presumed lost as well. A
+    sender that has nothing new to send (window full, or queue empty) does not wait
+    for the timeout: it repeats its oldest unacknowledged frame every two round
+    trips, since the line would otherwise stand idle.
 
 Receiver
     Accepts frames whose sequence number lies in [next, next + window), keeps those
     that arrive beyond a gap, and hands the application one message at a time in
     sequence order. The acknowledgement it advertises advances only when the
-    application *consumes* a message (after it has stored it), never on arrival.
+    application *consumes* a message (after it has stored it), never on arrival;
+    frames held beyond it are listed in the selective acknowledgement.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ SEQ_BITS = 16
 SEQ_MOD = 1 << SEQ_BITS
 SEQ_MASK = SEQ_MOD - 1
 MAX_WINDOW = 1024
+PROBE_MIN = 0.02
+"""Seconds: the shortest wait before an idle sender repeats an unacknowledged frame."""
 
 
 def seq_add(seq: int, count: int) -> int:
@@ -68,6 +75,7 @@ class SenderStats:
     retransmitted: int = 0
     fast_retransmits: int = 0
     timeouts: int = 0
+    probes: int = 0
     acked: int = 0
 
 
@@ -185,14 +193,43 @@ class Sender:
                 first_expired = entry
         return first_expired
 
-    def retransmitted(self, entry: Outstanding, now: float) -> None:
-        """Record that ``entry`` (from :meth:`due`) has been sent again."""
-        if entry.lost:
+    @property
+    def probe_interval(self) -> float:
+        """How long an idle sender waits before sending an unacknowledged frame again."""
+        if self._srtt is None:
+            return self.rto
+        return min(max(2 * self._srtt, PROBE_MIN), self.rto)
+
+    def probe_due(self, now: float) -> Outstanding | None:
+        """For a sender with nothing new to send: the oldest frame to send again anyway.
+
+        When the window is full, or nothing is queued, a lost frame can be proved lost
+        by no later frame; rather than leave the line idle until the timeout (which
+        backs off), the sender repeats it once a couple of round trips have passed
+        since its latest transmission. A repeat costs nothing on an idle line, and the
+        receiver drops duplicates.
+        """
+        interval = self.probe_interval
+        for entry in self.outstanding():
+            if not entry.sacked and now >= entry.sent_at + interval:
+                return entry
+        return None
+
+    def retransmitted(self, entry: Outstanding, now: float, *, probe: bool = False) -> None:
+        """Record that ``entry`` (from :meth:`due` or :meth:`probe_due`) has been sent again."""
+        if probe:
+            self.stats.probes += 1
+        elif entry.lost:
             self.stats.fast_retransmits += 1
         else:
             self.stats.timeouts += 1
             if entry.seq == self.base:
+                # The oldest frame timed out: nothing has come back for a while, so
+                # whatever else is unacknowledged is presumed lost too (RFC 6675).
                 self.rto = min(self.rto * 2, self._rto_max)
+                for other in self._outstanding.values():
+                    if other is not entry and not other.sacked:
+                        other.lost = True
         self._order += 1
         entry.order = self._order
         entry.sent_at = now
@@ -202,10 +239,15 @@ class Sender:
 
     def deadline(self) -> float | None:
         """When the earliest retransmission timeout runs out (None when nothing waits)."""
-        times = [e.sent_at + self.rto for e in self._outstanding.values() if not e.sacked]
-        if any(e.lost for e in self._outstanding.values() if not e.sacked):
+        waiting = [e for e in self._outstanding.values() if not e.sacked]
+        if any(e.lost for e in waiting):
             return 0.0
-        return min(times) if times else None
+        return min(e.sent_at for e in waiting) + self.rto if waiting else None
+
+    def probe_deadline(self) -> float | None:
+        """When :meth:`probe_due` will next have a frame (None when nothing waits)."""
+        waiting = [e.sent_at for e in self._outstanding.values() if not e.sacked]
+        return min(waiting) + self.probe_interval if waiting else None
 
 
 @dataclass
@@ -265,18 +307,9 @@ class Receiver:
         return self.next_seq
 
     def selective(self) -> tuple[int, ...]:
-        """ACK bitmap offsets: frames held beyond the first one missing."""
-        if not self._buffer:
-            return ()
-        gap = 0
-        while seq_add(self.next_seq, gap) in self._buffer:
-            gap += 1
+        """ACK bitmap offsets: every frame held beyond the one the ack names."""
         return tuple(
-            sorted(
-                seq_diff(seq, self.next_seq) - 1
-                for seq in self._buffer
-                if seq_diff(seq, self.next_seq) > gap
-            )
+            sorted(seq_diff(seq, self.next_seq) - 1 for seq in self._buffer if seq != self.next_seq)
         )
 
     @property

@@ -64,6 +64,13 @@ class WindowOverBadChannel(RuleBasedStateMachine):
             self.sender.retransmitted(entry, self.now)
             self.frames.append((entry.seq, entry.payload))
 
+    @rule(seconds=st.floats(0.0, 1.0))
+    def idle_sender_probes(self, seconds: float) -> None:
+        self.now += seconds
+        if (entry := self.sender.probe_due(self.now)) is not None:
+            self.sender.retransmitted(entry, self.now, probe=True)
+            self.frames.append((entry.seq, entry.payload))
+
     def _ack(self) -> None:
         self.acks.append((self.receiver.ack, self.receiver.selective()))
 
@@ -194,7 +201,7 @@ def test_acks_outside_what_was_sent_are_ignored() -> None:
     assert sender.in_flight == 1
 
 
-def test_receiver_holds_frames_beyond_a_gap_and_acks_only_what_was_consumed() -> None:
+def test_receiver_holds_frames_beyond_a_gap_and_acks_only_what_was_taken() -> None:
     receiver = Receiver(window=4, initial_seq=0xFFFE)
     assert receiver.on_frame(0xFFFF, DATA, b"b") == Receiver.NEW
     assert receiver.on_frame(1, DATA, b"d") == Receiver.NEW
@@ -203,7 +210,7 @@ def test_receiver_holds_frames_beyond_a_gap_and_acks_only_what_was_consumed() ->
     assert receiver.peek() is None
     assert receiver.on_frame(0xFFFE, DATA, b"a") == Receiver.NEW
     assert receiver.ack == 0xFFFE  # arrived, not yet consumed
-    assert receiver.selective() == (2,)
+    assert receiver.selective() == (0, 2)  # held beyond the ack, in order or not
     out = b""
     while (top := receiver.peek()) is not None:
         out += top[2]
@@ -213,6 +220,26 @@ def test_receiver_holds_frames_beyond_a_gap_and_acks_only_what_was_consumed() ->
     assert receiver.on_frame(0xFFFF, DATA, b"b") == Receiver.DUPLICATE
     with pytest.raises(InvalidArgument):
         receiver.consume()
+
+
+def test_an_idle_sender_repeats_its_oldest_frame_after_two_round_trips() -> None:
+    sender = Sender(window=2, rto_initial=1.0, rto_min=0.5, rto_max=4.0)
+    sender.send(DATA, b"a", now=0.0)
+    sender.on_ack(1, now=0.1)
+    assert sender.probe_interval == pytest.approx(0.2)
+    first = sender.send(DATA, b"b", now=1.0)
+    sender.send(DATA, b"c", now=1.0)
+    sender.on_ack(1, (0,), now=1.1)  # "c" arrived; "b" did: the window is stuck on "b"
+    entry = sender.due(1.1)
+    assert entry is first  # proved lost by "c"
+    sender.retransmitted(entry, 1.1)
+    assert sender.due(1.25) is None
+    assert sender.probe_due(1.25) is None
+    assert sender.probe_deadline() == pytest.approx(1.3)
+    assert sender.probe_due(1.3) is first  # long before the 1 s timeout
+    sender.retransmitted(first, 1.3, probe=True)
+    assert sender.stats.probes == 1
+    assert sender.rto == 0.5  # no back-off for a probe
 
 
 def test_window_bounds_are_checked() -> None:

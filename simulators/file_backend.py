@@ -45,6 +45,8 @@ class FileDeviceBackend:
         if not re.fullmatch(r"[0-9A-Za-z]{1,16}", terminal_id):
             raise ValueError(f"terminal_id must be 1 to 16 letters or digits, got {terminal_id!r}")
         self.journal_dir = Path(journal_dir)
+        if not self.journal_dir.is_dir():
+            raise ValueError(f"{self.journal_dir}: not a directory of journals")
         self.terminal_id = terminal_id
         self.boot_id = boot_id
         self._clock = clock

@@ -10,6 +10,9 @@ runs the link protocol of :mod:`device_agent.protocol` over a :class:`Port`:
 - ``SerialDevice.on_tcp(backend)`` listens on loopback; the agent opens ``device.url``;
 - ``SerialDevice.on_url(backend, url)`` opens any pyserial URL itself.
 
+``python -m simulators.serial_device --journals DIR --terminal-id TID`` serves a
+directory of journal files this way and prints what the agent should open.
+
 By default the port is throttled to the baud rate (8N1: ``baud / 10`` bytes per
 second each way), so timings are those of a real line, and ``byte_error_rate``
 adds line noise. Journal chunks shrink on a line that corrupts frames and grow
@@ -25,7 +28,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -331,11 +334,12 @@ class SerialDevice:
                 result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         if command.command == "send_counters" and result.get("ok") is True:
             self._send_units("command", self.backend.cash_units())
-        try:
-            self.connection.send(CommandResult(command.request_id, result), Priority.HIGH)
-        except EncodeError as exc:
-            error = {"ok": False, "error": f"the device's answer cannot be sent: {exc}"}
-            self.connection.send(CommandResult(command.request_id, error), Priority.HIGH)
+        for answer in _shrinking(result):
+            try:
+                self.connection.send(CommandResult(command.request_id, answer), Priority.HIGH)
+                return
+            except EncodeError as exc:
+                logger.warning("command result of %s: %s", command.command, exc)
 
     # -- what the device pushes -----------------------------------------------------------------
 
@@ -419,5 +423,73 @@ class SerialDevice:
                 self._jobs.popleft()
 
 
+def _shrinking(result: dict[str, object]) -> Iterator[dict[str, object]]:
+    """The result, then smaller versions of it for when it does not fit in a frame.
+
+    ``send_counters`` results may repeat the cash units, which the device sends in a
+    CASH_UNITS message anyway; the outcome itself must always get through.
+    """
+    yield result
+    ok = result.get("ok") is True
+    scalars = {k: v for k, v in result.items() if isinstance(v, str | int | float | bool)}
+    yield {**scalars, "ok": ok, "truncated": True}
+    error = result.get("error")
+    yield {"ok": ok, "truncated": True} | ({"error": str(error)[:200]} if error else {})
+
+
 def _without_time(status: dict[str, object]) -> dict[str, object]:
     return {key: value for key, value in status.items() if key != "time"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m simulators.serial_device``: serve a directory of journals as a device."""
+    import argparse
+    import signal
+    from pathlib import Path
+
+    from simulators.file_backend import FileDeviceBackend
+
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators.serial_device",
+        description="Serve <TID>_<YYYYMMDD>.txt journals (and a counters file) as a device "
+        "on the serial link, on a new pseudo-terminal, a loopback TCP port or a pyserial URL.",
+    )
+    parser.add_argument("--journals", type=Path, required=True, help="directory of EJ files")
+    parser.add_argument("--terminal-id", required=True, help="terminal id, e.g. T1000001")
+    parser.add_argument("--counters", type=Path, help="counters JSON for the cash units")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT")
+    where.add_argument("--url", help="open this pyserial URL or device path")
+    parser.add_argument("--baud", type=int, default=115200, help="line speed (default 115200)")
+    parser.add_argument("--noise", type=float, default=0.0, help="byte error probability")
+    parser.add_argument("--seed", type=int, help="seed of the line noise and session ids")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        backend = FileDeviceBackend(args.journals, args.terminal_id, counters=args.counters)
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    options: dict[str, Any] = {
+        "baudrate": args.baud,
+        "byte_error_rate": args.noise,
+        "rng": random.Random(args.seed),
+    }
+    if args.tcp is not None:
+        device = SerialDevice.on_tcp(backend, port=args.tcp, **options)
+    elif args.url:
+        device = SerialDevice.on_url(backend, args.url, **options)
+    else:
+        device = SerialDevice.on_pty(backend, **options)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with device:
+        print(f"serving {backend.terminal_id} on {device.url}", flush=True)
+        try:
+            while not stop.wait(0.5) and device.error is None:
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -72,7 +72,7 @@ class LinkConfig:
     """Window and timers of one end. Times are in seconds."""
 
     window: int = 32
-    max_payload: int = 2048
+    max_payload: int = 4096
     hello_interval: float = 0.5
     keepalive_interval: float = 1.0
     link_timeout: float = 6.0

@@ -128,3 +128,8 @@ def test_reboot_changes_the_boot_id(journal_dir: Path) -> None:
 def test_terminal_id_is_checked(journal_dir: Path) -> None:
     with pytest.raises(ValueError, match="terminal_id"):
         FileDeviceBackend(journal_dir, "T1/0")
+
+
+def test_the_journal_directory_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a directory"):
+        FileDeviceBackend(tmp_path / "missing", TERMINAL)

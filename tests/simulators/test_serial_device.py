@@ -8,6 +8,8 @@ failing sink.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -246,3 +248,68 @@ def test_a_loopback_line_hears_only_itself(sink: MemorySink) -> None:
         assert not link.up
         assert link.stats.ignored >= 1
     assert link.error is None
+
+
+def test_events_raised_while_no_agent_listens_arrive_once_it_connects(
+    backend: FileDeviceBackend, sink: MemorySink
+) -> None:
+    events = [
+        {"kind": "cash_unit_threshold", "time": "2026-11-17T10:00:00", "unit": 2, "status": "low"},
+        {"kind": "cash_unit_error", "time": "2026-11-17T10:00:01", "unit": 3, "error": "jam"},
+    ]
+    with SerialDevice.on_pty(backend, baudrate=FAST, rng=random.Random(8)) as device:
+        for event in events:
+            backend.raise_event(event)
+        time.sleep(0.5)  # the device has polled them and holds them for the agent
+        assert device.device_path is not None
+        with DeviceLink(device.device_path, sink):
+            assert wait_for(lambda: sink.events == events)
+
+
+class TalkativeBackend(FileDeviceBackend):
+    def execute(self, command: str) -> dict[str, object]:
+        return {"ok": True, "report": "x" * 10_000, "units": 6}
+
+
+def test_a_command_result_too_big_for_a_frame_still_reports_the_outcome(
+    journal_dir: Path, sink: MemorySink
+) -> None:
+    backend = TalkativeBackend(journal_dir, TERMINAL)
+    with SerialDevice.on_pty(backend, baudrate=FAST, rng=random.Random(9)) as device:
+        assert device.device_path is not None
+        with DeviceLink(device.device_path, sink) as link:
+            assert link.wait_up(5)
+            assert link.send_command("go_in_service") == {"ok": True, "truncated": True}
+
+
+def test_the_device_runs_as_its_own_process(journal_dir: Path, counters_file: Path) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulators.serial_device",
+            "--journals",
+            str(journal_dir),
+            "--terminal-id",
+            TERMINAL,
+            "--counters",
+            str(counters_file),
+            "--baud",
+            str(FAST),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith(f"serving {TERMINAL} on /dev/")
+        sink = MemorySink()
+        with DeviceLink(line.split(" on ", 1)[1].strip(), sink) as link:
+            assert wait_for(lambda: all_stored(sink, journal_dir))
+            assert link.send_command("send_counters") == {"ok": True}
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+        if process.stdout is not None:
+            process.stdout.close()

@@ -366,6 +366,13 @@ class DeviceLink:
             for name, size in message.journals:
                 if size < self._sizes.get(name, 0):
                     logger.warning("journal %s shrank on the device to %d bytes", name, size)
+                if self._stored_offset(name) > size:
+                    logger.warning(
+                        "journal %s: %d bytes stored, the device has only %d",
+                        name,
+                        self._stored_offset(name),
+                        size,
+                    )
                 self._sizes[name] = size
             self._schedule_reads()
         elif isinstance(message, Event):

@@ -45,6 +45,7 @@ from device_agent.protocol import (
     Item,
     JournalData,
     JournalError,
+    JournalErrorCode,
     JournalInfo,
     JournalRead,
     LinkConfig,
@@ -134,6 +135,7 @@ class DeviceLink:
         self._requested: dict[str, int] = {}
         self._stored: dict[str, int] = {}
         self._retry_at = 0.0
+        self._reread_at: float | None = None
         self._peer: PeerInfo | None = None
         self.error: BaseException | None = None
 
@@ -286,6 +288,10 @@ class DeviceLink:
                         self.connection.receive(data, now)
                     if now >= self._retry_at:
                         self._handle_items(now)
+                    if self._reread_at is not None and now >= self._reread_at:
+                        self._reread_at = None
+                        if self.connection.up:
+                            self._schedule_reads()
                     self._wake.notify_all()
         finally:
             failure.append("")  # tells the writer to finish
@@ -394,7 +400,10 @@ class DeviceLink:
                 "device refused journal %s at %d: %s", message.name, message.offset, message.text
             )
             self._requested.pop(message.name, None)
-            self._sizes.pop(message.name, None)
+            if message.code == JournalErrorCode.UNKNOWN_JOURNAL:
+                self._sizes.pop(message.name, None)
+            else:
+                self._reread_at = self._clock() + self.retry_interval
         else:
             logger.warning("ignored a %s from the device", type(message).__name__)
 

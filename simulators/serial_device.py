@@ -244,7 +244,10 @@ class SerialDevice:
                 self._handle_items()
                 if now >= self._next_poll:
                     self._next_poll = now + self.poll_interval
-                    self._poll_backend(now)
+                    try:
+                        self._poll_backend(now)
+                    except Exception:
+                        logger.exception("polling the device failed")
                 self._flush_events()
                 self._wake.notify_all()
 
@@ -278,7 +281,12 @@ class SerialDevice:
             unsent = [m for m in item.unacknowledged if isinstance(m, Event)]
             self._events.extendleft(reversed(unsent))
         elif isinstance(item, Received):
-            self._on_request(item.message)
+            try:
+                self._on_request(item.message)
+            except Exception:
+                # The device could not answer (its backend failed); the agent asks again
+                # in its next session, and a journal read is refused below.
+                logger.exception("answering %s failed", type(item.message).__name__)
         elif isinstance(item, Undecodable):
             logger.warning("ignored an unreadable message 0x%02x: %s", item.type_code, item.error)
 
@@ -301,7 +309,12 @@ class SerialDevice:
             logger.warning("ignored a %s from the agent", type(message).__name__)
 
     def _on_read(self, read: JournalRead) -> None:
-        sizes = dict(self.backend.journals())
+        try:
+            sizes = dict(self.backend.journals())
+        except Exception as exc:
+            logger.exception("listing the journals failed")
+            self._send(JournalError(read.name, read.offset, JournalErrorCode.READ_FAILED, str(exc)))
+            return
         size = sizes.get(read.name)
         if size is None:
             self._send(

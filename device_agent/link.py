@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -51,7 +52,6 @@ from device_agent.protocol import (
     LinkConfig,
     LinkReset,
     LinkStats,
-    NotConnected,
     PeerInfo,
     PortError,
     Priority,
@@ -160,10 +160,9 @@ class DeviceLink:
 
     @property
     def stats(self) -> LinkStats:
+        """A copy of the link's counters (frames, retransmissions, line errors)."""
         with self._lock:
-            stats = self.connection.stats
-            stats.reader = self.connection.reader_stats
-            return stats
+            return replace(self.connection.stats, reader=self.connection.reader_stats)
 
     def wait_up(self, timeout: float) -> bool:
         """Wait until a session with the device is up."""
@@ -460,4 +459,4 @@ def _close_quietly(port: Any) -> None:
         logger.debug("closing the port: %s", exc)
 
 
-__all__ = ["DeviceLink", "LinkSink", "NotConnected", "open_serial"]
+__all__ = ["DeviceLink", "LinkSink", "open_serial"]

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -179,10 +179,9 @@ class SerialDevice:
 
     @property
     def stats(self) -> LinkStats:
+        """A copy of the link's counters (frames, retransmissions, line errors)."""
         with self._lock:
-            stats = self.connection.stats
-            stats.reader = self.connection.reader_stats
-            return stats
+            return replace(self.connection.stats, reader=self.connection.reader_stats)
 
     @property
     def up(self) -> bool:

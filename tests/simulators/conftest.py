@@ -1,16 +1,21 @@
-"""Data sets generated once per test session, and where the reference sample lives."""
+"""Fixtures for the simulator tests: generated data sets (once per session), the
+reference sample, and sample journals and counters in a scratch directory."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from simulators.generate import FleetOptions, generate
+from tests.protocol.support import sample_dir
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "formats" / "sample"
 if not SAMPLE.is_dir():  # the checkout sits beside shared/, or shared/ inside it
     SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "formats" / "sample"
+
+TERMINAL = "T1000001"
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +65,21 @@ def dialect_dataset(
     out = tmp_path_factory.mktemp(request.param)
     generate(kinds_options(request.param), out)
     return out
+
+
+@pytest.fixture
+def journal_dir(tmp_path: Path) -> Path:
+    """The sample journals of T1000001 (and one of another terminal, to be ignored)."""
+    source = sample_dir("ej")
+    target = tmp_path / "ej"
+    target.mkdir()
+    for path in sorted(source.glob(f"{TERMINAL}_*.txt")):
+        shutil.copy(path, target / path.name)
+    shutil.copy(source / "T1000002_20261116.txt", target / "T1000002_20261116.txt")
+    (target / "notes.txt").write_text("not a journal\n")
+    return target
+
+
+@pytest.fixture
+def counters_file() -> Path:
+    return sample_dir("counters") / f"{TERMINAL}_20261117.json"

@@ -1,0 +1,191 @@
+"""Parser for the switch's ISO 8583 message log (``host/<YYYYMMDD>.iso``).
+
+Records are a 2-byte big-endian length and an ISO 8583:1987 ASCII message in
+pyiso8583's ``default_ascii`` layout. pyiso8583 is the reference decoder; the
+hot path slices messages whose bitmap it has already seen at offsets computed
+once per (bitmap, PAN length) from the same spec, and hands anything unusual
+to ``iso8583.decode`` so that its validation and error messages apply. A record
+that cannot be decoded is reported with its record number and byte offset, and
+the run goes on; a truncated last record is reported too.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import iso8583
+from iso8583.specs import default_ascii
+
+from reconciliation.model import HostMessage, HostParse, SkippedLine
+
+_WANTED = ("2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "49", "90", "95")
+_Layout = tuple[tuple[str, int, int], ...]
+_LAYOUTS: dict[tuple[bytes, int], _Layout | None] = {}
+_DATES: dict[tuple[str, date], str] = {}
+MTIS = frozenset(("0200", "0210", "0420"))
+
+
+def _layout(bitmaps: bytes, pan_length: int) -> _Layout | None:
+    """Field offsets for a message with these bitmaps, or ``None`` if not fixed."""
+    try:
+        bits = int(bitmaps, 16)
+    except ValueError:
+        return None
+    width = len(bitmaps) * 4
+    present = [field for field in range(1, width + 1) if bits >> (width - field) & 1]
+    offset = 4 + len(bitmaps)
+    layout: list[tuple[str, int, int]] = []
+    for field in present:
+        if field == 1:
+            continue
+        spec = default_ascii.get(str(field))
+        if spec is None:
+            return None
+        if spec["len_type"] == 0:
+            size = spec["max_len"]
+        elif field == 2 and spec["len_type"] == 2:
+            offset += 2
+            size = pan_length
+        else:
+            return None
+        layout.append((str(field), offset, offset + size))
+        offset += size
+    layout.append(("", offset, offset))
+    return tuple(layout)
+
+
+def _fast_fields(message: bytes) -> dict[str, str] | None:
+    if len(message) < 22:
+        return None
+    secondary = message[4:5] in b"89ABCDEF" and message[4:5] != b""
+    bitmaps = message[4:36] if secondary else message[4:20]
+    try:
+        pan_length = int(message[len(bitmaps) + 4 : len(bitmaps) + 6])
+    except ValueError:
+        return None
+    key = (bitmaps, pan_length)
+    layout = _LAYOUTS.get(key, ())
+    if layout == ():
+        layout = _layout(bitmaps, pan_length)
+        if len(_LAYOUTS) < 1024:
+            _LAYOUTS[key] = layout
+    if layout is None or layout[-1][1] != len(message):
+        return None
+    text = message.decode("ascii")
+    fields = {"t": text[:4]}
+    for name, start, end in layout[:-1]:
+        fields[name] = text[start:end]
+    for name in ("3", "4", "7", "11", "12", "13"):
+        value = fields.get(name)
+        if value is not None and not value.isdigit():
+            return None
+    return fields
+
+
+def _reference_fields(message: bytes) -> dict[str, str]:
+    decoded, _ = iso8583.decode(bytearray(message), default_ascii)
+    return {key: value for key, value in decoded.items() if isinstance(value, str)}
+
+
+def business_year(month_day: str, year_hint: date) -> int:
+    """The year of a DE13 ``MMDD`` nearest to the file's own date."""
+    month, day = int(month_day[:2]), int(month_day[2:])
+    best = year_hint.year
+    best_distance = None
+    for year in (year_hint.year - 1, year_hint.year, year_hint.year + 1):
+        try:
+            distance = abs((date(year, month, day) - year_hint).days)
+        except ValueError:
+            continue
+        if best_distance is None or distance < best_distance:
+            best, best_distance = year, distance
+    return best
+
+
+def _message(fields: dict[str, str], source: str, seq: int, year_hint: date) -> HostMessage:
+    """Build a record; raises ``KeyError``/``ValueError`` naming a bad field."""
+    mti = fields["t"]
+    if mti not in MTIS:
+        raise ValueError(f"unexpected MTI {mti}")
+    for required in ("3", "4", "11", "12", "13", "41"):
+        if required not in fields:
+            raise ValueError(f"DE{required} missing")
+    de12, de13 = fields["12"], fields["13"]
+    if len(de12) != 6 or len(de13) != 4 or not (de12 + de13).isdigit():
+        raise ValueError("DE12/DE13 not numeric time and date")
+    business_date = _DATES.get((de13, year_hint))
+    if business_date is None:
+        year = business_year(de13, year_hint)
+        business_date = f"{year:04d}-{de13[:2]}-{de13[2:]}"
+        date.fromisoformat(business_date)
+        _DATES[(de13, year_hint)] = business_date
+    pan = fields.get("2", "")
+    de90 = fields.get("90", "")
+    de95 = fields.get("95", "")
+    actual = -1
+    if mti == "0420":
+        actual = int(de95[:12]) if de95 else 0
+    return HostMessage(
+        source,
+        seq,
+        mti,
+        fields["41"].strip(),
+        business_date,
+        fields["11"],
+        fields.get("37", ""),
+        f"{de12[:2]}:{de12[2:4]}:{de12[4:]}",
+        fields.get("7", ""),
+        fields["3"],
+        int(fields["4"]),
+        fields.get("39", ""),
+        fields.get("38", ""),
+        f"{pan[:6]}******{pan[-4:]}" if len(pan) >= 10 else pan,
+        de90[4:10] if mti == "0420" else "",
+        actual,
+    )
+
+
+def parse_iso(buffer: bytes, *, source: str, file_date: date) -> HostParse:
+    """Parse one ISO 8583 log. Never raises on content."""
+    messages: list[HostMessage] = []
+    skipped: list[SkippedLine] = []
+    offset = 0
+    record = 0
+    length = len(buffer)
+    while offset < length:
+        record += 1
+        if offset + 2 > length:
+            skipped.append(
+                SkippedLine(source, record, f"truncated length prefix at byte {offset}", "")
+            )
+            break
+        size = buffer[offset] << 8 | buffer[offset + 1]
+        body_start = offset + 2
+        if size == 0 or body_start + size > length:
+            skipped.append(
+                SkippedLine(
+                    source,
+                    record,
+                    f"record at byte {offset} declares {size} bytes but "
+                    f"{length - body_start} remain; rest of file not used",
+                    "",
+                )
+            )
+            break
+        message = buffer[body_start : body_start + size]
+        offset = body_start + size
+        try:
+            fields = _fast_fields(message)
+            if fields is None:
+                fields = _reference_fields(message)
+            messages.append(_message(fields, source, record, file_date))
+        except (iso8583.DecodeError, ValueError, KeyError, UnicodeDecodeError) as exc:
+            skipped.append(
+                SkippedLine(
+                    source,
+                    record,
+                    f"record at byte {body_start - 2} not decodable: {exc}",
+                    message[:60].decode("ascii", "backslashreplace"),
+                )
+            )
+    return HostParse(source, "iso", messages, skipped, record, length)

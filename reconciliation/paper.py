@@ -20,55 +20,58 @@ import re
 from reconciliation.model import PaperBlock, PaperParse, SkippedLine
 
 PAGE_MARKER = re.compile(rb"--- PAGE \d+ ---")
+_PAGE_LINE = re.compile(rb"^[ \t]*--- PAGE \d+ ---[ \t\r]*\n", re.M)
+_BLANK_LINE = re.compile(rb"^[ \t\r]*\n", re.M)
+_MARKER_LINE = re.compile(rb"^[^\n]*\*\*[^\n]*\n", re.M)
 _LOOKALIKES = bytes.maketrans(b"OoDQlIi|SsBZ", b"000011115582")
-_DIGIT_RUN = re.compile(rb"\d(?:\d| (?=\d))*")
+_LONG_RUN = re.compile(rb"(\d(?:\d| (?=\d)){4,})(\*?)")
 _TIME = re.compile(rb"(\d\d):+ ?(\d\d):+ ?(\d\d)")
-
-
-def _is_marker(line: bytes) -> bool:
-    return line.count(b"*") >= 8 and b"**" in line
 
 
 def _marker_count(line: bytes) -> int:
     """Asterisk markers on a line (two when an END and a START were merged)."""
-    if not _is_marker(line):
+    if line.count(b"*") < 8:
         return 0
-    runs = [run for run in re.split(rb"[^*]+", line.strip()) if len(run) >= 3]
     letters = re.sub(rb"[^A-Za-z]", b"", line)
     if len(letters) > 12:  # a marker merged with a field line
         return 1
-    if b"START" in line.upper().replace(b" ", b"") and b"END" in line.upper().replace(b" ", b""):
+    upper = line.upper().replace(b" ", b"")
+    if b"START" in upper and b"END" in upper:
         return 2
-    stars = sum(len(run) for run in runs)
-    return 2 if stars >= 55 else 1
+    return 2 if line.count(b"*") >= 55 else 1
 
 
-def candidates(text: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """Every STAN-like, RRN-like and time-like reading of a block's text.
 
-    Returns ``(numbers, rrns, times)``: ``numbers`` holds every digit run of
-    5-7 digits (a STAN with at most one digit dropped or doubled), ``rrns`` every
+    ``normal`` is the block's text with the look-alikes already undone
+    (``text.translate(LOOKALIKES)``). Returns ``(numbers, rrns, times)``:
+    ``numbers`` holds every digit run of 5-7 digits (a STAN with at most one
+    digit dropped or doubled) that is not a card number's BIN, ``rrns`` every
     run of 11-13 digits, ``times`` every ``HHMMSS`` reading.
     """
-    normal = text.translate(_LOOKALIKES)
     numbers: list[str] = []
     rrns: list[str] = []
-    for run in _DIGIT_RUN.findall(normal):
-        digits = run.replace(b" ", b"")
+    for run, star in _LONG_RUN.findall(normal):
+        digits = run.replace(b" ", b"") if b" " in run else run
         size = len(digits)
-        # a card number's BIN is followed by asterisks, not a STAN
-        if 5 <= size <= 7:
+        if 5 <= size <= 7 and not star:
             numbers.append(digits.decode())
         elif 11 <= size <= 13:
             rrns.append(digits.decode())
-    for masked in re.findall(rb"(\d{5,7})\*", normal):
-        value = masked.decode()
-        if value in numbers:
-            numbers.remove(value)
     times = tuple(
         (hours + minutes + secs).decode() for hours, minutes, secs in _TIME.findall(normal)
     )
     return tuple(numbers), tuple(rrns), times
+
+
+LOOKALIKES = _LOOKALIKES
+
+
+def block_text(raw: bytes) -> str:
+    """A block's bytes as text for a report, page markers removed."""
+    text = _PAGE_LINE.sub(b"", raw if raw.endswith(b"\n") else raw + b"\n")
+    return text.rstrip(b"\n").decode("ascii", "backslashreplace")
 
 
 def parse_paper(
@@ -80,56 +83,93 @@ def parse_paper(
     line belongs to exactly one block. Whether a block's lines count as used
     is decided when blocks are matched to transactions.
     """
+    size = len(buffer)
+    if b"\r" in buffer:
+        buffer = buffer.replace(b"\r\n", b"\n")
+    if buffer and not buffer.endswith(b"\n"):
+        buffer += b"\n"
+    normal = buffer.translate(_LOOKALIKES)
+    events: list[tuple[int, int, int]] = []  # offset, kind (0 blank, 1 page, 2 marker), end
+    events.extend((m.start(), 0, m.end()) for m in _BLANK_LINE.finditer(buffer))
+    events.extend((m.start(), 1, m.end()) for m in _PAGE_LINE.finditer(buffer))
+    events.extend(
+        (m.start(), 2, m.end())
+        for m in _MARKER_LINE.finditer(buffer)
+        if buffer.count(b"*", m.start(), m.end()) >= 8
+    )
+    events.sort()
     blocks: list[PaperBlock] = []
-    skipped: list[SkippedLine] = []
     structural = 0
-    lines: list[tuple[int, int, int, bytes]] = []  # number, start, end, text
+    count = buffer.count
+    line_at = 1  # line number at offset ``counted``
+    counted = 0
+
+    def line_of(offset: int) -> int:
+        nonlocal line_at, counted
+        line_at += count(b"\n", counted, offset)
+        counted = offset
+        return line_at
+
+    block_start = -1  # offset of the block's first line, -1 when none is open
+    page_lines = 0  # page-marker lines inside the open block
     markers = 0
 
-    def flush() -> None:
-        nonlocal lines, markers
-        if lines:
-            text = b"\n".join(line[3] for line in lines)
-            numbers, rrns, times = candidates(text)
-            blocks.append(
-                PaperBlock(
-                    len(blocks),
-                    lines[0][0],
-                    lines[-1][0],
-                    lines[0][1],
-                    lines[-1][2],
-                    numbers,
-                    rrns,
-                    times,
-                    text.decode("ascii", "backslashreplace"),
+    def close(end: int) -> None:
+        nonlocal block_start, page_lines, markers
+        if block_start >= 0:
+            lines = count(b"\n", block_start, end)
+            if lines > page_lines:
+                first = line_of(block_start)
+                numbers, rrns, times = candidates(normal[block_start:end])
+                blocks.append(
+                    PaperBlock(
+                        len(blocks),
+                        first,
+                        first + lines - 1,
+                        block_start,
+                        end,
+                        numbers,
+                        rrns,
+                        times,
+                        "",
+                    )
                 )
-            )
-        lines = []
-        markers = 0
+        block_start, page_lines, markers = -1, 0, 0
 
-    offset = 0
-    number = 0
-    length = len(buffer)
-    while offset < length:
-        newline = buffer.find(b"\n", offset)
-        end = length if newline == -1 else newline
-        raw = buffer[offset:end].rstrip(b"\r")
-        start = offset
-        offset = end + 1
-        number += 1
-        if PAGE_MARKER.fullmatch(raw.strip()):
+    position = 0  # end of the last line handled
+    for offset, kind, end in events:
+        if offset < position:
+            continue  # a line already handled (a page marker is also a "marker" line)
+        if block_start < 0 and kind != 0 and offset > position:
+            block_start = position
+        elif block_start < 0 and offset > position:
+            block_start = position
+        if kind == 0:
             structural += 1
-            continue
-        if not raw.strip():
+            close(offset)
+        elif kind == 1:
             structural += 1
-            flush()
-            continue
-        count = _marker_count(raw)
-        if count and markers >= 2:
-            flush()
-        lines.append((number, start, end, raw))
-        markers += count
-    flush()
+            if block_start < 0:
+                block_start = offset
+            page_lines += 1
+        else:
+            found = _marker_count(buffer[offset:end])
+            if found and markers >= 2:
+                close(offset)
+            if block_start < 0:
+                block_start = offset
+            markers += found
+        position = end
+    if position < len(buffer) and block_start < 0:
+        block_start = position
+    close(len(buffer))
     return PaperParse(
-        source, terminal_id, business_date, blocks, skipped, number, structural, length
+        source,
+        terminal_id,
+        business_date,
+        blocks,
+        [],
+        count(b"\n"),
+        structural,
+        size,
     )

@@ -63,9 +63,7 @@ def replicate(sample: Path, target: Path, copies: int) -> int:
                 body = data
             for copy in range(copies):
                 prefix = f"T{copy:04d}".encode()
-                handle.write(
-                    TID.sub(lambda match, p=prefix: p + b"00" + match.group(1), body)
-                )
+                handle.write(TID.sub(lambda match, p=prefix: p + b"00" + match.group(1), body))
     truth = (sample / "truth.jsonl").read_text().count("\n")
     return truth * copies
 
@@ -98,8 +96,11 @@ def main() -> None:
         ("recon_ej_throughput_end_to_end", round(result.ej_bytes / elapsed / 1e6, 2), "MB/s"),
         ("recon_transactions_per_second", round(result.transactions / elapsed), "transactions/s"),
         ("recon_parse_seconds", round(parse, 3), "s"),
-        *((f"recon_{phase}_seconds", round(value, 3), "s") for phase, value in
-          result.timings.items() if phase not in ("parse", "total")),
+        *(
+            (f"recon_{phase}_seconds", round(value, 3), "s")
+            for phase, value in result.timings.items()
+            if phase not in ("parse", "total")
+        ),
         ("recon_peak_rss_main", round(own / 1024, 1), "MiB"),
         ("recon_peak_rss_worker", round(children / 1024, 1), "MiB"),
     ]

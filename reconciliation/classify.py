@@ -72,24 +72,28 @@ def host_groups(host: pl.DataFrame) -> pl.DataFrame:
         + pl.col("time").str.slice(3, 2).cast(pl.Int64, strict=False) * 60
         + pl.col("time").str.slice(6, 2).cast(pl.Int64, strict=False)
     )
-    return host.with_columns(host_seconds=seconds).group_by(KEY).agg(
-        n200=(mti == "0200").sum(),
-        n210=(mti == "0210").sum(),
-        n210_ok=approved.sum(),
-        n420=(mti == "0420").sum(),
-        host_amount=pl.col("amount_minor").filter(request_like).first(),
-        approved_amount=pl.col("amount_minor").filter(approved).first(),
-        host_rrn=pl.col("rrn").filter(request_like).first(),
-        host_time=pl.col("time").filter(request_like).first(),
-        host_seconds=pl.col("host_seconds").filter(request_like).first(),
-        host_card=pl.col("pan_masked").first(),
-        processing_code=pl.col("processing_code").first(),
-        reversal_reason=rc.filter(mti == "0420").first(),
-        reversal_actual=pl.col("actual_minor").filter(mti == "0420").first(),
-        any_rrn=pl.col("rrn").first(),
-        any_time=pl.col("time").first(),
-        any_seconds=pl.col("host_seconds").first(),
-        any_amount=pl.col("amount_minor").first(),
+    return (
+        host.with_columns(host_seconds=seconds)
+        .group_by(KEY)
+        .agg(
+            n200=(mti == "0200").sum(),
+            n210=(mti == "0210").sum(),
+            n210_ok=approved.sum(),
+            n420=(mti == "0420").sum(),
+            host_amount=pl.col("amount_minor").filter(request_like).first(),
+            approved_amount=pl.col("amount_minor").filter(approved).first(),
+            host_rrn=pl.col("rrn").filter(request_like).first(),
+            host_time=pl.col("time").filter(request_like).first(),
+            host_seconds=pl.col("host_seconds").filter(request_like).first(),
+            host_card=pl.col("pan_masked").first(),
+            processing_code=pl.col("processing_code").first(),
+            reversal_reason=rc.filter(mti == "0420").first(),
+            reversal_actual=pl.col("actual_minor").filter(mti == "0420").first(),
+            any_rrn=pl.col("rrn").first(),
+            any_time=pl.col("time").first(),
+            any_seconds=pl.col("host_seconds").first(),
+            any_amount=pl.col("amount_minor").first(),
+        )
     )
 
 

@@ -9,7 +9,6 @@ notwithstanding; 2 with a message when it could not.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -58,7 +57,9 @@ def version() -> None:
 @app.command()
 def run(
     out: Annotated[Path, typer.Option(help="Folder for the reports (created if needed).")],
-    ej: Annotated[Path | None, typer.Option(help="Folder of EJ files <TID>_<YYYYMMDD>.txt.")] = None,
+    ej: Annotated[
+        Path | None, typer.Option(help="Folder of EJ files <TID>_<YYYYMMDD>.txt.")
+    ] = None,
     paper: Annotated[
         Path | None, typer.Option(help="Folder of OCR paper journals <TID>_<YYYYMMDD>.txt.")
     ] = None,
@@ -132,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -22,7 +22,7 @@ _FIELDS = (
     ("cCurrencyID", "currency"),
     ("ulValues", "denomination"),
     ("ulInitialCount", "initial"),
-    ("ulCount", "count"),
+    ("ulCount", "notes"),
     ("ulRejectCount", "rejected"),
     ("ulMinimum", "minimum"),
     ("ulMaximum", "maximum"),
@@ -40,19 +40,40 @@ def _unit(raw: Any) -> CashUnit | str:
     """A cash unit, or the reason it cannot be used."""
     if not isinstance(raw, dict):
         return "cash unit is not an object"
-    values: list[object] = []
-    for name, _ in _FIELDS:
+    numbers: dict[str, int] = {}
+    texts: dict[str, str] = {}
+    for name, attribute in _FIELDS:
         value = raw.get(name)
         if name in _TEXT_FIELDS:
             if not isinstance(value, str):
                 return f"cash unit field {name} missing or not text"
+            texts[attribute] = value
         elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
             return f"cash unit field {name} missing or not a non-negative integer"
-        values.append(value)
+        else:
+            numbers[attribute] = value
     physical = raw.get("physical_count")
-    if physical is not None and (not isinstance(physical, int) or physical < 0):
+    if physical is not None and (
+        not isinstance(physical, int) or isinstance(physical, bool) or physical < 0
+    ):
         return "physical_count is not a non-negative integer"
-    return CashUnit(*values, physical)  # type: ignore[arg-type]
+    return CashUnit(
+        numbers["number"],
+        numbers["unit_type"],
+        texts["unit_id"],
+        texts["currency"],
+        numbers["denomination"],
+        numbers["initial"],
+        numbers["notes"],
+        numbers["rejected"],
+        numbers["minimum"],
+        numbers["maximum"],
+        numbers["status"],
+        numbers["dispensed"],
+        numbers["presented"],
+        numbers["retracted"],
+        physical,
+    )
 
 
 def parse_counters(
@@ -115,6 +136,6 @@ def parse_counters(
             else:
                 units.append(unit)
         result.snapshots.append(
-            Snapshot(timestamp, str(reason), str(phase or ""), tuple(units))
+            Snapshot(str(timestamp), str(reason), str(phase or ""), tuple(units))
         )
     return result

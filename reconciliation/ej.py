@@ -62,7 +62,16 @@ def parse_ej(
         )
     transactions, events, skipped, lines = module.parse_slow(buffer, source)
     return EjParse(
-        source, terminal_id, business_date, chosen, transactions, events, skipped, lines, size, False
+        source,
+        terminal_id,
+        business_date,
+        chosen,
+        transactions,
+        events,
+        skipped,
+        lines,
+        size,
+        False,
     )
 
 

@@ -212,9 +212,7 @@ def parse_fast(
                     line,
                     start,
                     end,
-                    CountersTable(
-                        _counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])
-                    ),
+                    CountersTable(_counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])),
                 )
             )
         else:
@@ -277,6 +275,7 @@ class _Block:
 
     __slots__ = (
         "card",
+        "end",
         "fields",
         "first_line",
         "last_line",
@@ -286,7 +285,6 @@ class _Block:
         "receipt_done",
         "rejects",
         "start",
-        "end",
         "status",
         "timeout",
     )
@@ -347,7 +345,8 @@ def parse_slow(
             event = counters["event"]
             assert isinstance(event, EjEvent)
             reject_bin, retract_bin = counters["reject"], counters["retract"]
-            assert isinstance(reject_bin, int) and isinstance(retract_bin, int)
+            assert isinstance(reject_bin, int)
+            assert isinstance(retract_bin, int)
             table = CountersTable(
                 tuple(rows[number] for number in sorted(rows)), reject_bin, retract_bin
             )
@@ -472,9 +471,7 @@ def parse_slow(
             if field is not None:
                 label = field.group(1).strip()
                 value_pattern = _RECEIPT_FIELDS.get(label)
-                value = (
-                    value_pattern.fullmatch(field.group(2).strip()) if value_pattern else None
-                )
+                value = value_pattern.fullmatch(field.group(2).strip()) if value_pattern else None
                 if value is not None and label not in block.fields:
                     block.fields[label] = value.groups()
                     block.lines.append((number, raw))
@@ -565,9 +562,7 @@ def _finish(block: _Block) -> EjTransaction | None:
     if not stan:
         return None
     trn_field = fields.get(b"TRN TYPE")
-    trn = (
-        _TRN_TYPES[trn_field[0]] if trn_field is not None else _OPCODES.get(block.opcode, "")
-    )
+    trn = _TRN_TYPES[trn_field[0]] if trn_field is not None else _OPCODES.get(block.opcode, "")
     rc = fields.get(b"RESP CODE", (b"TO" if block.timeout else b"",))[0].decode()
     auth = fields.get(b"AMT AUTH")
     req = fields.get(b"AMT REQ")

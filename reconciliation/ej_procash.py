@@ -193,9 +193,7 @@ def parse_fast(
                     line,
                     start,
                     end,
-                    CountersTable(
-                        _counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])
-                    ),
+                    CountersTable(_counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])),
                 )
             )
         else:
@@ -216,7 +214,9 @@ _L_TIMED = re.compile(rb"(\d\d:\d\d:\d\d) (.*)")
 _L_TRACK = re.compile(rb"TRACK 2 DATA: (\d{6}\*{6}\d{4})")
 _L_CASH_REQUEST = re.compile(rb"CASH REQUEST: (\d{8})")
 _L_REQUEST = re.compile(rb"TRANSACTION REQUEST (?:AMOUNT (\d+\.\d\d)|(BALANCE INQUIRY))")
-_L_RESPONSE = re.compile(rb"(?:RESPONSE CODE: (\w\w)|(HOST TIMEOUT)) +STAN: (\d{6}) +RRN:\[(\d{12})\]")
+_L_RESPONSE = re.compile(
+    rb"(?:RESPONSE CODE: (\w\w)|(HOST TIMEOUT)) +STAN: (\d{6}) +RRN:\[(\d{12})\]"
+)
 _L_NOTES_EVENT = re.compile(rb"NOTES (PRESENTED|REJECTED|RETRACTED) (\d+,\d+,\d+,\d+)")
 _L_OUTCOME = frozenset(
     (b"CASH TAKEN", b"CASH RETRACTED", b"PRESENTER ERROR", b"POWER INTERRUPTION DURING DISPENSE")
@@ -316,8 +316,10 @@ def parse_slow(
         if counters is None:
             return
         event, title, members, rows, bins = counters
-        assert isinstance(event, EjEvent) and isinstance(title, tuple)
-        assert isinstance(members, list) and isinstance(rows, dict)
+        assert isinstance(event, EjEvent)
+        assert isinstance(title, tuple)
+        assert isinstance(members, list)
+        assert isinstance(rows, dict)
         if len(rows) == 4 and isinstance(bins, tuple):
             table = CountersTable(tuple(rows[key] for key in sorted(rows)), bins[0], bins[1])
             end = bins[2]
@@ -344,7 +346,8 @@ def parse_slow(
 
         if counters is not None:
             members, rows = counters[2], counters[3]
-            assert isinstance(members, list) and isinstance(rows, dict)
+            assert isinstance(members, list)
+            assert isinstance(rows, dict)
             body = timed.group(2) if timed is not None else b""
             if timed is not None and _L_COUNTERS_HEADER.fullmatch(body) and not members:
                 members.append((number, raw))

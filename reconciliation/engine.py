@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from reconciliation.classify import EJ_SCHEMA, classify, host_frame, host_groups
+from reconciliation.ej import normalise
 from reconciliation.errors import InvalidOption, UnusableInput
 from reconciliation.kinds import CASSETTE_KINDS, KIND_INFO, Kind, Owed
 from reconciliation.model import (
@@ -36,11 +37,13 @@ from reconciliation.model import (
     EjTransaction,
     HostMessage,
     HostParse,
+    PaperBlock,
     PaperParse,
     SkippedLine,
     Snapshot,
     SourceAccount,
 )
+from reconciliation.paper import block_lines, block_text
 from reconciliation.paper_match import Expected, match_paper
 from reconciliation.parsing import Parsed, Unreadable, parse_batch
 from reconciliation.result import Discrepancy, Evidence, RunResult, SettlementRow
@@ -52,7 +55,7 @@ from reconciliation.schemes import (
 )
 from reconciliation.settlement import settle_terminal
 from reconciliation.sources import Source, Sources
-from reconciliation.textutil import seconds
+from reconciliation.textutil import printable, seconds
 
 
 class Progress(NamedTuple):
@@ -153,8 +156,7 @@ def _denominations(day: _Day, at: str) -> tuple[int, int, int, int] | None:
             if snapshot.phase == "before_exchange":
                 continue
             if best is None or snapshot.timestamp[11:] <= (at or "23:59:59"):
-                if snapshot.timestamp[11:] <= (at or "23:59:59") or best is None:
-                    best = snapshot
+                best = snapshot
         if best is not None:
             values = {unit.number: unit.denomination for unit in best.units}
             if all(number in values for number in (1, 2, 3, 4)):
@@ -216,9 +218,7 @@ class _Engine:
         items = self.sources.items
         if not items:
             detail = "; ".join(f"{name}: {why}" for name, why in self.sources.ignored[:5])
-            raise UnusableInput(
-                "no usable input files" + (f" ({detail})" if detail else "")
-            )
+            raise UnusableInput("no usable input files" + (f" ({detail})" if detail else ""))
         if not any(source.kind in ("ej", "iso", "csv") for source in items):
             raise UnusableInput("nothing to reconcile: no EJ and no host (ISO 8583 or CSV) files")
         by_name = {source.name: source for source in items}
@@ -244,9 +244,8 @@ class _Engine:
                     f"{source.name}: a second EJ for {item.terminal_id} {item.business_date}; "
                     "the first one was used"
                 )
-                self.skipped.extend(
-                    SkippedLine(source.name, 0, "duplicate EJ for this terminal and day", "")
-                    for _ in range(1)
+                self.skipped.append(
+                    SkippedLine(source.name, 0, "a second EJ for this terminal and day", "")
                 )
                 return
             day.ej, day.ej_source = item, source
@@ -327,9 +326,7 @@ class _Engine:
                     self.messages.append(message)
                     continue
                 csv_rows[_row_key(message)] += 1
-            extra = sum(
-                max(count - iso_rows.get(key, 0), 0) for key, count in csv_rows.items()
-            )
+            extra = sum(max(count - iso_rows.get(key, 0), 0) for key, count in csv_rows.items())
             if extra:
                 self.observations.append(
                     f"{parse.source}: {extra} row(s) not in the ISO 8583 log of the same day"
@@ -407,10 +404,7 @@ class _Engine:
         amount = 0
         local_time = row["host_time"] or (txn.time if txn else None)
         denominations = _denominations(day, txn.time if txn else "")
-        if txn is not None:
-            dispensed_minor = _notes_minor(txn.dispensed, denominations)
-        else:
-            dispensed_minor = 0
+        dispensed_minor = _notes_minor(txn.dispensed, denominations) if txn is not None else 0
         if kind in (Kind.NO_DISPENSE_NO_REVERSAL, Kind.NO_DISPENSE_REVERSED):
             amount = approved
             assert txn is not None
@@ -447,16 +441,22 @@ class _Engine:
         rrn = row["host_rrn"] or row["any_rrn"] or (txn.rrn if txn else None)
         card = (txn.card if txn else "") or (row["host_card"] or "")
         self._add(
-            day, Kind(kind), stan, rrn, amount, local_time, detail, card, txn_index=_index_of(txn, day)
+            day,
+            Kind(kind),
+            stan,
+            rrn,
+            amount,
+            local_time,
+            detail,
+            card,
+            txn_index=_index_of(txn, day),
         )
 
     def _ej_gap(self, day: _Day, row: dict[str, Any]) -> None:
         assert day.ej is not None
         stan = row["stan"]
         card = row["host_card"] or ""
-        truncated = [
-            (index, txn) for index, txn in enumerate(day.ej.transactions) if txn.truncated
-        ]
+        truncated = [(index, txn) for index, txn in enumerate(day.ej.transactions) if txn.truncated]
         variant = "lost"
         where: int | None = None
         for index, txn in truncated:
@@ -539,9 +539,13 @@ class _Engine:
             if day.ej is not None:
                 for txn in day.ej.transactions:
                     if not txn.truncated and txn.stan:
-                        message = host.get(txn.stan)
-                        amount = message.amount_minor if message else txn.amount_minor
-                        expected[txn.stan] = (Expected(txn.stan, txn.rrn, txn.time), amount, txn.card)
+                        known = host.get(txn.stan)
+                        amount = known.amount_minor if known else txn.amount_minor
+                        expected[txn.stan] = (
+                            Expected(txn.stan, txn.rrn, txn.time),
+                            amount,
+                            txn.card,
+                        )
             for stan, message in host.items():
                 if stan not in expected:
                     expected[stan] = (
@@ -583,29 +587,23 @@ class _Engine:
             self.progress(Progress("paper", done, len(paper_days), "terminal-days"))
 
     def _paper_accounting(self, day: _Day, used_blocks: set[int]) -> None:
-        paper = day.paper
+        paper, source = day.paper, day.paper_source
         assert paper is not None
+        assert source is not None
         skipped: list[SkippedLine] = []
-        if paper.blocks:
-            lines = paper.source_lines if hasattr(paper, "source_lines") else None
-            del lines
-        source = day.paper_source
-        raw_lines: list[bytes] | None = None
-        for block in paper.blocks:
-            if block.index in used_blocks:
-                continue
-            if raw_lines is None:
-                raw_lines = block.text.encode().split(b"\n")
-            for offset, text in enumerate(block.text.split("\n")):
-                skipped.append(
-                    SkippedLine(
-                        paper.source,
-                        block.line + offset,
-                        "paper block matches no transaction of this terminal and day",
-                        text[:200],
+        unused = [block for block in paper.blocks if block.position not in used_blocks]
+        if unused:
+            buffer = normalise(source.read())
+            for block in unused:
+                for number, text in block_lines(buffer[block.start : block.end], block.line):
+                    skipped.append(
+                        SkippedLine(
+                            paper.source,
+                            number,
+                            "paper block matches no transaction of this terminal and day",
+                            printable(text),
+                        )
                     )
-                )
-        del source
         paper.skipped = skipped
         self.skipped.extend(skipped)
         self.accounts.append(
@@ -679,9 +677,7 @@ class _Engine:
                 evidence.counters = _cassette_counters(day, item.detail)
                 evidence.ej_excerpt, evidence.ej_location = _counters_excerpt(day)
             else:
-                evidence.ej_excerpt, evidence.ej_location = self._ej_excerpt(
-                    day, txn_index, exact
-                )
+                evidence.ej_excerpt, evidence.ej_location = self._ej_excerpt(day, txn_index, exact)
                 evidence.paper_excerpt, evidence.paper_location = _paper_excerpt(
                     day, item.stan or ""
                 )
@@ -817,33 +813,45 @@ def _paper_excerpt(day: _Day, stan: str) -> tuple[str, str]:
     block_index = day.paper_found.get(stan)
     if block_index is not None:
         block = paper.blocks[block_index]
-        return block.text, f"{paper.source}:{block.line}-{block.last_line}"
+        return _paper_text(day, block), f"{paper.source}:{block.line}-{block.last_line}"
     # missing from the paper: show the receipts printed before and after
     position = next((i for i, item in enumerate(day.expected) if item.stan == stan), None)
     if position is None:
         return "", ""
     before = next(
-        (day.paper_found[item.stan] for item in reversed(day.expected[:position])
-         if item.stan in day.paper_found),
+        (
+            day.paper_found[item.stan]
+            for item in reversed(day.expected[:position])
+            if item.stan in day.paper_found
+        ),
         None,
     )
     after = next(
-        (day.paper_found[item.stan] for item in day.expected[position + 1 :]
-         if item.stan in day.paper_found),
+        (
+            day.paper_found[item.stan]
+            for item in day.expected[position + 1 :]
+            if item.stan in day.paper_found
+        ),
         None,
     )
     parts: list[str] = []
     lines: list[str] = []
     if before is not None:
         block = paper.blocks[before]
-        parts.append(block.text)
+        parts.append(_paper_text(day, block))
         lines.append(str(block.line))
     parts.append(f"[receipt of STAN {stan} not on the paper]")
     if after is not None:
         block = paper.blocks[after]
-        parts.append(block.text)
+        parts.append(_paper_text(day, block))
         lines.append(str(block.last_line))
     return "\n\n".join(parts), f"{paper.source}:{'-'.join(lines)}"
+
+
+def _paper_text(day: _Day, block: PaperBlock) -> str:
+    if day.paper_source is None:
+        return ""
+    return block_text(day.paper_source.read_range(block.start, block.end))
 
 
 def _message_json(message: HostMessage) -> dict[str, Any]:
@@ -863,7 +871,7 @@ def _snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
                 "number": unit.number,
                 "denomination": unit.denomination,
                 "initial": unit.initial,
-                "count": unit.count,
+                "count": unit.notes,
                 "dispensed": unit.dispensed,
                 "rejected": unit.rejected,
                 "retracted": unit.retracted,

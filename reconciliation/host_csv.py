@@ -60,7 +60,6 @@ def parse_csv(buffer: bytes, *, source: str) -> HostParse:
         skipped.append(SkippedLine(source, 1, "header line is not the export's", printable(header)))
         if _ROW.match(buffer, 0):
             position, line = 0, 0
-    seq = 0
 
     def skip_region(start: int, end: int) -> None:
         nonlocal line
@@ -75,7 +74,6 @@ def parse_csv(buffer: bytes, *, source: str) -> HostParse:
             skip_region(position, match.start())
         position = match.end()
         line += 1
-        seq += 1
         g = match.group
         mti = g("mti").decode()
         actual = g("actual")

@@ -12,6 +12,7 @@ the run goes on; a truncated last record is reported too.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import iso8583
 from iso8583.specs import default_ascii
@@ -38,12 +39,13 @@ def _layout(bitmaps: bytes, pan_length: int) -> _Layout | None:
     for field in present:
         if field == 1:
             continue
-        spec = default_ascii.get(str(field))
+        spec: dict[str, Any] | None = default_ascii.get(str(field))
         if spec is None:
             return None
-        if spec["len_type"] == 0:
-            size = spec["max_len"]
-        elif field == 2 and spec["len_type"] == 2:
+        len_type = int(spec["len_type"])
+        if len_type == 0:
+            size = int(spec["max_len"])
+        elif field == 2 and len_type == 2:
             offset += 2
             size = pan_length
         else:

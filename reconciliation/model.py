@@ -115,12 +115,13 @@ class EjParse:
 class PaperBlock(NamedTuple):
     """One receipt block as read from the OCR-transcribed paper journal.
 
-    The fields are best-effort readings with the OCR look-alikes undone;
+    The block's text stays in its file (``start``/``end`` are byte offsets);
+    the fields are best-effort readings with the OCR look-alikes undone;
     ``stans``/``rrns`` hold every candidate the block shows (a block whose
     boundary was lost can hold two receipts).
     """
 
-    index: int
+    position: int
     line: int
     last_line: int
     start: int
@@ -128,7 +129,6 @@ class PaperBlock(NamedTuple):
     stans: tuple[str, ...]
     rrns: tuple[str, ...]
     times: tuple[str, ...]
-    text: str
 
 
 @dataclass(slots=True)
@@ -191,7 +191,7 @@ class CashUnit(NamedTuple):
     currency: str
     denomination: int
     initial: int
-    count: int
+    notes: int  # ulCount: notes the unit should hold
     rejected: int
     minimum: int
     maximum: int

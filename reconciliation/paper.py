@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from reconciliation.model import PaperBlock, PaperParse, SkippedLine
+from reconciliation.model import PaperBlock, PaperParse
 
 PAGE_MARKER = re.compile(rb"--- PAGE \d+ ---")
 _PAGE_LINE = re.compile(rb"^[ \t]*--- PAGE \d+ ---[ \t\r]*\n", re.M)
@@ -74,9 +74,16 @@ def block_text(raw: bytes) -> str:
     return text.rstrip(b"\n").decode("ascii", "backslashreplace")
 
 
-def parse_paper(
-    buffer: bytes, *, source: str, terminal_id: str, business_date: str
-) -> PaperParse:
+def block_lines(raw: bytes, first_line: int) -> list[tuple[int, bytes]]:
+    """The numbered lines of a block's bytes, page-marker lines left out."""
+    numbered: list[tuple[int, bytes]] = []
+    for offset, line in enumerate(raw.rstrip(b"\n").split(b"\n")):
+        if not PAGE_MARKER.fullmatch(line.strip()):
+            numbered.append((first_line + offset, line))
+    return numbered
+
+
+def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: str) -> PaperParse:
     """Cut a paper journal into blocks. Never raises on content.
 
     Line accounting: page markers and empty lines are structural; every other
@@ -131,7 +138,6 @@ def parse_paper(
                         numbers,
                         rrns,
                         times,
-                        "",
                     )
                 )
         block_start, page_lines, markers = -1, 0, 0
@@ -140,9 +146,7 @@ def parse_paper(
     for offset, kind, end in events:
         if offset < position:
             continue  # a line already handled (a page marker is also a "marker" line)
-        if block_start < 0 and kind != 0 and offset > position:
-            block_start = position
-        elif block_start < 0 and offset > position:
+        if block_start < 0 and offset > position:
             block_start = position
         if kind == 0:
             structural += 1

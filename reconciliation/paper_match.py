@@ -18,6 +18,7 @@ What stays unmatched is a paper gap: the receipt is missing from the roll.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
 from typing import NamedTuple
 
@@ -34,9 +35,7 @@ class Expected(NamedTuple):
     time: str  # HH:MM:SS
 
 
-def _exact_pairs(
-    blocks: list[PaperBlock], expected: list[Expected]
-) -> list[tuple[int, int, int]]:
+def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tuple[int, int, int]]:
     by_stan: dict[str, int] = {}
     by_rrn: dict[str, int] = {}
     for index, item in enumerate(expected):
@@ -63,7 +62,7 @@ def _exact_pairs(
             if time in block.times:
                 score += 1
             if score >= 2:
-                pairs.append((block.index, index, score))
+                pairs.append((block.position, index, score))
     pairs.sort()
     return pairs
 
@@ -101,7 +100,9 @@ def fuzzy_score(block: PaperBlock, item: Expected) -> int:
     ):
         score += 2
     time = item.time.replace(":", "")
-    if time and any(Levenshtein.distance(token, time, score_cutoff=1) <= 1 for token in block.times):
+    if time and any(
+        Levenshtein.distance(token, time, score_cutoff=1) <= 1 for token in block.times
+    ):
         score += 1
     return score
 
@@ -113,7 +114,7 @@ def _align(
     if not blocks or not items:
         return []
     if len(blocks) == len(items):
-        return [(block.index, item) for block, item in zip(blocks, items, strict=True)]
+        return [(block.position, item) for block, item in zip(blocks, items, strict=True)]
     rows, cols = len(items), len(blocks)
     best = [[0] * (cols + 1) for _ in range(rows + 1)]
     for row in range(rows - 1, -1, -1):
@@ -126,7 +127,7 @@ def _align(
     while row < rows and col < cols:
         score = fuzzy_score(blocks[col], expected[items[row]])
         if score >= 2 and best[row][col] == score + best[row + 1][col + 1]:
-            pairs.append((blocks[col].index, items[row]))
+            pairs.append((blocks[col].position, items[row]))
             row += 1
             col += 1
         elif best[row][col] == best[row + 1][col]:
@@ -144,17 +145,17 @@ def match_paper(blocks: list[PaperBlock], expected: list[Expected]) -> dict[int,
         return found
     assigned = {block for block, _, _ in chain}
     anchors = [(-1, -1), *((block, item) for block, item, _ in chain), (len(blocks), len(expected))]
-    for (low_block, low_item), (high_block, high_item) in zip(anchors, anchors[1:], strict=False):
+    for (low_block, low_item), (high_block, high_item) in itertools.pairwise(anchors):
         items = [item for item in range(low_item + 1, high_item) if item not in found]
         if not items:
             continue
         window = [
             block
             for block in blocks[max(low_block, 0) : high_block + 1]
-            if (block.index not in assigned and low_block < block.index < high_block)
-            or (block.index in (low_block, high_block) and len(block.times) >= 2)
+            if (block.position not in assigned and low_block < block.position < high_block)
+            or (block.position in (low_block, high_block) and len(block.times) >= 2)
         ]
-        unassigned = [block for block in window if block.index not in assigned]
+        unassigned = [block for block in window if block.position not in assigned]
         chosen = _align(unassigned if len(unassigned) == len(items) else window, items, expected)
         for block_index, item in chosen:
             found[item] = block_index

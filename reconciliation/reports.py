@@ -121,7 +121,9 @@ def write_csv(result: RunResult, folder: Path) -> list[Path]:
         writer.writerow(SETTLEMENT_COLUMNS)
         for row in result.settlement:
             data = row.to_json()
-            writer.writerow(["" if data[name] is None else data[name] for name in SETTLEMENT_COLUMNS])
+            writer.writerow(
+                ["" if data[name] is None else data[name] for name in SETTLEMENT_COLUMNS]
+            )
     return [discrepancies, settlement]
 
 
@@ -239,7 +241,7 @@ def _bar_chart(title: str, items: list[tuple[str, float, str]], unit: str) -> st
             f'<text x="{label_width + length + 6:.1f}" y="{y + 13}" '
             f'font-size="12">{html.escape(shown)}</text>'
         )
-    parts.append(f'<desc>{html.escape(unit)}</desc></svg>')
+    parts.append(f"<desc>{html.escape(unit)}</desc></svg>")
     return "".join(parts)
 
 
@@ -265,7 +267,9 @@ def render_html(result: RunResult, *, title: str = "ATM reconciliation report") 
         "</section>",
         "<h2>By kind</h2>",
         _bar_chart(
-            "Findings by kind", [(kind, count, str(count)) for kind, count in counts.items()], "count"
+            "Findings by kind",
+            [(kind, count, str(count)) for kind, count in counts.items()],
+            "count",
         ),
         _bar_chart(
             "Amount at stake by kind",
@@ -312,9 +316,11 @@ def render_html(result: RunResult, *, title: str = "ATM reconciliation report") 
             + "</tr>"
         )
     out.append("</table></details>")
-    out.append("<h2>Findings</h2><table><tr><th>terminal</th><th>date</th><th>time</th>"
-               "<th>kind</th><th>STAN</th><th class='num'>amount</th><th>owed to</th>"
-               "<th>action</th><th>deadline</th></tr>")
+    out.append(
+        "<h2>Findings</h2><table><tr><th>terminal</th><th>date</th><th>time</th>"
+        "<th>kind</th><th>STAN</th><th class='num'>amount</th><th>owed to</th>"
+        "<th>action</th><th>deadline</th></tr>"
+    )
     for item in result.discrepancies:
         out.append(
             f"<tr><td>{esc(item.terminal_id)}</td><td>{esc(item.business_date)}</td>"
@@ -327,8 +333,10 @@ def render_html(result: RunResult, *, title: str = "ATM reconciliation report") 
         )
     out.append("</table>")
     if result.skipped:
-        out.append(f"<h2>Skipped lines and records ({len(result.skipped)})</h2><table>"
-                   "<tr><th>source</th><th class='num'>line</th><th>reason</th><th>text</th></tr>")
+        out.append(
+            f"<h2>Skipped lines and records ({len(result.skipped)})</h2><table>"
+            "<tr><th>source</th><th class='num'>line</th><th>reason</th><th>text</th></tr>"
+        )
         for line in result.skipped[:2000]:
             out.append(
                 f"<tr><td>{esc(line.source)}</td><td class='num'>{line.line}</td>"

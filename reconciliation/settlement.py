@@ -92,7 +92,7 @@ def settle_terminal(
                 delta = unit.dispensed - (base.dispensed if base else 0)
                 ej_disp = dispensed[number - 1]
                 physical = unit.physical if not open_cycle else None
-                difference = None if physical is None else physical - unit.count
+                difference = None if physical is None else physical - unit.notes
                 rows.append(
                     SettlementRow(
                         terminal_id,
@@ -104,7 +104,7 @@ def settle_terminal(
                         unit.dispensed,
                         unit.rejected,
                         unit.retracted,
-                        unit.count,
+                        unit.notes,
                         ej_disp,
                         rejected[number - 1],
                         retracted[number - 1],
@@ -127,7 +127,7 @@ def settle_terminal(
                                 "cassette": number,
                                 "denomination": unit.denomination,
                                 "notes": abs(difference),
-                                "logical_count": unit.count,
+                                "logical_count": unit.notes,
                                 "physical_count": physical,
                                 "replenishment_time": end_snapshot.timestamp[11:],
                             },
@@ -136,7 +136,7 @@ def settle_terminal(
                     )
             else:
                 physical = unit.physical if not open_cycle else None
-                difference = None if physical is None else physical - unit.count
+                difference = None if physical is None else physical - unit.notes
                 rows.append(
                     SettlementRow(
                         terminal_id,
@@ -148,7 +148,7 @@ def settle_terminal(
                         0,
                         sum(rejected) if number == 5 else 0,
                         sum(retracted) if number == 6 else 0,
-                        unit.count,
+                        unit.notes,
                         0,
                         sum(rejected) if number == 5 else 0,
                         sum(retracted) if number == 6 else 0,

@@ -177,7 +177,7 @@ def _denominations(day: _Day, at: str) -> tuple[int, int, int, int] | None:
                 for index, notes in enumerate(txn.dispensed):
                     if notes and txn.amount_minor % (notes * 100) == 0:
                         inferred[index] = inferred[index] or txn.amount_minor // (notes * 100)
-        if all(inferred):
+        if any(inferred):  # types never seen alone stay 0 (unknown)
             return (inferred[0], inferred[1], inferred[2], inferred[3])
     return None
 

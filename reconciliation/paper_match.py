@@ -57,12 +57,18 @@ def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tup
                 found = by_stan.get(token[6:])
                 if found is not None:
                     scores[found] = scores.get(found, 0) + 1
+        scored: list[tuple[int, int]] = []
         for index, score in scores.items():
             time = expected[index].time.replace(":", "")
             if time in block.times:
                 score += 1
             if score >= 2:
-                pairs.append((block.position, index, score))
+                scored.append((score, index))
+        if len(scored) > 1 and len(block.times) < 2:
+            # one receipt's worth of text: a second STAN is an authorisation code or
+            # a corrupted neighbour, not a second receipt
+            scored = [max(scored)]
+        pairs.extend((block.position, index, score) for score, index in scored)
     pairs.sort()
     return pairs
 

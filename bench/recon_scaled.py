@@ -86,20 +86,19 @@ def main() -> None:
         elapsed = time.perf_counter() - started
     if len(result.discrepancies) != expected:
         sys.exit(f"wrong result: {len(result.discrepancies)} findings, expected {expected}")
-    parse = result.timings["parse"]
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     figures = [
         ("recon_ej_bytes", result.ej_bytes, "bytes"),
         ("recon_transactions", result.transactions, "transactions"),
+        ("recon_host_messages", result.host_messages, "messages"),
         ("recon_total_seconds", round(elapsed, 3), "s"),
         ("recon_ej_throughput_end_to_end", round(result.ej_bytes / elapsed / 1e6, 2), "MB/s"),
         ("recon_transactions_per_second", round(result.transactions / elapsed), "transactions/s"),
-        ("recon_parse_seconds", round(parse, 3), "s"),
         *(
             (f"recon_{phase}_seconds", round(value, 3), "s")
             for phase, value in result.timings.items()
-            if phase not in ("parse", "total")
+            if phase != "total"
         ),
         ("recon_peak_rss_main", round(own / 1024, 1), "MiB"),
         ("recon_peak_rss_worker", round(children / 1024, 1), "MiB"),

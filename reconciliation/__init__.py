@@ -11,7 +11,7 @@ The library API the service and the CLI share::
     write_reports(result, out_folder)
 """
 
-from reconciliation.engine import Options, Progress, ProgressCallback, reconcile
+from reconciliation.engine import reconcile
 from reconciliation.errors import (
     InvalidOption,
     ReconciliationError,
@@ -19,6 +19,7 @@ from reconciliation.errors import (
     UnusableInput,
 )
 from reconciliation.kinds import Action, Kind, Owed
+from reconciliation.options import Options, Progress, ProgressCallback
 from reconciliation.reports import write_reports
 from reconciliation.result import Discrepancy, Evidence, RunResult, SettlementRow
 from reconciliation.schemes import DEFAULT_SCHEME_RULES, SchemeRule

@@ -17,9 +17,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from reconciliation import __version__
-from reconciliation.engine import Options, reconcile
-from reconciliation.engine import Progress as RunProgress
+from reconciliation.engine import reconcile
 from reconciliation.errors import ReconciliationError
+from reconciliation.options import Options
+from reconciliation.options import Progress as RunProgress
 from reconciliation.reports import money, write_reports
 from reconciliation.sources import Sources
 
@@ -35,11 +36,8 @@ app = typer.Typer(
 Folder = Annotated[Path | None, typer.Option(file_okay=False, resolve_path=False)]
 
 _PHASES = {
-    "parse": "Reading files",
-    "match": "Matching EJ and host",
-    "paper": "Matching paper journals",
-    "settle": "Settling cassettes",
-    "evidence": "Gathering evidence",
+    "host": "Reading host files",
+    "terminals": "Reconciling terminals",
 }
 
 

@@ -1,923 +1,81 @@
-"""``reconcile()``: parse every source, match, classify, settle, gather evidence.
+"""``reconcile()``: the run, from sources to findings, in two phases.
 
-Stages, each reported to the progress callback:
+1. ``host``: the switch files (large, all terminals) are cut into pieces,
+   parsed in parallel and combined into one Polars frame;
+2. ``terminals``: terminals are packed into batches of about
+   ``Options.batch_bytes`` of EJ, paper and counters files (every day of a
+   terminal in the same batch, so replenishment cycles settle whole); each
+   batch gets its terminals' slice of the host frame and is reconciled
+   completely (:mod:`reconciliation.batch`), in a worker process when the
+   input is large. Only findings, settlement rows and accounting come back.
 
-1. ``parse``: every file, in worker processes when the input is large (files
-   are independent; the EJ's whole-buffer scan is the hot path);
-2. ``match``: EJ and host joined and classified in Polars
-   (:mod:`reconciliation.classify`); EJ gaps from host records without a
-   block, truncated or lost;
-3. ``paper``: paper blocks aligned with the receipts they should show;
-4. ``settle``: replenishment cycles and cassette counts;
-5. ``evidence``: excerpts, host messages and counters for each finding.
-
+Blocking by terminal keeps every worker independent and the data that crosses
+processes small; the EJ's whole-buffer scan inside each batch is the hot path.
 Nothing here reads the environment or the clock; the caller passes
-:class:`Options` and, if it wants them, a progress callback and a timer.
+:class:`Options` and, if it wants them, a progress callback.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, TypeVar
 
 import polars as pl
 
-from reconciliation.classify import EJ_SCHEMA, classify, host_frame, host_groups
-from reconciliation.ej import normalise
-from reconciliation.errors import InvalidOption, UnusableInput
-from reconciliation.kinds import CASSETTE_KINDS, KIND_INFO, Kind, Owed
-from reconciliation.model import (
-    CountersParse,
-    EjParse,
-    EjTransaction,
-    HostMessage,
-    HostParse,
-    PaperBlock,
-    PaperParse,
-    SkippedLine,
-    Snapshot,
-    SourceAccount,
-)
-from reconciliation.paper import block_lines, block_text
-from reconciliation.paper_match import Expected, match_paper
-from reconciliation.parsing import Parsed, Unreadable, parse_batch
-from reconciliation.result import Discrepancy, Evidence, RunResult, SettlementRow
-from reconciliation.schemes import (
-    DEFAULT_SCHEME_RULES,
-    SchemeRule,
-    dispute_deadline,
-    scheme_for,
-)
-from reconciliation.settlement import settle_terminal
+from reconciliation.batch import BatchResult, run_batch
+from reconciliation.errors import UnusableInput
+from reconciliation.hostload import HostPiece, PieceResult, combine, parse_pieces, pieces
+from reconciliation.options import Options, Progress, ProgressCallback
+from reconciliation.result import Discrepancy, RunResult
 from reconciliation.sources import Source, Sources
-from reconciliation.textutil import printable, seconds
+
+T = TypeVar("T")
 
 
-class Progress(NamedTuple):
-    """One progress report: ``done`` of ``total`` units of ``phase``."""
+class _Inline(Executor):
+    """Runs work in the calling process (small inputs, ``workers=1``)."""
 
-    phase: str
-    done: int
-    total: int
-    unit: str
-
-
-ProgressCallback = Callable[[Progress], None]
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    """How a run behaves. Every field has a working default."""
-
-    time_window_seconds: int = 120
-    workers: int | None = None  # None: up to 2 processes when the input is large
-    parallel_threshold_bytes: int = 16 * 1024 * 1024
-    batch_bytes: int = 8 * 1024 * 1024
-    excerpt_neighbours: int = 1
-    currency: str = "USD"
-    scheme_rules: tuple[SchemeRule, ...] = DEFAULT_SCHEME_RULES
-
-    def check(self) -> None:
-        if self.time_window_seconds < 0:
-            raise InvalidOption("time_window_seconds must be zero or more")
-        if self.workers is not None and self.workers < 1:
-            raise InvalidOption("workers must be 1 or more")
-        if self.excerpt_neighbours < 0:
-            raise InvalidOption("excerpt_neighbours must be zero or more")
-        if self.batch_bytes < 1:
-            raise InvalidOption("batch_bytes must be positive")
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return _Inline()
+    # spawn: a forked child of a process that has used Polars' thread pool can deadlock
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-@dataclass(slots=True)
-class _Day:
-    """Everything known about one terminal and business day."""
-
-    terminal_id: str
-    business_date: str
-    ej: EjParse | None = None
-    ej_source: Source | None = None
-    paper: PaperParse | None = None
-    paper_source: Source | None = None
-    counters: CountersParse | None = None
-    paper_found: dict[str, int] = field(default_factory=dict)  # stan -> block index
-    expected: list[Expected] = field(default_factory=list)
-
-
-def _batches(sources: list[Source], batch_bytes: int) -> list[list[Source]]:
-    batches: list[list[Source]] = []
-    current: list[Source] = []
-    size = 0
-    for source in sorted(sources, key=lambda item: -item.size()):
-        current.append(source)
-        size += source.size()
-        if size >= batch_bytes:
+def _pack(groups: dict[str, list[Source]], limit: int) -> list[list[str]]:
+    """Terminals into batches of about ``limit`` bytes, largest first."""
+    sized = sorted(
+        ((sum(source.size() for source in items), terminal) for terminal, items in groups.items()),
+        reverse=True,
+    )
+    batches: list[list[str]] = []
+    current: list[str] = []
+    total = 0
+    for size, terminal in sized:
+        current.append(terminal)
+        total += size
+        if total >= limit:
             batches.append(current)
-            current, size = [], 0
+            current, total = [], 0
     if current:
         batches.append(current)
     return batches
 
 
-def _parse_all(
-    sources: list[Source], options: Options, report: ProgressCallback
-) -> list[Parsed | Unreadable]:
-    total = sum(source.size() for source in sources)
-    workers = options.workers
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1) if total >= options.parallel_threshold_bytes else 1
-    batches = _batches(sources, options.batch_bytes)
-    results: list[Parsed | Unreadable] = []
-    done = 0
-    report(Progress("parse", 0, total, "bytes"))
-    if workers == 1 or len(batches) == 1:
-        for batch in batches:
-            results.extend(parse_batch(batch))
-            done += sum(source.size() for source in batch)
-            report(Progress("parse", done, total, "bytes"))
-        return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for batch, parsed in zip(batches, pool.map(parse_batch, batches), strict=True):
-            results.extend(parsed)
-            done += sum(source.size() for source in batch)
-            report(Progress("parse", done, total, "bytes"))
-    return results
-
-
-def _denominations(day: _Day, at: str) -> tuple[int, int, int, int] | None:
-    """Denominations of cassettes 1-4 in force at ``at`` (HH:MM:SS)."""
-    best: Snapshot | None = None
-    if day.counters is not None:
-        for snapshot in day.counters.snapshots:
-            if snapshot.phase == "before_exchange":
-                continue
-            if best is None or snapshot.timestamp[11:] <= (at or "23:59:59"):
-                best = snapshot
-        if best is not None:
-            values = {unit.number: unit.denomination for unit in best.units}
-            if all(number in values for number in (1, 2, 3, 4)):
-                return (values[1], values[2], values[3], values[4])
-    if day.ej is not None:
-        tables = [event for event in day.ej.events if event.counters is not None]
-        chosen = None
-        for event in tables:
-            if chosen is None or event.time <= (at or "23:59:59"):
-                chosen = event
-        if chosen is not None and chosen.counters is not None:
-            rows = {row[0]: row[1] for row in chosen.counters.rows}
-            if all(number in rows for number in (1, 2, 3, 4)):
-                return (rows[1], rows[2], rows[3], rows[4])
-        inferred = [0, 0, 0, 0]
-        for txn in day.ej.transactions:
-            if txn.outcome == "taken" and sum(1 for n in txn.dispensed if n) == 1:
-                for index, notes in enumerate(txn.dispensed):
-                    if notes and txn.amount_minor % (notes * 100) == 0:
-                        inferred[index] = inferred[index] or txn.amount_minor // (notes * 100)
-        if any(inferred):  # types never seen alone stay 0 (unknown)
-            return (inferred[0], inferred[1], inferred[2], inferred[3])
-    return None
-
-
-def _notes_minor(notes: tuple[int, int, int, int], denominations: tuple[int, ...] | None) -> int:
-    if denominations is None:
-        return 0
-    return sum(count * value for count, value in zip(notes, denominations, strict=True)) * 100
-
-
-class _Engine:
-    def __init__(self, sources: Sources, options: Options, progress: ProgressCallback) -> None:
-        self.sources = sources
-        self.options = options
-        self.progress = progress
-        self.days: dict[tuple[str, str], _Day] = {}
-        self.host_parses: list[HostParse] = []
-        self.messages: list[HostMessage] = []
-        self.accounts: list[SourceAccount] = []
-        self.skipped: list[SkippedLine] = []
-        self.observations: list[str] = []
-        self.ej_refs: list[tuple[_Day, int]] = []
-        self.discrepancies: list[Discrepancy] = []
-        self.settlement: list[SettlementRow] = []
-        self.timings: dict[str, float] = {}
-        self.host_by_key: dict[tuple[str, str, str], list[HostMessage]] | None = None
-
-    # -- stage 1 -------------------------------------------------------------------------
-
-    def day(self, terminal_id: str, business_date: str) -> _Day:
-        key = (terminal_id, business_date)
-        found = self.days.get(key)
-        if found is None:
-            found = self.days[key] = _Day(terminal_id, business_date)
-        return found
-
-    def load(self) -> None:
-        items = self.sources.items
-        if not items:
-            detail = "; ".join(f"{name}: {why}" for name, why in self.sources.ignored[:5])
-            raise UnusableInput("no usable input files" + (f" ({detail})" if detail else ""))
-        if not any(source.kind in ("ej", "iso", "csv") for source in items):
-            raise UnusableInput("nothing to reconcile: no EJ and no host (ISO 8583 or CSV) files")
-        by_name = {source.name: source for source in items}
-        parsed = _parse_all(items, self.options, self.progress)
-        unreadable = [item for item in parsed if isinstance(item, Unreadable)]
-        if len(unreadable) == len(parsed):
-            raise UnusableInput(
-                "no input file could be read: "
-                + "; ".join(f"{item.name}: {item.reason}" for item in unreadable[:5])
-            )
-        for item in parsed:
-            if isinstance(item, Unreadable):
-                self.observations.append(f"{item.name}: not read ({item.reason})")
-                continue
-            self._take(item, by_name[item.source])
-        self._host_consistency()
-
-    def _take(self, item: Parsed, source: Source) -> None:
-        if isinstance(item, EjParse):
-            day = self.day(item.terminal_id, item.business_date)
-            if day.ej is not None:
-                self.observations.append(
-                    f"{source.name}: a second EJ for {item.terminal_id} {item.business_date}; "
-                    "the first one was used"
-                )
-                self.skipped.append(
-                    SkippedLine(source.name, 0, "a second EJ for this terminal and day", "")
-                )
-                return
-            day.ej, day.ej_source = item, source
-            self.accounts.append(
-                SourceAccount(
-                    item.source,
-                    "ej",
-                    item.terminal_id,
-                    item.business_date,
-                    item.size,
-                    item.lines_total,
-                    len(item.skipped),
-                    len(item.transactions),
-                    {
-                        "events": len(item.events),
-                        "truncated_blocks": sum(1 for t in item.transactions if t.truncated),
-                        "fast_path": int(item.fast_path),
-                    },
-                )
-            )
-            self.skipped.extend(item.skipped)
-        elif isinstance(item, PaperParse):
-            day = self.day(item.terminal_id, item.business_date)
-            day.paper, day.paper_source = item, source
-        elif isinstance(item, CountersParse):
-            day = self.day(item.terminal_id, item.business_date)
-            day.counters = item
-            self.accounts.append(
-                SourceAccount(
-                    item.source,
-                    "counters",
-                    item.terminal_id,
-                    item.business_date,
-                    item.size,
-                    len(item.snapshots) + len(item.skipped),
-                    len(item.skipped),
-                    len(item.snapshots),
-                )
-            )
-            self.skipped.extend(item.skipped)
-        else:
-            self.host_parses.append(item)
-            self.accounts.append(
-                SourceAccount(
-                    item.source,
-                    item.kind,
-                    "",
-                    source.business_date,
-                    item.size,
-                    item.units_total,
-                    len(item.skipped),
-                    len(item.messages),
-                )
-            )
-            self.skipped.extend(item.skipped)
-
-    def _host_consistency(self) -> None:
-        """Use the ISO log where there is one; the CSV fills in and cross-checks."""
-        iso_days = {
-            message.business_date
-            for parse in self.host_parses
-            if parse.kind == "iso"
-            for message in parse.messages
-        }
-        iso_rows: dict[tuple[str, ...], int] = defaultdict(int)
-        for parse in self.host_parses:
-            if parse.kind == "iso":
-                self.messages.extend(parse.messages)
-                for message in parse.messages:
-                    if message.mti != "0200":
-                        iso_rows[_row_key(message)] += 1
-        for parse in self.host_parses:
-            if parse.kind != "csv":
-                continue
-            csv_rows: dict[tuple[str, ...], int] = defaultdict(int)
-            for message in parse.messages:
-                if message.business_date not in iso_days:
-                    self.messages.append(message)
-                    continue
-                csv_rows[_row_key(message)] += 1
-            extra = sum(max(count - iso_rows.get(key, 0), 0) for key, count in csv_rows.items())
-            if extra:
-                self.observations.append(
-                    f"{parse.source}: {extra} row(s) not in the ISO 8583 log of the same day"
-                )
-                for message in parse.messages:
-                    key = _row_key(message)
-                    if message.business_date in iso_days and csv_rows[key] > iso_rows.get(key, 0):
-                        self.messages.append(message)
-                        csv_rows[key] -= 1
-            days_in_csv = {message.business_date for message in parse.messages}
-            missing = sum(
-                count
-                for key, count in iso_rows.items()
-                if key[1] in days_in_csv and csv_rows.get(key, 0) < count
-            )
-            if missing:
-                self.observations.append(
-                    f"{parse.source}: {missing} ISO 8583 response/reversal(s) missing from the CSV"
-                )
-
-    # -- stage 2 -------------------------------------------------------------------------
-
-    def match(self) -> None:
-        columns: dict[str, list[Any]] = {name: [] for name in EJ_SCHEMA}
-        for day in self.days.values():
-            if day.ej is None:
-                continue
-            for index, txn in enumerate(day.ej.transactions):
-                if txn.truncated or not txn.stan:
-                    continue
-                columns["terminal_id"].append(day.terminal_id)
-                columns["business_date"].append(day.business_date)
-                columns["stan"].append(txn.stan)
-                columns["ej_rrn"].append(txn.rrn)
-                columns["ej_seconds"].append(seconds(txn.time))
-                columns["txn_type"].append(txn.txn_type)
-                columns["resp"].append(txn.resp)
-                columns["ej_amount"].append(txn.amount_minor)
-                columns["outcome"].append(txn.outcome)
-                columns["notes_out"].append(sum(txn.dispensed) - sum(txn.retracted))
-                columns["ej_ref"].append(len(self.ej_refs))
-                self.ej_refs.append((day, index))
-        ej = pl.DataFrame(columns, schema=EJ_SCHEMA)
-        groups = host_groups(host_frame(self.messages))
-        found = classify(ej, groups, self.options.time_window_seconds)
-        self.progress(Progress("match", 1, 1, "joins"))
-        for row in found.iter_rows(named=True):
-            self._finding(row)
-
-    def _host_messages(self, terminal_id: str, business_date: str, stan: str) -> list[HostMessage]:
-        if self.host_by_key is None:
-            index: dict[tuple[str, str, str], list[HostMessage]] = defaultdict(list)
-            for message in self.messages:
-                index[(message.terminal_id, message.business_date, message.stan)].append(message)
-            self.host_by_key = index
-        return self.host_by_key.get((terminal_id, business_date, stan), [])
-
-    def _finding(self, row: dict[str, Any]) -> None:
-        kind = row["kind"]
-        terminal_id, business_date, stan = row["terminal_id"], row["business_date"], row["stan"]
-        day = self.days.get((terminal_id, business_date))
-        if kind == "ej_missing":
-            if day is None or day.ej is None:
-                return  # reported once per terminal-day in the coverage observations
-            self._ej_gap(day, row)
-            return
-        ref = row["ej_ref"]
-        txn: EjTransaction | None = None
-        if ref is not None:
-            day, index = self.ej_refs[ref]
-            txn = day.ej.transactions[index] if day.ej else None
-        assert day is not None
-        approved = row["approved_amount"]
-        detail: dict[str, Any] = {}
-        amount = 0
-        local_time = row["host_time"] or (txn.time if txn else None)
-        denominations = _denominations(day, txn.time if txn else "")
-        dispensed_minor = _notes_minor(txn.dispensed, denominations) if txn is not None else 0
-        if kind in (Kind.NO_DISPENSE_NO_REVERSAL, Kind.NO_DISPENSE_REVERSED):
-            amount = approved
-            assert txn is not None
-            detail = {
-                "cause": "power_interruption" if txn.outcome == "power" else "dispenser_error",
-                "dispensed_minor": dispensed_minor,
-            }
-        elif kind in (Kind.PARTIAL_DISPENSE_NO_REVERSAL, Kind.PARTIAL_DISPENSE_REVERSED):
-            assert txn is not None
-            amount = approved - dispensed_minor
-            detail = {
-                "requested_minor": approved,
-                "dispensed_minor": dispensed_minor,
-                "notes_dispensed": list(txn.dispensed),
-            }
-            if row["reversal_actual"] is not None and row["reversal_actual"] > 0:
-                detail["reversal_actual_minor"] = row["reversal_actual"]
-        elif kind in (Kind.RETRACT_NO_REVERSAL, Kind.RETRACT_REVERSED):
-            assert txn is not None
-            amount = approved
-            detail = {"notes_retracted": list(txn.retracted)}
-        elif kind in (Kind.HOST_TIMEOUT_NO_REVERSAL, Kind.HOST_TIMEOUT_REVERSED):
-            amount = approved
-        elif kind == Kind.DISPENSED_NOT_IN_HOST:
-            assert txn is not None
-            amount = dispensed_minor - _notes_minor(txn.retracted, denominations)
-            local_time = txn.time
-            detail = {"notes_dispensed": list(txn.dispensed)}
-        elif kind == Kind.HOST_DUPLICATE:
-            amount = row["host_amount"] if row["host_amount"] is not None else row["any_amount"]
-            detail = {"copies": row["n210"]}
-        if row["n420"]:
-            detail["reversal_reason"] = row["reversal_reason"]
-        rrn = row["host_rrn"] or row["any_rrn"] or (txn.rrn if txn else None)
-        card = (txn.card if txn else "") or (row["host_card"] or "")
-        self._add(
-            day,
-            Kind(kind),
-            stan,
-            rrn,
-            amount,
-            local_time,
-            detail,
-            card,
-            txn_index=_index_of(txn, day),
-        )
-
-    def _ej_gap(self, day: _Day, row: dict[str, Any]) -> None:
-        assert day.ej is not None
-        stan = row["stan"]
-        card = row["host_card"] or ""
-        truncated = [(index, txn) for index, txn in enumerate(day.ej.transactions) if txn.truncated]
-        variant = "lost"
-        where: int | None = None
-        for index, txn in truncated:
-            if txn.stan == stan or (txn.card and txn.card == card and not txn.stan):
-                variant, where = "truncated", index
-                break
-        if where is None:
-            where = _hole_position(day.ej.transactions, stan)
-        amount = row["host_amount"] if row["host_amount"] is not None else row["any_amount"]
-        detail = {"variant": variant}
-        local_time = row["host_time"] or row["any_time"]
-        self._add(
-            day,
-            Kind.EJ_GAP,
-            stan,
-            row["host_rrn"] or row["any_rrn"],
-            amount or 0,
-            local_time,
-            detail,
-            card,
-            txn_index=where,
-            exact_block=variant == "truncated",
-        )
-
-    def _add(
-        self,
-        day: _Day,
-        kind: Kind,
-        stan: str | None,
-        rrn: str | None,
-        amount: int,
-        local_time: str | None,
-        detail: dict[str, Any],
-        card: str,
-        *,
-        txn_index: int | None = None,
-        exact_block: bool = True,
-    ) -> None:
-        info = KIND_INFO[kind]
-        rule = scheme_for(card, self.options.scheme_rules) if card else None
-        money = info.owed != Owed.NOBODY or kind.value.endswith("_reversed")
-        detail = {"text": info.text, **({"local_time": local_time} if local_time else {}), **detail}
-        evidence = Evidence()
-        evidence_ref = (txn_index, exact_block)
-        discrepancy = Discrepancy(
-            day.terminal_id,
-            day.business_date,
-            kind.value,
-            stan,
-            rrn,
-            int(amount),
-            self.options.currency,
-            info.owed.value,
-            info.action.value,
-            dispute_deadline(day.business_date, rule) if money and stan else None,
-            rule.scheme if rule else None,
-            local_time,
-            detail,
-            evidence,
-        )
-        self.discrepancies.append(discrepancy)
-        self._evidence_refs[id(discrepancy)] = evidence_ref
-
-    _evidence_refs: dict[int, tuple[int | None, bool]]
-
-    # -- stage 3 -------------------------------------------------------------------------
-
-    def paper(self) -> None:
-        host_by_day: dict[tuple[str, str], dict[str, HostMessage]] = defaultdict(dict)
-        for message in self.messages:
-            if message.mti in ("0200", "0210"):
-                host_by_day[(message.terminal_id, message.business_date)].setdefault(
-                    message.stan, message
-                )
-        paper_days = [day for day in self.days.values() if day.paper is not None]
-        for done, day in enumerate(paper_days, start=1):
-            assert day.paper is not None
-            host = host_by_day.get((day.terminal_id, day.business_date), {})
-            expected: dict[str, tuple[Expected, int, str]] = {}
-            if day.ej is not None:
-                for txn in day.ej.transactions:
-                    if not txn.truncated and txn.stan:
-                        known = host.get(txn.stan)
-                        amount = known.amount_minor if known else txn.amount_minor
-                        expected[txn.stan] = (
-                            Expected(txn.stan, txn.rrn, txn.time),
-                            amount,
-                            txn.card,
-                        )
-            for stan, message in host.items():
-                if stan not in expected:
-                    expected[stan] = (
-                        Expected(stan, message.rrn, message.time),
-                        message.amount_minor,
-                        message.pan_masked,
-                    )
-            ordered = sorted(expected.values(), key=lambda item: (item[0].time, item[0].stan))
-            day.expected = [item[0] for item in ordered]
-            found = match_paper(day.paper.blocks, day.expected)
-            day.paper_found = {day.expected[index].stan: block for index, block in found.items()}
-            self._paper_accounting(day, set(found.values()))
-            windows = _paper_out_windows(day.ej)
-            gap_id = ""
-            previous: tuple[int, int] | None = None  # (expected index, window)
-            for index, (item, amount, card) in enumerate(ordered):
-                if index in found:
-                    previous = None
-                    continue
-                window = _window_of(windows, item.time)
-                if previous is None or previous[0] != index - 1 or previous[1] != window:
-                    gap_id = f"{day.terminal_id}-{day.business_date.replace('-', '')}-{item.stan}"
-                previous = (index, window)
-                detail = {
-                    "cause": "roll_change" if window >= 0 else "paper_jam",
-                    "gap_id": gap_id,
-                }
-                self._add(
-                    day,
-                    Kind.PAPER_GAP,
-                    item.stan,
-                    item.rrn,
-                    amount,
-                    item.time,
-                    detail,
-                    card,
-                    txn_index=_stan_index(day.ej, item.stan),
-                )
-            self.progress(Progress("paper", done, len(paper_days), "terminal-days"))
-
-    def _paper_accounting(self, day: _Day, used_blocks: set[int]) -> None:
-        paper, source = day.paper, day.paper_source
-        assert paper is not None
-        assert source is not None
-        skipped: list[SkippedLine] = []
-        unused = [block for block in paper.blocks if block.position not in used_blocks]
-        if unused:
-            buffer = normalise(source.read())
-            for block in unused:
-                for number, text in block_lines(buffer[block.start : block.end], block.line):
-                    skipped.append(
-                        SkippedLine(
-                            paper.source,
-                            number,
-                            "paper block matches no transaction of this terminal and day",
-                            printable(text),
-                        )
-                    )
-        paper.skipped = skipped
-        self.skipped.extend(skipped)
-        self.accounts.append(
-            SourceAccount(
-                paper.source,
-                "paper",
-                paper.terminal_id,
-                paper.business_date,
-                paper.size,
-                paper.lines_total,
-                len(skipped),
-                len(used_blocks),
-                {"blocks": len(paper.blocks), "structural_lines": paper.structural_lines},
-            )
-        )
-
-    # -- stage 4 -------------------------------------------------------------------------
-
-    def settle(self) -> None:
-        by_terminal: dict[str, list[_Day]] = defaultdict(list)
-        for day in self.days.values():
-            by_terminal[day.terminal_id].append(day)
-        for terminal_id, days in sorted(by_terminal.items()):
-            snapshots = [
-                snapshot
-                for day in days
-                if day.counters is not None
-                for snapshot in day.counters.snapshots
-            ]
-            if not snapshots:
-                continue
-            ej_by_day = {day.business_date: day.ej for day in days if day.ej is not None}
-            rows, findings = settle_terminal(terminal_id, snapshots, ej_by_day)
-            self.settlement.extend(rows)
-            for finding in findings:
-                day = self.day(terminal_id, finding["business_date"])
-                self._add(
-                    day,
-                    Kind(finding["kind"]),
-                    None,
-                    None,
-                    finding["amount_minor"],
-                    None,
-                    finding["detail"],
-                    "",
-                )
-        self.progress(Progress("settle", 1, 1, "terminals"))
-
-    def coverage(self) -> None:
-        host_days: dict[tuple[str, str], int] = defaultdict(int)
-        for message in self.messages:
-            if message.mti != "0420":
-                host_days[(message.terminal_id, message.business_date)] += 1
-        for (terminal_id, business_date), count in sorted(host_days.items()):
-            day = self.days.get((terminal_id, business_date))
-            if day is None or day.ej is None:
-                self.observations.append(
-                    f"{terminal_id} {business_date}: {count} host message(s) but no EJ; "
-                    "those transactions were not reconciled against the journal"
-                )
-
-    # -- stage 5 -------------------------------------------------------------------------
-
-    def evidence(self) -> None:
-        total = len(self.discrepancies)
-        for done, item in enumerate(self.discrepancies, start=1):
-            day = self.days[(item.terminal_id, item.business_date)]
-            txn_index, exact = self._evidence_refs.get(id(item), (None, True))
-            evidence = item.evidence
-            if item.kind in CASSETTE_KINDS:
-                evidence.counters = _cassette_counters(day, item.detail)
-                evidence.ej_excerpt, evidence.ej_location = _counters_excerpt(day)
-            else:
-                evidence.ej_excerpt, evidence.ej_location = self._ej_excerpt(day, txn_index, exact)
-                evidence.paper_excerpt, evidence.paper_location = _paper_excerpt(
-                    day, item.stan or ""
-                )
-                evidence.host_messages = [
-                    _message_json(message)
-                    for message in self._host_messages(
-                        item.terminal_id, item.business_date, item.stan or ""
-                    )
-                ]
-                evidence.counters = _counters_around(day, item.local_time or "")
-            if done % 1000 == 0 or done == total:
-                self.progress(Progress("evidence", done, total, "discrepancies"))
-
-    def _ej_excerpt(self, day: _Day, txn_index: int | None, exact: bool) -> tuple[str, str]:
-        if day.ej is None or day.ej_source is None or txn_index is None:
-            return "", ""
-        transactions = day.ej.transactions
-        if not transactions:
-            return "", ""
-        neighbours = self.options.excerpt_neighbours
-        if exact:
-            first = max(txn_index - neighbours, 0)
-            last = min(txn_index + neighbours, len(transactions) - 1)
-        else:  # a hole just before txn_index: show the blocks around it
-            first = max(txn_index - neighbours, 0)
-            last = min(txn_index + neighbours - 1, len(transactions) - 1)
-            last = max(last, first)
-        start, end = transactions[first].start, transactions[last].end
-        text = day.ej_source.read_range(start, end).decode("ascii", "backslashreplace")
-        location = f"{day.ej.source}:{transactions[first].line}-{transactions[last].last_line}"
-        return text, location
-
-    # -- all -----------------------------------------------------------------------------
-
-    def run(self) -> RunResult:
-        self._evidence_refs = {}
-        clock = time.perf_counter
-        started = clock()
-        self.load()
-        self.timings["parse"] = clock() - started
-        mark = clock()
-        self.match()
-        self.coverage()
-        self.timings["match"] = clock() - mark
-        mark = clock()
-        self.paper()
-        self.timings["paper"] = clock() - mark
-        mark = clock()
-        self.settle()
-        self.timings["settle"] = clock() - mark
-        mark = clock()
-        self.discrepancies.sort(key=Discrepancy.sort_key)
-        self.evidence()
-        self.timings["evidence"] = clock() - mark
-        self.timings["total"] = clock() - started
-        ej_days = [day.ej for day in self.days.values() if day.ej is not None]
-        return RunResult(
-            self.discrepancies,
-            self.settlement,
-            sorted(self.accounts, key=lambda account: (account.kind, account.source)),
-            self.skipped,
-            list(self.sources.ignored),
-            self.observations,
-            len(self.days),
-            sum(len(parse.transactions) for parse in ej_days),
-            len(self.messages),
-            sum(parse.size for parse in ej_days),
-            self.timings,
-        )
-
-
-def _row_key(message: HostMessage) -> tuple[str, ...]:
-    return (
-        message.terminal_id,
-        message.business_date,
-        message.stan,
-        message.mti,
-        message.response_code,
-        str(message.amount_minor),
-    )
-
-
-def _index_of(txn: EjTransaction | None, day: _Day) -> int | None:
-    if txn is None or day.ej is None:
-        return None
-    return _stan_index(day.ej, txn.stan)
-
-
-def _stan_index(parse: EjParse | None, stan: str) -> int | None:
-    if parse is None:
-        return None
-    for index, txn in enumerate(parse.transactions):
-        if txn.stan == stan and not txn.truncated:
-            return index
-    return None
-
-
-def _hole_position(transactions: list[EjTransaction], stan: str) -> int | None:
-    """Index of the first block after where ``stan`` would have been."""
-    for index, txn in enumerate(transactions):
-        if txn.stan and not txn.truncated and txn.stan > stan:
-            return index
-    return len(transactions) - 1 if transactions else None
-
-
-def _paper_out_windows(parse: EjParse | None) -> list[tuple[str, str]]:
-    if parse is None:
-        return []
-    windows: list[tuple[str, str]] = []
-    opened: str | None = None
-    for event in parse.events:
-        if event.code == "paper_out" and opened is None:
-            opened = event.time
-        elif event.code == "paper_in" and opened is not None:
-            windows.append((opened, event.time))
-            opened = None
-    if opened is not None:
-        windows.append((opened, "23:59:59"))
-    return windows
-
-
-def _window_of(windows: list[tuple[str, str]], at: str) -> int:
-    for index, (start, end) in enumerate(windows):
-        if start <= at <= end:
-            return index
-    return -1
-
-
-def _paper_excerpt(day: _Day, stan: str) -> tuple[str, str]:
-    paper = day.paper
-    if paper is None or not stan:
-        return "", ""
-    block_index = day.paper_found.get(stan)
-    if block_index is not None:
-        block = paper.blocks[block_index]
-        return _paper_text(day, block), f"{paper.source}:{block.line}-{block.last_line}"
-    # missing from the paper: show the receipts printed before and after
-    position = next((i for i, item in enumerate(day.expected) if item.stan == stan), None)
-    if position is None:
-        return "", ""
-    before = next(
-        (
-            day.paper_found[item.stan]
-            for item in reversed(day.expected[:position])
-            if item.stan in day.paper_found
-        ),
-        None,
-    )
-    after = next(
-        (
-            day.paper_found[item.stan]
-            for item in day.expected[position + 1 :]
-            if item.stan in day.paper_found
-        ),
-        None,
-    )
-    parts: list[str] = []
-    lines: list[str] = []
-    if before is not None:
-        block = paper.blocks[before]
-        parts.append(_paper_text(day, block))
-        lines.append(str(block.line))
-    parts.append(f"[receipt of STAN {stan} not on the paper]")
-    if after is not None:
-        block = paper.blocks[after]
-        parts.append(_paper_text(day, block))
-        lines.append(str(block.last_line))
-    return "\n\n".join(parts), f"{paper.source}:{'-'.join(lines)}"
-
-
-def _paper_text(day: _Day, block: PaperBlock) -> str:
-    if day.paper_source is None:
-        return ""
-    return block_text(day.paper_source.read_range(block.start, block.end))
-
-
-def _message_json(message: HostMessage) -> dict[str, Any]:
-    data = message._asdict()
-    if data["actual_minor"] < 0:
-        data["actual_minor"] = None
-    return data
-
-
-def _snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
-    return {
-        "timestamp": snapshot.timestamp,
-        "reason": snapshot.reason,
-        "phase": snapshot.phase,
-        "cash_units": [
-            {
-                "number": unit.number,
-                "denomination": unit.denomination,
-                "initial": unit.initial,
-                "count": unit.notes,
-                "dispensed": unit.dispensed,
-                "rejected": unit.rejected,
-                "retracted": unit.retracted,
-                "physical_count": unit.physical,
-            }
-            for unit in snapshot.units
-        ],
-    }
-
-
-def _counters_around(day: _Day, at: str) -> dict[str, Any]:
-    if day.counters is None or not at:
-        return {}
-    before: Snapshot | None = None
-    after: Snapshot | None = None
-    for snapshot in sorted(day.counters.snapshots, key=lambda snap: snap.timestamp):
-        clock = snapshot.timestamp[11:]
-        if clock <= at:
-            before = snapshot
-        elif after is None:
-            after = snapshot
-    return {
-        "before": _snapshot_json(before) if before else None,
-        "after": _snapshot_json(after) if after else None,
-    }
-
-
-def _cassette_counters(day: _Day, detail: dict[str, Any]) -> dict[str, Any]:
-    if day.counters is None:
-        return {}
-    wanted = detail.get("replenishment_time", "")
-    for snapshot in day.counters.snapshots:
-        if snapshot.phase == "before_exchange" and snapshot.timestamp[11:] == wanted:
-            return {"before_exchange": _snapshot_json(snapshot)}
-    return {}
-
-
-def _counters_excerpt(day: _Day) -> tuple[str, str]:
-    if day.ej is None or day.ej_source is None:
-        return "", ""
-    tables = [event for event in day.ej.events if event.code == "counters_before"]
-    if not tables:
-        return "", ""
-    event = tables[0]
-    text = day.ej_source.read_range(event.start, event.end).decode("ascii", "backslashreplace")
-    return text, f"{day.ej.source}:{event.line}"
+def _as_completed_in_order(futures: list[Future[T]]) -> Iterator[T]:
+    for future in futures:
+        yield future.result()
 
 
 def reconcile(
@@ -936,5 +94,136 @@ def reconcile(
     chosen.check()
     if not isinstance(sources, Sources):
         sources = Sources(items=list(sources))
-    engine = _Engine(sources, chosen, progress or (lambda _progress: None))
-    return engine.run()
+    report = progress or (lambda _update: None)
+    items = sources.items
+    if not items:
+        detail = "; ".join(f"{name}: {why}" for name, why in sources.ignored[:5])
+        raise UnusableInput("no usable input files" + (f" ({detail})" if detail else ""))
+    if not any(source.kind in ("ej", "iso", "csv") for source in items):
+        raise UnusableInput("nothing to reconcile: no EJ and no host (ISO 8583 or CSV) files")
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    host_sources = [source for source in items if source.kind in ("iso", "csv")]
+    terminal_sources: dict[str, list[Source]] = defaultdict(list)
+    for source in items:
+        if source.kind not in ("iso", "csv"):
+            terminal_sources[source.terminal_id].append(source)
+    total_bytes = sum(source.size() for source in items)
+    workers = chosen.workers
+    if workers is None:
+        big = total_bytes >= chosen.parallel_threshold_bytes
+        workers = min(2, os.cpu_count() or 1) if big else 1
+
+    with _executor(workers) as pool:
+        # -- phase 1: host files ---------------------------------------------------------
+        host_pieces = [
+            piece for source in host_sources for piece in pieces(source, chosen.host_chunk_bytes)
+        ]
+        host_total = sum(piece.end - piece.start for piece in host_pieces)
+        report(Progress("host", 0, host_total, "bytes"))
+        piece_batches: list[list[HostPiece]] = [[piece] for piece in host_pieces]
+        piece_futures = [pool.submit(parse_pieces, chunk) for chunk in piece_batches]
+        piece_results: list[PieceResult] = []
+        done = 0
+        for piece_batch, parsed in zip(
+            piece_batches, _as_completed_in_order(piece_futures), strict=True
+        ):
+            piece_results.extend(parsed)
+            done += sum(piece.end - piece.start for piece in piece_batch)
+            report(Progress("host", done, host_total, "bytes"))
+        host, host_accounts, host_skipped, observations = combine(piece_results)
+        timings["host"] = time.perf_counter() - started
+
+        # -- phase 2: terminals ------------------------------------------------------------
+        mark = time.perf_counter()
+        by_terminal = {
+            str(key[0]): frame
+            for key, frame in host.partition_by("terminal_id", as_dict=True).items()
+        }
+        empty = host.clear()
+        batches = _pack(terminal_sources, chosen.batch_bytes)
+        batch_bytes = [
+            sum(source.size() for terminal in terminals for source in terminal_sources[terminal])
+            for terminals in batches
+        ]
+        terminal_total = sum(batch_bytes)
+        report(Progress("terminals", 0, terminal_total, "bytes"))
+        futures = []
+        for terminals in batches:
+            frames = [by_terminal[terminal] for terminal in terminals if terminal in by_terminal]
+            batch_host = pl.concat(frames) if frames else empty
+            batch_sources = [
+                source for terminal in terminals for source in terminal_sources[terminal]
+            ]
+            futures.append(pool.submit(run_batch, batch_sources, batch_host, chosen))
+        batch_results: list[BatchResult] = []
+        done = 0
+        for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
+            batch_results.append(result)
+            done += size
+            report(Progress("terminals", done, terminal_total, "bytes"))
+        timings["terminals"] = time.perf_counter() - mark
+
+    unreadable = sum(result.unreadable for result in batch_results) + sum(
+        1 for result in piece_results if result.unreadable
+    )
+    if unreadable and unreadable >= len(items):
+        raise UnusableInput(
+            "no input file could be read: " + "; ".join(observations[:3] or ["see the sources"])
+        )
+    discrepancies: list[Discrepancy] = []
+    accounts = list(host_accounts)
+    skipped = list(host_skipped)
+    ej_days: set[tuple[str, str]] = set()
+    all_days: set[tuple[str, str]] = set()
+    for result in batch_results:
+        discrepancies.extend(result.discrepancies)
+        accounts.extend(result.accounts)
+        skipped.extend(result.skipped)
+        observations.extend(result.observations)
+        ej_days.update(result.ej_terminal_days)
+        all_days.update(result.terminal_days)
+    observations.extend(_coverage(host, ej_days))
+    for terminal, day in _host_days(host):
+        all_days.add((terminal, day))
+    discrepancies.sort(key=Discrepancy.sort_key)
+    timings["total"] = time.perf_counter() - started
+    return RunResult(
+        discrepancies,
+        [row for result in batch_results for row in result.settlement],
+        sorted(accounts, key=lambda account: (account.kind, account.source)),
+        skipped,
+        list(sources.ignored),
+        observations,
+        len(all_days),
+        sum(result.transactions for result in batch_results),
+        host.height,
+        sum(result.ej_bytes for result in batch_results),
+        timings,
+    )
+
+
+def _host_days(host: pl.DataFrame) -> list[tuple[str, str]]:
+    pairs = (
+        host.select("terminal_id", "business_date").unique().sort(["terminal_id", "business_date"])
+    )
+    return [(str(row[0]), str(row[1])) for row in pairs.iter_rows()]
+
+
+def _coverage(host: pl.DataFrame, ej_days: set[tuple[str, str]]) -> list[str]:
+    """Terminal-days the host knows but no EJ covers: reported, not reconciled."""
+    counts = (
+        host.filter(pl.col("mti") != "0420")
+        .group_by("terminal_id", "business_date")
+        .len()
+        .sort("terminal_id", "business_date")
+    )
+    notes: list[str] = []
+    for terminal, day, count in counts.iter_rows():
+        if (terminal, day) not in ej_days:
+            notes.append(
+                f"{terminal} {day}: {count} host message(s) but no EJ; "
+                "those transactions were not reconciled against the journal"
+            )
+    return notes

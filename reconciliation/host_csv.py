@@ -9,6 +9,7 @@ instead of being half-read; the header line is checked and counted as used.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from reconciliation.model import HostMessage, HostParse, SkippedLine
 from reconciliation.textutil import printable
@@ -44,22 +45,59 @@ def _reason(line: bytes) -> str:
     return "row does not follow the export's layout"
 
 
-def parse_csv(buffer: bytes, *, source: str) -> HostParse:
-    """Parse one CSV export. Never raises on content."""
+def line_chunks(
+    read: Callable[[int, int], bytes], size: int, chunk: int
+) -> list[tuple[int, int, int]]:
+    """Cut an export into pieces of about ``chunk`` bytes on line boundaries.
+
+    Returns ``(start, end, number of the first line)`` triples.
+    """
+    pieces: list[tuple[int, int, int]] = []
+    start, first_line = 0, 1
+    while start < size:
+        cut = min(start + chunk, size)
+        if cut < size:
+            tail = read(cut, min(cut + 65536, size))
+            newline = tail.find(b"\n")
+            cut = size if newline == -1 else cut + newline + 1
+        pieces.append((start, cut, first_line))
+        first_line += _count_newlines(read, start, cut)
+        start = cut
+    return pieces or [(0, 0, 1)]
+
+
+def _count_newlines(read: Callable[[int, int], bytes], start: int, end: int) -> int:
+    total = 0
+    position = start
+    while position < end:
+        upper = min(position + (16 << 20), end)
+        total += read(position, upper).count(b"\n")
+        position = upper
+    return total
+
+
+def parse_csv(buffer: bytes, *, source: str, first_line: int = 1) -> HostParse:
+    """Parse a CSV export, or the piece of it that starts at line ``first_line``
+    (only the first piece has the header). Never raises on content."""
     messages: list[HostMessage] = []
     skipped: list[SkippedLine] = []
     if buffer and not buffer.endswith(b"\n"):
         buffer += b"\n"
-    first_end = buffer.find(b"\n")
-    header = buffer[: max(first_end, 0)].rstrip(b"\r")
-    line = 1
-    position = first_end + 1 if first_end != -1 else len(buffer)
     if not buffer:
         return HostParse(source, "csv", messages, skipped, 0, 0)
-    if header != HEADER:
-        skipped.append(SkippedLine(source, 1, "header line is not the export's", printable(header)))
-        if _ROW.match(buffer, 0):
-            position, line = 0, 0
+    if first_line == 1:
+        first_end = buffer.find(b"\n")
+        header = buffer[:first_end].rstrip(b"\r")
+        line = 1
+        position = first_end + 1
+        if header != HEADER:
+            skipped.append(
+                SkippedLine(source, 1, "header line is not the export's", printable(header))
+            )
+            if _ROW.match(buffer, 0):
+                position, line = 0, 0
+    else:
+        position, line = 0, first_line - 1
 
     def skip_region(start: int, end: int) -> None:
         nonlocal line
@@ -99,4 +137,4 @@ def parse_csv(buffer: bytes, *, source: str) -> HostParse:
         )
     if position < len(buffer):
         skip_region(position, len(buffer))
-    return HostParse(source, "csv", messages, skipped, line, len(buffer))
+    return HostParse(source, "csv", messages, skipped, line - first_line + 1, len(buffer))

@@ -30,15 +30,24 @@ _TIME = re.compile(rb"(\d\d):+ ?(\d\d):+ ?(\d\d)")
 
 def _marker_count(line: bytes) -> int:
     """Asterisk markers on a line (two when an END and a START were merged)."""
-    if line.count(b"*") < 8:
+    stars = line.count(b"*")
+    if stars < 8:
         return 0
-    letters = re.sub(rb"[^A-Za-z]", b"", line)
-    if len(letters) > 12:  # a marker merged with a field line
-        return 1
-    upper = line.upper().replace(b" ", b"")
-    if b"START" in upper and b"END" in upper:
+    if stars >= 55:
         return 2
-    return 2 if line.count(b"*") >= 55 else 1
+    if len(line) - stars > 12:
+        letters = len(line.translate(None, _NOT_LETTERS))
+        if letters > 12:  # a marker merged with a field line
+            return 1
+        upper = line.upper().replace(b" ", b"")
+        if b"START" in upper and b"END" in upper:
+            return 2
+    return 1
+
+
+_NOT_LETTERS = bytes(value for value in range(256) if not chr(value).isalpha() or value > 127)
+_RUN = re.compile(rb"\d(?:\d| \d){4,}\*?")  # 5+ digits, single stray spaces allowed
+_TIMES = re.compile(rb"\d\d:+ ?\d\d:+ ?\d\d")
 
 
 def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -48,20 +57,21 @@ def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[s
     (``text.translate(LOOKALIKES)``). Returns ``(numbers, rrns, times)``:
     ``numbers`` holds every digit run of 5-7 digits (a STAN with at most one
     digit dropped or doubled) that is not a card number's BIN, ``rrns`` every
-    run of 11-13 digits, ``times`` every ``HHMMSS`` reading.
+    run of 11-13 digits, ``times`` every ``HHMMSS`` reading. A single stray
+    space inside a number is ignored; two spaces end it.
     """
     numbers: list[str] = []
     rrns: list[str] = []
-    for run, star in _LONG_RUN.findall(normal):
-        digits = run.replace(b" ", b"") if b" " in run else run
+    for token in _RUN.findall(normal):
+        if token[-1] == 42:  # "*": the BIN of a masked card number
+            continue
+        digits = token.replace(b" ", b"") if b" " in token else token
         size = len(digits)
-        if 5 <= size <= 7 and not star:
+        if size <= 7:
             numbers.append(digits.decode())
         elif 11 <= size <= 13:
             rrns.append(digits.decode())
-    times = tuple(
-        (hours + minutes + secs).decode() for hours, minutes, secs in _TIME.findall(normal)
-    )
+    times = tuple(token.translate(None, b": ").decode() for token in _TIMES.findall(normal))
     return tuple(numbers), tuple(rrns), times
 
 

@@ -57,6 +57,18 @@ class Source:
         except OSError:
             return 0
 
+    def read_raw(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` exactly as stored (binary files, pieces of files)."""
+        if self.data is not None:
+            return self.data[start:end]
+        assert self.path is not None
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(start)
+                return handle.read(max(end - start, 0))
+        except OSError as exc:
+            raise SourceUnreadable(f"cannot read {self.name}: {exc.strerror or exc}") from exc
+
     def read_range(self, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of the (line-end normalised) content."""
         if self.data is not None or b"\r" in self._peek():

@@ -94,7 +94,10 @@ def test_progress_is_reported_for_every_phase(sample: Path) -> None:
         progress=lambda update: seen.append((update.phase, update.done, update.total)),
     )
     phases = [phase for phase, _, _ in seen]
-    assert phases[0] == "parse"
-    assert {"parse", "match", "paper", "settle", "evidence"} <= set(phases)
-    parse_updates = [(done, total) for phase, done, total in seen if phase == "parse"]
-    assert parse_updates[-1][0] == parse_updates[-1][1]
+    assert phases[0] == "host"
+    assert phases.index("terminals") > phases.index("host")
+    for phase in ("host", "terminals"):
+        updates = [(done, total) for name, done, total in seen if name == phase]
+        assert updates[0][0] == 0
+        assert updates[-1][0] == updates[-1][1] > 0
+        assert [done for done, _ in updates] == sorted(done for done, _ in updates)

@@ -15,6 +15,7 @@ process for a small one; it reads nothing global. Stages:
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,7 @@ class BatchResult:
     ej_bytes: int
     sources: int
     unreadable: int
+    timings: dict[str, float]
 
 
 class TerminalBatch:
@@ -548,7 +550,8 @@ class TerminalBatch:
                         item.terminal_id, item.business_date, item.stan or ""
                     )
                 ]
-                evidence.counters = _counters_around(day, item.local_time or "")
+                if item.kind in _CASH_KINDS:
+                    evidence.counters = _counters_around(day, item.local_time or "")
 
     def _ej_excerpt(self, day: _Day, txn_index: int | None, exact: bool) -> tuple[str, str]:
         if day.ej is None or day.ej_source is None or txn_index is None:
@@ -572,11 +575,19 @@ class TerminalBatch:
     # -- all -----------------------------------------------------------------------------
 
     def run(self) -> BatchResult:
-        self.load()
-        self.match()
-        self.paper()
-        self.settle()
-        self.evidence()
+        timings: dict[str, float] = {}
+        mark = time.perf_counter()
+        for name, stage in (
+            ("parse", self.load),
+            ("match", self.match),
+            ("paper", self.paper),
+            ("settle", self.settle),
+            ("evidence", self.evidence),
+        ):
+            stage()
+            now = time.perf_counter()
+            timings[name] = now - mark
+            mark = now
         for day in self.days.values():
             day.buffers.clear()
         ej_days = [day for day in self.days.values() if day.ej is not None]
@@ -592,6 +603,7 @@ class TerminalBatch:
             sum(day.ej.size for day in ej_days if day.ej is not None),
             len(self.sources),
             self.unreadable,
+            timings,
         )
 
 
@@ -604,6 +616,13 @@ def _index_of(txn: EjTransaction | None, day: _Day) -> int | None:
     if txn is None or day.ej is None:
         return None
     return day.position(txn.stan)
+
+
+_CASH_KINDS = frozenset(
+    kind.value
+    for kind in Kind
+    if kind.value.startswith(("no_dispense", "partial_dispense", "retract", "dispensed", "ej_gap"))
+)
 
 
 def _hole_position(transactions: list[EjTransaction], stan: str) -> int | None:

@@ -130,3 +130,53 @@ def test_csv_every_line_is_a_message_or_skipped(lines: list[str]) -> None:
     data = HEADER + b"\n" + "\n".join(lines).encode()
     parse = parse_csv(data, source="g.csv")
     assert len(parse.messages) + len(parse.skipped) + 1 == parse.units_total
+
+
+def test_hot_path_builds_the_same_records_as_pyiso8583(sample: Path) -> None:
+    from reconciliation.host_iso import _fast_message, _message, _reference_fields
+
+    data = (sample / "host" / "20261117.iso").read_bytes()
+    parse_iso(data[:200], source="warm", file_date=date(2026, 11, 17))  # learn the date
+    offset, record, fast_hits = 0, 0, 0
+    while offset < len(data):
+        size = int.from_bytes(data[offset : offset + 2], "big")
+        message = data[offset + 2 : offset + 2 + size]
+        offset += 2 + size
+        record += 1
+        reference = _message(_reference_fields(message), "h", record, date(2026, 11, 17))
+        fast = _fast_message(message, "h", record, date(2026, 11, 17))
+        if fast is not None:
+            fast_hits += 1
+            assert fast == reference
+    assert fast_hits == record
+
+
+def test_pieces_keep_record_and_line_numbers(sample: Path, tmp_path: Path) -> None:
+    from reconciliation import Options, Sources, reconcile
+
+    iso = (sample / "host" / "20261116.iso").read_bytes()
+    size = int.from_bytes(iso[:2], "big")
+    records = []
+    offset = 0
+    while offset < len(iso):
+        size = int.from_bytes(iso[offset : offset + 2], "big")
+        records.append(iso[offset : offset + 2 + size])
+        offset += 2 + size
+    records[300] = records[300][:2] + b"9999" + records[300][6:]  # an unknown MTI
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "20261116.iso").write_bytes(b"".join(records))
+    csv_lines = (sample / "host" / "20261116.csv").read_bytes().split(b"\n")
+    csv_lines[200] = b"broken row"
+    (host / "20261116.csv").write_bytes(b"\n".join(csv_lines))
+    sources = Sources.from_dirs(ej=sample / "ej", host=host)
+    whole = reconcile(sources)
+    cut = reconcile(sources, options=Options(host_chunk_bytes=4096))
+    assert [(s.source, s.line) for s in cut.skipped] == [(s.source, s.line) for s in whole.skipped]
+    assert sorted((Path(s.source).name, s.line) for s in cut.skipped) == [
+        ("20261116.csv", 201),
+        ("20261116.iso", 301),
+    ]
+    assert cut.host_messages == whole.host_messages
+    accounts = {a.kind: (a.units_total, a.units_skipped) for a in cut.accounts if a.kind != "ej"}
+    assert accounts == {"csv": (len(csv_lines) - 1, 1), "iso": (len(records), 1)}

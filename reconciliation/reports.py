@@ -245,7 +245,11 @@ def _bar_chart(title: str, items: list[tuple[str, float, str]], unit: str) -> st
     return "".join(parts)
 
 
-def render_html(result: RunResult, *, title: str = "ATM reconciliation report") -> str:
+def render_html(
+    result: RunResult, *, title: str = "ATM reconciliation report", evidence_limit: int = 5000
+) -> str:
+    """The report page. Findings past ``evidence_limit`` are listed without their
+    evidence (it is in ``discrepancies.jsonl``), so the page stays openable."""
     counts = result.counts_by_kind()
     amounts = result.amount_by_kind()
     owed = result.owed_totals()
@@ -321,7 +325,7 @@ def render_html(result: RunResult, *, title: str = "ATM reconciliation report") 
         "<th>kind</th><th>STAN</th><th class='num'>amount</th><th>owed to</th>"
         "<th>action</th><th>deadline</th></tr>"
     )
-    for item in result.discrepancies:
+    for index, item in enumerate(result.discrepancies):
         out.append(
             f"<tr><td>{esc(item.terminal_id)}</td><td>{esc(item.business_date)}</td>"
             f"<td>{esc(item.local_time or '')}</td><td>{esc(item.kind)}</td>"
@@ -329,9 +333,15 @@ def render_html(result: RunResult, *, title: str = "ATM reconciliation report") 
             f"<td class='num'>{esc(money(item.amount_minor, item.currency))}</td>"
             f"<td class='owed-{esc(item.owed_to)}'>{esc(item.owed_to)}</td>"
             f"<td>{esc(item.suggested_action)}</td><td>{esc(item.dispute_deadline or '')}</td></tr>"
-            f"<tr><td colspan='9'>{_evidence_html(item)}</td></tr>"
         )
+        if index < evidence_limit:
+            out.append(f"<tr><td colspan='9'>{_evidence_html(item)}</td></tr>")
     out.append("</table>")
+    if len(result.discrepancies) > evidence_limit:
+        out.append(
+            f"<p>Evidence is shown for the first {evidence_limit} findings; "
+            "discrepancies.jsonl has it for all.</p>"
+        )
     if result.skipped:
         out.append(
             f"<h2>Skipped lines and records ({len(result.skipped)})</h2><table>"

@@ -79,3 +79,11 @@ def test_xlsx_has_the_sheets_and_findings(reports: tuple[RunResult, Path]) -> No
     for kind in result.counts_by_kind():
         assert kind in strings
     assert "645121" in strings  # the host duplicate's STAN
+
+
+def test_html_evidence_is_capped_for_huge_runs(reports: tuple[RunResult, Path]) -> None:
+    result, _ = reports
+    page = render_html(result, evidence_limit=3)
+    assert page.count("<p>EJ ") == 3
+    assert "Evidence is shown for the first 3 findings" in page
+    assert page.count("<td class='num'>") >= len(result.discrepancies)

@@ -126,3 +126,17 @@ def test_settlement_shows_the_cassette_differences(sample_result: RunResult) -> 
         assert row.loaded - row.counters_dispensed - row.counters_rejected == (
             row.counters_remaining
         )
+
+
+def test_counters_minus_ej_shows_exactly_the_ej_gaps(sample_result: RunResult) -> None:
+    unexplained = {
+        (row.terminal_id, row.cycle_start[:10], row.cassette): row.ej_unexplained
+        for row in sample_result.settlement
+        if row.ej_unexplained
+    }
+    assert unexplained == {
+        ("T1000001", "", 1): 2,  # 805310, truncated: 2 x 20
+        ("T1000001", "2026-11-17", 1): 2,  # 805340 and 805344, lost
+        ("T1000001", "2026-11-17", 3): 1,
+        ("T1000006", "", 4): 4,  # 750156, truncated: 4 x 100
+    }

@@ -73,8 +73,3 @@ def parse_ej(
         size,
         False,
     )
-
-
-def lines_used(parse: EjParse) -> int:
-    """Lines that went into a transaction, an event or a counters printout."""
-    return parse.lines_total - len(parse.skipped)

@@ -69,22 +69,6 @@ class Source:
         except OSError as exc:
             raise SourceUnreadable(f"cannot read {self.name}: {exc.strerror or exc}") from exc
 
-    def read_range(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of the (line-end normalised) content."""
-        if self.data is not None or b"\r" in self._peek():
-            from reconciliation.ej import normalise
-
-            return normalise(self.read())[start:end]
-        assert self.path is not None
-        with self.path.open("rb") as handle:
-            handle.seek(start)
-            return handle.read(max(end - start, 0))
-
-    def _peek(self) -> bytes:
-        assert self.path is not None
-        with self.path.open("rb") as handle:
-            return handle.read(4096)
-
 
 @dataclass(slots=True)
 class Sources:

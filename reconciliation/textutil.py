@@ -40,17 +40,6 @@ def notes_csv(text: bytes) -> Notes:
     return (int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3]))
 
 
-def line_starts(buffer: bytes) -> list[int]:
-    """Byte offset of the start of every line (for offset -> line number)."""
-    starts = [0]
-    find = buffer.find
-    position = find(b"\n")
-    while position != -1:
-        starts.append(position + 1)
-        position = find(b"\n", position + 1)
-    return starts
-
-
 def count_lines(buffer: bytes) -> int:
     """Number of lines, counting a last line without its newline."""
     if not buffer:

@@ -39,7 +39,7 @@ _BLOCK = (
     rb"Card\ Ejected\n"
     rb"(?P<out>(?:(?:DISPENSE\ ERROR|Cash\ Present|Cash\ Taken|Cash\ Retracted"
     rb"|POWER\ INTERRUPTION\ DURING\ DISPENSE)\n)*)"
-    rb"(?:(?P<pu>\d\d:\d\d:\d\d)\ POWER\ UP\n)?"
+    rb"(?:(?<=POWER\ INTERRUPTION\ DURING\ DISPENSE\n)(?P<pu>\d\d:\d\d:\d\d)\ POWER\ UP\n)?"
     rb"\ \*{5}START\*{5}\n"
     rb"\ DATE/TIME\ :\ \d{4}-\d\d-\d\d\ (?P<time>\d\d:\d\d:\d\d)\n"
     rb"\ TERMINAL\ \ :\ \S+\n"
@@ -134,6 +134,84 @@ def _counters_rows(rows: bytes) -> tuple[tuple[int, int, int, int, int, int, int
     return tuple(table)
 
 
+def convert(
+    match: re.Match[bytes],
+    buffer: bytes,
+    line: int,
+    lines_in: int,
+    transactions: list[EjTransaction],
+    events: list[EjEvent],
+) -> bool:
+    """Turn one fast-scan match into records; ``False`` for an unknown device event."""
+    start, end = match.start(), match.end()
+    count = buffer.count
+    g = match.groups()
+    if g[_G_STAN] is not None:
+        trn = _TRN_TYPES[g[_G_TRN]]
+        rc = g[_G_RC].decode()
+        auth = g[_G_AUTH]
+        req = g[_G_REQ]
+        amount = minor_units(auth) if auth is not None else (minor_units(req) if req else 0)
+        d1 = g[_G_D1]
+        dispensed = (
+            NO_NOTES
+            if d1 is None
+            else (int(d1), int(g[_G_D1 + 1]), int(g[_G_D1 + 2]), int(g[_G_D1 + 3]))
+        )
+        retr = g[_G_RETR]
+        out = g[_G_OUT]
+        outcome = outcome_of(out) if (rc == "00" and trn == "withdrawal") else ""
+        if not outcome and rc == "00" and trn == "withdrawal" and g[_G_ST] is not None:
+            outcome = _STATUS_OUTCOME.get(g[_G_ST].decode(), "")
+        transactions.append(
+            EjTransaction(
+                g[_G_STAN].decode(),
+                g[_G_RRN].decode(),
+                g[_G_SEQ].decode(),
+                g[_G_TIME].decode(),
+                g[_G_CARD].decode(),
+                trn,
+                rc,
+                amount,
+                outcome,
+                dispensed,
+                NO_NOTES if retr is None else notes_csv(retr),
+                _rejects(g[_G_REJ]),
+                "" if g[_G_ST] is None else g[_G_ST].decode(),
+                False,
+                start,
+                end,
+                line,
+                line + lines_in - 1,
+            )
+        )
+        pu = g[_G_PU]
+        if pu is not None:
+            offset = buffer.find(b" POWER UP\n", start, end) - 8
+            pu_line = line + count(b"\n", start, offset)
+            events.append(EjEvent(pu.decode(), "power_up", 0, pu_line, offset, offset + 18, None))
+    elif g[_G_CT] is not None:
+        code = event_code(g[_G_CTITLE])
+        assert code is not None
+        events.append(
+            EjEvent(
+                g[_G_CT].decode(),
+                code[0],
+                0,
+                line,
+                start,
+                end,
+                CountersTable(_counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])),
+            )
+        )
+    else:
+        code = event_code(g[_G_EV])
+        if code is None or code[0] in ("counters_before", "counters_after"):
+            return False  # unknown, or a printout title without its table
+        events.append(EjEvent(g[_G_ET].decode(), code[0], code[1], line, start, end, None))
+    return True
+
+
 def parse_fast(
     buffer: bytes,
 ) -> tuple[list[EjTransaction], list[EjEvent], int] | None:
@@ -144,82 +222,16 @@ def parse_fast(
     """
     transactions: list[EjTransaction] = []
     events: list[EjEvent] = []
-    append_txn = transactions.append
     position = 0
     line = 1
     count = buffer.count
     for match in FAST.finditer(buffer):
-        start = match.start()
+        start, end = match.start(), match.end()
         if start != position:
             return None
-        end = match.end()
         lines_in = count(b"\n", start, end)
-        g = match.groups()
-        if g[_G_STAN] is not None:
-            trn = _TRN_TYPES[g[_G_TRN]]
-            rc = g[_G_RC].decode()
-            auth = g[_G_AUTH]
-            req = g[_G_REQ]
-            amount = minor_units(auth) if auth is not None else (minor_units(req) if req else 0)
-            d1 = g[_G_D1]
-            dispensed = (
-                NO_NOTES
-                if d1 is None
-                else (int(d1), int(g[_G_D1 + 1]), int(g[_G_D1 + 2]), int(g[_G_D1 + 3]))
-            )
-            retr = g[_G_RETR]
-            out = g[_G_OUT]
-            outcome = outcome_of(out) if (rc == "00" and trn == "withdrawal") else ""
-            if not outcome and rc == "00" and trn == "withdrawal" and g[_G_ST] is not None:
-                outcome = _STATUS_OUTCOME.get(g[_G_ST].decode(), "")
-            append_txn(
-                EjTransaction(
-                    g[_G_STAN].decode(),
-                    g[_G_RRN].decode(),
-                    g[_G_SEQ].decode(),
-                    g[_G_TIME].decode(),
-                    g[_G_CARD].decode(),
-                    trn,
-                    rc,
-                    amount,
-                    outcome,
-                    dispensed,
-                    NO_NOTES if retr is None else notes_csv(retr),
-                    _rejects(g[_G_REJ]),
-                    "" if g[_G_ST] is None else g[_G_ST].decode(),
-                    False,
-                    start,
-                    end,
-                    line,
-                    line + lines_in - 1,
-                )
-            )
-            pu = g[_G_PU]
-            if pu is not None:
-                offset = buffer.find(b" POWER UP\n", start, end) - 8
-                pu_line = line + count(b"\n", start, offset)
-                events.append(
-                    EjEvent(pu.decode(), "power_up", 0, pu_line, offset, offset + 18, None)
-                )
-        elif g[_G_CT] is not None:
-            code = event_code(g[_G_CTITLE])
-            assert code is not None
-            events.append(
-                EjEvent(
-                    g[_G_CT].decode(),
-                    code[0],
-                    0,
-                    line,
-                    start,
-                    end,
-                    CountersTable(_counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])),
-                )
-            )
-        else:
-            code = event_code(g[_G_EV])
-            if code is None:
-                return None
-            events.append(EjEvent(g[_G_ET].decode(), code[0], code[1], line, start, end, None))
+        if not convert(match, buffer, line, lines_in, transactions, events):
+            return None
         line += lines_in
         position = end
     if position != len(buffer):
@@ -325,6 +337,8 @@ def parse_slow(
             return
         finished = block
         block = None
+        if in_receipt and finished.fields:
+            finished.receipt_done = True  # its END line was lost
         in_receipt = False
         transaction = _finish(finished)
         if transaction is None:
@@ -466,6 +480,9 @@ def parse_slow(
             block.end = offset
             continue
 
+        if in_receipt and block is not None and block.fields and _L_STATUS.fullmatch(text):
+            in_receipt = False  # the END line was lost; the status record closes the block
+            block.receipt_done = True
         if in_receipt and block is not None:
             field = _L_FIELD.fullmatch(text)
             if field is not None:

@@ -26,11 +26,12 @@ _BLOCK = (
     rb"" + _T + rb"TRACK\ 2\ DATA:\ (?P<card>\d{6}\*{6}\d{4})\n"
     rb"" + _T + rb"PIN\ ENTERED\n"
     rb"(?:" + _T + rb"CASH\ REQUEST:\ \d{8}\n)?"
-    rb"" + _T + rb"TRANSACTION\ REQUEST\ (?:AMOUNT\ \d+\.\d\d|BALANCE\ INQUIRY)\n"
+    rb"" + _T + rb"TRANSACTION\ REQUEST\ (?:AMOUNT\ (?P<ramount>\d+\.\d\d)|BALANCE\ INQUIRY)\n"
     rb"" + _T + rb"(?:RESPONSE\ CODE:\ \w\w|HOST\ TIMEOUT)\ +STAN:\ \d{6}\ +RRN:\[\d{12}\]\n"
     rb"(?P<out>(?:" + _T + rb"(?:NOTES\ (?:REJECTED|PRESENTED|RETRACTED)\ \d+,\d+,\d+,\d+"
-    rb"|CASH\ TAKEN|CASH\ RETRACTED|PRESENTER\ ERROR|POWER\ INTERRUPTION\ DURING\ DISPENSE"
-    rb"|SYSTEM\ STARTUP)\n)*)"
+    rb"|CASH\ TAKEN|CASH\ RETRACTED|PRESENTER\ ERROR"
+    rb"|POWER\ INTERRUPTION\ DURING\ DISPENSE\n" + _T + rb"SYSTEM\ STARTUP"
+    rb"|POWER\ INTERRUPTION\ DURING\ DISPENSE)\n)*)"
     rb"" + _T + rb"<-\ TRANSACTION\ END\n"
     rb"\*{31}\n"
     rb"DATE\ \d\d\.\d\d\.\d\d\ +TIME\ (?P<time>\d\d:\d\d:\d\d)\n"
@@ -71,6 +72,7 @@ _G_AMOUNT, _G_RC, _G_NOREPLY, _G_NOTES, _G_RETR = (
     _G["notes"],
     _G["retr"],
 )
+_G_RAMOUNT = _G["ramount"]
 _G_CT, _G_CTITLE, _G_CROWS, _G_CREJ, _G_CRET = (
     _G["ct"],
     _G["ctitle"],
@@ -82,6 +84,7 @@ _G_ET, _G_EV = _G["et"], _G["ev"]
 
 _TRN_TYPES = {b"CASH WITHDRAWAL": "withdrawal", b"BALANCE INQUIRY": "balance"}
 _REJECTED = re.compile(rb"NOTES REJECTED (\d+),(\d+),(\d+),(\d+)")
+_PRESENTED = re.compile(rb"NOTES PRESENTED (\d+,\d+,\d+,\d+)")
 _STARTUP = re.compile(rb"(\d\d:\d\d:\d\d) SYSTEM STARTUP\n")
 
 
@@ -120,87 +123,110 @@ def _counters_rows(rows: bytes) -> tuple[tuple[int, int, int, int, int, int, int
     return tuple(table)
 
 
+def convert(
+    match: re.Match[bytes],
+    buffer: bytes,
+    line: int,
+    lines_in: int,
+    transactions: list[EjTransaction],
+    events: list[EjEvent],
+) -> bool:
+    """Turn one fast-scan match into records; ``False`` for an unknown device event."""
+    start, end = match.start(), match.end()
+    count = buffer.count
+    g = match.groups()
+    if g[_G_STAN] is not None:
+        trn = _TRN_TYPES[g[_G_TRN]]
+        rc = "TO" if g[_G_NOREPLY] is not None else g[_G_RC].decode()
+        amount_raw = g[_G_AMOUNT] if g[_G_AMOUNT] is not None else g[_G_RAMOUNT]
+        amount = 0 if amount_raw is None else minor_units(amount_raw)
+        notes = g[_G_NOTES]
+        out = g[_G_OUT]
+        if notes is None:
+            presented = _PRESENTED.findall(out)
+            notes = presented[-1] if presented else None
+        dispensed = NO_NOTES if notes is None else notes_csv(notes)
+        retr = g[_G_RETR]
+        out = g[_G_OUT]
+        outcome = outcome_of(out, dispensed) if rc == "00" and trn == "withdrawal" else ""
+        transactions.append(
+            EjTransaction(
+                g[_G_STAN].decode(),
+                g[_G_RRN].decode(),
+                g[_G_STAN][2:].decode(),
+                g[_G_TIME].decode(),
+                g[_G_CARD].decode(),
+                trn,
+                rc,
+                amount,
+                outcome,
+                dispensed,
+                NO_NOTES if retr is None else notes_csv(retr),
+                _rejects(out),
+                "",
+                False,
+                start,
+                end,
+                line,
+                line + lines_in - 1,
+            )
+        )
+        if b"SYSTEM STARTUP" in out:
+            startup = _STARTUP.search(buffer, start, end)
+            if startup is not None:
+                events.append(
+                    EjEvent(
+                        startup.group(1).decode(),
+                        "power_up",
+                        0,
+                        line + count(b"\n", start, startup.start()),
+                        startup.start(),
+                        startup.end(),
+                        None,
+                    )
+                )
+    elif g[_G_CT] is not None:
+        code = event_code(g[_G_CTITLE])
+        assert code is not None
+        events.append(
+            EjEvent(
+                g[_G_CT].decode(),
+                code[0],
+                0,
+                line,
+                start,
+                end,
+                CountersTable(_counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])),
+            )
+        )
+    else:
+        code = event_code(g[_G_EV])
+        if code is None or code[0] in ("counters_before", "counters_after"):
+            return False  # unknown, or a printout title without its table
+        events.append(EjEvent(g[_G_ET].decode(), code[0], code[1], line, start, end, None))
+    return True
+
+
 def parse_fast(
     buffer: bytes,
 ) -> tuple[list[EjTransaction], list[EjEvent], int] | None:
-    """Whole-buffer scan; ``None`` when the matches do not tile the buffer."""
+    """Whole-buffer scan; ``None`` when the matches do not tile the buffer.
+
+    ``buffer`` must end with a newline. Returns transactions, events and the
+    number of lines.
+    """
     transactions: list[EjTransaction] = []
     events: list[EjEvent] = []
-    append_txn = transactions.append
     position = 0
     line = 1
     count = buffer.count
     for match in FAST.finditer(buffer):
-        start = match.start()
+        start, end = match.start(), match.end()
         if start != position:
             return None
-        end = match.end()
         lines_in = count(b"\n", start, end)
-        g = match.groups()
-        if g[_G_STAN] is not None:
-            trn = _TRN_TYPES[g[_G_TRN]]
-            rc = "TO" if g[_G_NOREPLY] is not None else g[_G_RC].decode()
-            amount = 0 if g[_G_AMOUNT] is None else minor_units(g[_G_AMOUNT])
-            notes = g[_G_NOTES]
-            dispensed = NO_NOTES if notes is None else notes_csv(notes)
-            retr = g[_G_RETR]
-            out = g[_G_OUT]
-            outcome = outcome_of(out, dispensed) if rc == "00" and trn == "withdrawal" else ""
-            append_txn(
-                EjTransaction(
-                    g[_G_STAN].decode(),
-                    g[_G_RRN].decode(),
-                    g[_G_STAN][2:].decode(),
-                    g[_G_TIME].decode(),
-                    g[_G_CARD].decode(),
-                    trn,
-                    rc,
-                    amount,
-                    outcome,
-                    dispensed,
-                    NO_NOTES if retr is None else notes_csv(retr),
-                    _rejects(out),
-                    "",
-                    False,
-                    start,
-                    end,
-                    line,
-                    line + lines_in - 1,
-                )
-            )
-            if b"SYSTEM STARTUP" in out:
-                startup = _STARTUP.search(buffer, start, end)
-                if startup is not None:
-                    events.append(
-                        EjEvent(
-                            startup.group(1).decode(),
-                            "power_up",
-                            0,
-                            line + count(b"\n", start, startup.start()),
-                            startup.start(),
-                            startup.end(),
-                            None,
-                        )
-                    )
-        elif g[_G_CT] is not None:
-            code = event_code(g[_G_CTITLE])
-            assert code is not None
-            events.append(
-                EjEvent(
-                    g[_G_CT].decode(),
-                    code[0],
-                    0,
-                    line,
-                    start,
-                    end,
-                    CountersTable(_counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])),
-                )
-            )
-        else:
-            code = event_code(g[_G_EV])
-            if code is None:
-                return None
-            events.append(EjEvent(g[_G_ET].decode(), code[0], code[1], line, start, end, None))
+        if not convert(match, buffer, line, lines_in, transactions, events):
+            return None
         line += lines_in
         position = end
     if position != len(buffer):
@@ -252,6 +278,7 @@ class _Block:
         "first_time",
         "last_line",
         "lines",
+        "marker",
         "outcome",
         "presented",
         "receipt_done",
@@ -278,6 +305,7 @@ class _Block:
         self.ended = False
         self.receipt_done = False
         self.lines: list[tuple[int, bytes]] = []
+        self.marker: tuple[int, bytes] | None = None  # the line that opened the receipt
 
     def take(self, number: int, raw: bytes, offset: int) -> None:
         self.lines.append((number, raw))
@@ -303,7 +331,16 @@ def parse_slow(
         nonlocal block, in_receipt
         if block is None:
             return
-        finished, block, in_receipt = block, None, False
+        finished, block = block, None
+        if in_receipt and not finished.fields and finished.marker is not None:
+            finished.lines.remove(finished.marker)
+            skip(finished.marker[0], "receipt marker without a receipt", finished.marker[1])
+            if not finished.lines:
+                in_receipt = False
+                return
+        if in_receipt and finished.fields:
+            finished.receipt_done = True  # its closing marker was lost
+        in_receipt = False
         transaction = _finish(finished)
         if transaction is None:
             for number, raw in finished.lines:
@@ -381,8 +418,22 @@ def parse_slow(
                     close_block()
                     block = _Block(number, line_start)
                 in_receipt = True
+                block.marker = (number, raw)
                 block.take(number, raw, offset)
             continue
+
+        if in_receipt and block is not None and timed is not None:
+            # receipt copies have no times: the receipt is over, or its marker was stray
+            in_receipt = False
+            if block.fields:
+                block.receipt_done = True
+                close_block()
+            elif block.marker is not None:
+                block.lines.remove(block.marker)
+                skip(block.marker[0], "receipt marker without a receipt", block.marker[1])
+                block.marker = None
+                if not block.lines:
+                    block = None
 
         if in_receipt and block is not None:
             for name, pattern in _RECEIPT:

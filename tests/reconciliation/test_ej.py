@@ -167,3 +167,50 @@ def test_never_crashes_and_accounts_for_every_line(lines: list[str], procash: bo
 def test_binary_garbage_never_crashes(data: bytes) -> None:
     parse = _parse(data)
     assert_accounted(parse, data)
+
+
+_INSERTS = [
+    "",
+    "@@@",
+    "Cash Taken",
+    " TRACE",
+    "12:00:00 POWER UP",
+    "12:00:00 SYSTEM STARTUP",
+    "Card Inserted (453201XXXXXX1234)",
+    "12:00:00 -> TRANSACTION START",
+    "*******************************",
+]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "T1000001_20261117.txt",
+        "T1000002_20261117.txt",
+        "T1000004_20261117.txt",
+        "T1000005_20261117.txt",
+    ],
+)
+@given(
+    cuts=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(_INSERTS)), max_size=4),
+    drops=st.lists(st.integers(0, 10_000), max_size=2),
+)
+def test_mixed_fast_and_slow_parsing_equals_the_state_machine(
+    sample: Path, name: str, cuts: list[tuple[int, str]], drops: list[int]
+) -> None:
+    """Whatever is inserted or lost, reading the clean stretches fast changes nothing."""
+    lines = (sample / "ej" / name).read_bytes().split(b"\n")
+    for position in drops:
+        del lines[position % len(lines)]
+    for position, text in cuts:
+        lines.insert(position % len(lines), text.encode())
+    data = b"\n".join(lines)
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    module = ej_ndc if detect_dialect(data) == "ndc" else ej_procash
+    transactions, events, skipped, total = module.parse_slow(data, "t.txt")
+    parse = _parse(data)
+    assert parse.transactions == transactions
+    assert parse.events == events
+    assert [(s.line, s.reason) for s in parse.skipped] == [(s.line, s.reason) for s in skipped]
+    assert parse.lines_total == total

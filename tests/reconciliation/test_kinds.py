@@ -208,3 +208,28 @@ def test_cassette_difference_at_replenishment(physical: int, kind: str, amount: 
     assert row.ej_dispensed == 2
     assert row.ej_unexplained == 0
     assert row.difference == physical - 1800
+
+
+def test_a_stan_match_contradicted_by_rrn_and_time_is_two_transactions() -> None:
+    ours = Txn("000800", "09:00:00", 2000)
+    other = Txn("000800", "21:00:00", 4000, notes=(2, 0, 0, 0))
+    host = approved_pair(NORMAL) + approved_pair(other)
+    result = _run(Scenario(ej=[NORMAL, ours], host=host))
+    assert _only(result) == [
+        ("dispensed_not_in_host", "000800", 2000),
+        ("ej_gap", "000800", 4000),
+    ]
+
+
+def test_a_timeout_the_host_never_saw_is_not_a_finding() -> None:
+    txn = Txn("000801", "12:00:00", 4000, resp="TO")
+    assert _only(_run(_with_normal(txn, b""))) == []
+
+
+def test_a_second_ej_for_the_same_day_is_reported_not_merged() -> None:
+    scenario = Scenario(ej=[NORMAL], host=approved_pair(NORMAL))
+    sources = scenario.sources()
+    sources.add_ej_bytes("T9000001", "2026-11-16", b"garbage\n", name="second.txt")
+    result = reconcile(sources)
+    assert result.discrepancies == []
+    assert any("second EJ" in note for note in result.observations)

@@ -140,3 +140,19 @@ def test_counters_minus_ej_shows_exactly_the_ej_gaps(sample_result: RunResult) -
         ("T1000001", "2026-11-17", 3): 1,
         ("T1000006", "", 4): 4,  # 750156, truncated: 4 x 100
     }
+
+
+@pytest.mark.parametrize("suffix", [".iso", ".csv"])
+def test_either_host_file_alone_gives_the_same_answer(
+    sample: Path, tmp_path: Path, truth: list[dict[str, Any]], suffix: str
+) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    for path in (sample / "host").glob(f"*{suffix}"):
+        (host / path.name).write_bytes(path.read_bytes())
+    result = reconcile(
+        Sources.from_dirs(
+            ej=sample / "ej", paper=sample / "paper", host=host, counters=sample / "counters"
+        )
+    )
+    assert {_key(item.to_json()) for item in result.discrepancies} == {_key(item) for item in truth}

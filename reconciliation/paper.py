@@ -21,11 +21,13 @@ from reconciliation.model import PaperBlock, PaperParse
 
 PAGE_MARKER = re.compile(rb"--- PAGE \d+ ---")
 _PAGE_LINE = re.compile(rb"^[ \t]*--- PAGE \d+ ---[ \t\r]*\n", re.M)
-_BLANK_LINE = re.compile(rb"^[ \t\r]*\n", re.M)
-_MARKER_LINE = re.compile(rb"^[^\n]*\*\*[^\n]*\n", re.M)
+_STRUCTURE = re.compile(
+    rb"^(?:(?P<blank>[ \t\r]*\n)|(?P<page>[ \t]*--- PAGE \d+ ---[ \t\r]*\n)"
+    rb"|(?P<marker>[^\n]*\*\*[^\n]*\n))",
+    re.M,
+)
+_KINDS = {"blank": 0, "page": 1, "marker": 2}
 _LOOKALIKES = bytes.maketrans(b"OoDQlIi|SsBZ", b"000011115582")
-_LONG_RUN = re.compile(rb"(\d(?:\d| (?=\d)){4,})(\*?)")
-_TIME = re.compile(rb"(\d\d):+ ?(\d\d):+ ?(\d\d)")
 
 
 def _marker_count(line: bytes) -> int:
@@ -46,8 +48,8 @@ def _marker_count(line: bytes) -> int:
 
 
 _NOT_LETTERS = bytes(value for value in range(256) if not chr(value).isalpha() or value > 127)
-_RUN = re.compile(rb"\d(?:\d| \d){4,}\*?")  # 5+ digits, single stray spaces allowed
-_TIMES = re.compile(rb"\d\d:+ ?\d\d:+ ?\d\d")
+# a time (colons, perhaps doubled, perhaps a stray space) or 5+ digits with single stray spaces
+_TOKEN = re.compile(rb"\d\d:+ ?\d\d:+ ?\d\d|\d(?:\d| \d){4,}\*?")
 
 
 def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -62,7 +64,11 @@ def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[s
     """
     numbers: list[str] = []
     rrns: list[str] = []
-    for token in _RUN.findall(normal):
+    times: list[str] = []
+    for token in _TOKEN.findall(normal):
+        if token[2] == 58 or token[3] == 58:  # ":": a time
+            times.append(token.translate(None, b": ").decode())
+            continue
         if token[-1] == 42:  # "*": the BIN of a masked card number
             continue
         digits = token.replace(b" ", b"") if b" " in token else token
@@ -71,8 +77,7 @@ def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[s
             numbers.append(digits.decode())
         elif 11 <= size <= 13:
             rrns.append(digits.decode())
-    times = tuple(token.translate(None, b": ").decode() for token in _TIMES.findall(normal))
-    return tuple(numbers), tuple(rrns), times
+    return tuple(numbers), tuple(rrns), tuple(times)
 
 
 LOOKALIKES = _LOOKALIKES
@@ -106,15 +111,12 @@ def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: 
     if buffer and not buffer.endswith(b"\n"):
         buffer += b"\n"
     normal = buffer.translate(_LOOKALIKES)
-    events: list[tuple[int, int, int]] = []  # offset, kind (0 blank, 1 page, 2 marker), end
-    events.extend((m.start(), 0, m.end()) for m in _BLANK_LINE.finditer(buffer))
-    events.extend((m.start(), 1, m.end()) for m in _PAGE_LINE.finditer(buffer))
-    events.extend(
-        (m.start(), 2, m.end())
-        for m in _MARKER_LINE.finditer(buffer)
-        if buffer.count(b"*", m.start(), m.end()) >= 8
-    )
-    events.sort()
+    # offset, kind (0 blank, 1 page, 2 marker), end: one pass, in order
+    events = [
+        (m.start(), _KINDS[m.lastgroup or ""], m.end())
+        for m in _STRUCTURE.finditer(buffer)
+        if m.lastgroup != "marker" or buffer.count(b"*", m.start(), m.end()) >= 8
+    ]
     blocks: list[PaperBlock] = []
     structural = 0
     count = buffer.count

@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from reconciliation.classify import EJ_SCHEMA, classify, host_groups
+from reconciliation.classify import EJ_SCHEMA, KEY, classify, host_groups
 from reconciliation.ej import normalise
 from reconciliation.kinds import CASSETTE_KINDS, KIND_INFO, Kind, Owed
 from reconciliation.model import (
@@ -149,7 +149,6 @@ class TerminalBatch:
         self.host = host
         self.options = options
         self.days: dict[tuple[str, str], _Day] = {}
-        self.messages: list[HostMessage] = [HostMessage(*row) for row in host.iter_rows()]
         self.accounts: list[SourceAccount] = []
         self.skipped: list[SkippedLine] = []
         self.observations: list[str] = []
@@ -258,9 +257,20 @@ class TerminalBatch:
             self._finding(row)
 
     def _host_messages(self, terminal_id: str, business_date: str, stan: str) -> list[HostMessage]:
+        """The host messages of one key (an index over the findings' keys only)."""
         if self.host_by_key is None:
+            keys = pl.DataFrame(
+                {
+                    "terminal_id": [item.terminal_id for item in self.discrepancies],
+                    "business_date": [item.business_date for item in self.discrepancies],
+                    "stan": [item.stan or "" for item in self.discrepancies],
+                },
+                schema={"terminal_id": pl.Utf8, "business_date": pl.Utf8, "stan": pl.Utf8},
+            ).unique()
+            wanted = self.host.join(keys, on=KEY, how="semi").sort("seq")
             index: dict[tuple[str, str, str], list[HostMessage]] = defaultdict(list)
-            for message in self.messages:
+            for row in wanted.iter_rows():
+                message = HostMessage(*row)
                 index[(message.terminal_id, message.business_date, message.stan)].append(message)
             self.host_by_key = index
         return self.host_by_key.get((terminal_id, business_date, stan), [])
@@ -404,12 +414,20 @@ class TerminalBatch:
     # -- stage 3 -------------------------------------------------------------------------
 
     def paper(self) -> None:
-        host_by_day: dict[tuple[str, str], dict[str, HostMessage]] = defaultdict(dict)
-        for message in self.messages:
-            if message.mti in ("0200", "0210"):
-                host_by_day[(message.terminal_id, message.business_date)].setdefault(
-                    message.stan, message
-                )
+        # per terminal-day, the first request/response of each STAN: what the paper shows
+        firsts = (
+            self.host.filter(pl.col("mti") != "0420")
+            .group_by(KEY, maintain_order=True)
+            .agg(
+                pl.col("rrn").first(),
+                pl.col("time").first(),
+                pl.col("amount_minor").first(),
+                pl.col("pan_masked").first(),
+            )
+        )
+        host_by_day: dict[tuple[str, str], dict[str, tuple[str, str, int, str]]] = defaultdict(dict)
+        for terminal, business_date, stan, rrn, at, amount, pan in firsts.iter_rows():
+            host_by_day[(terminal, business_date)][stan] = (rrn, at, amount, pan)
         paper_days = [day for day in self.days.values() if day.paper is not None]
         for day in paper_days:
             assert day.paper is not None
@@ -419,19 +437,15 @@ class TerminalBatch:
                 for txn in day.ej.transactions:
                     if not txn.truncated and txn.stan:
                         known = host.get(txn.stan)
-                        amount = known.amount_minor if known else txn.amount_minor
+                        amount = known[2] if known else txn.amount_minor
                         expected[txn.stan] = (
                             Expected(txn.stan, txn.rrn, txn.time),
                             amount,
                             txn.card,
                         )
-            for stan, message in host.items():
+            for stan, (rrn, at, amount, pan) in host.items():
                 if stan not in expected:
-                    expected[stan] = (
-                        Expected(stan, message.rrn, message.time),
-                        message.amount_minor,
-                        message.pan_masked,
-                    )
+                    expected[stan] = (Expected(stan, rrn, at), amount, pan)
             ordered = sorted(expected.values(), key=lambda item: (item[0].time, item[0].stan))
             day.expected = [item[0] for item in ordered]
             found = match_paper(day.paper.blocks, day.expected)

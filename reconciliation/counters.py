@@ -36,42 +36,43 @@ REASONS = frozenset(("start_of_day", "replenishment", "end_of_day"))
 PHASES = frozenset(("before_exchange", "after_exchange"))
 
 
+_NUMERIC = tuple(name for name, _ in _FIELDS if name not in _TEXT_FIELDS)
+
+
 def _unit(raw: Any) -> CashUnit | str:
     """A cash unit, or the reason it cannot be used."""
     if not isinstance(raw, dict):
         return "cash unit is not an object"
-    numbers: dict[str, int] = {}
-    texts: dict[str, str] = {}
-    for name, attribute in _FIELDS:
-        value = raw.get(name)
-        if name in _TEXT_FIELDS:
-            if not isinstance(value, str):
-                return f"cash unit field {name} missing or not text"
-            texts[attribute] = value
-        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            return f"cash unit field {name} missing or not a non-negative integer"
-        else:
-            numbers[attribute] = value
+    try:
+        values = [raw[name] for name in _NUMERIC]
+        unit_id, currency = raw["cUnitID"], raw["cCurrencyID"]
+    except KeyError as exc:
+        return f"cash unit field {exc.args[0]} missing"
+    for name, value in zip(_NUMERIC, values, strict=True):
+        if type(value) is not int or value < 0:
+            return f"cash unit field {name} is not a non-negative integer"
+    if type(unit_id) is not str or type(currency) is not str:
+        return "cash unit field cUnitID or cCurrencyID is not text"
     physical = raw.get("physical_count")
-    if physical is not None and (
-        not isinstance(physical, int) or isinstance(physical, bool) or physical < 0
-    ):
+    if physical is not None and (type(physical) is not int or physical < 0):
         return "physical_count is not a non-negative integer"
+    number, unit_type, denomination, initial, notes, rejected = values[:6]
+    minimum, maximum, status, dispensed, presented, retracted = values[6:]
     return CashUnit(
-        numbers["number"],
-        numbers["unit_type"],
-        texts["unit_id"],
-        texts["currency"],
-        numbers["denomination"],
-        numbers["initial"],
-        numbers["notes"],
-        numbers["rejected"],
-        numbers["minimum"],
-        numbers["maximum"],
-        numbers["status"],
-        numbers["dispensed"],
-        numbers["presented"],
-        numbers["retracted"],
+        number,
+        unit_type,
+        unit_id,
+        currency,
+        denomination,
+        initial,
+        notes,
+        rejected,
+        minimum,
+        maximum,
+        status,
+        dispensed,
+        presented,
+        retracted,
         physical,
     )
 

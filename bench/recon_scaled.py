@@ -38,6 +38,13 @@ def _default_sample() -> Path:
     sys.exit("shared/formats/sample not found; pass --sample")
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished workers (others' load excluded)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def replicate(sample: Path, target: Path, copies: int) -> int:
     """Write ``copies`` renamed copies of the sample; returns the expected findings."""
     for folder in ("ej", "paper", "counters", "host"):
@@ -81,9 +88,11 @@ def main() -> None:
         sources = Sources.from_dirs(
             ej=root / "ej", paper=root / "paper", host=root / "host", counters=root / "counters"
         )
+        cpu_before = _cpu()
         started = time.perf_counter()
         result = reconcile(sources, options=Options(workers=args.workers))
         elapsed = time.perf_counter() - started
+        cpu = _cpu() - cpu_before
     if len(result.discrepancies) != expected:
         sys.exit(f"wrong result: {len(result.discrepancies)} findings, expected {expected}")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -95,6 +104,8 @@ def main() -> None:
         ("recon_total_seconds", round(elapsed, 3), "s"),
         ("recon_ej_throughput_end_to_end", round(result.ej_bytes / elapsed / 1e6, 2), "MB/s"),
         ("recon_transactions_per_second", round(result.transactions / elapsed), "transactions/s"),
+        ("recon_cpu_seconds", round(cpu, 3), "s"),
+        ("recon_ej_throughput_per_cpu_second", round(result.ej_bytes / cpu / 1e6, 2), "MB/s"),
         *(
             (f"recon_{phase}_seconds", round(value, 3), "s")
             for phase, value in result.timings.items()

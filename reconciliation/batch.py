@@ -252,9 +252,16 @@ class TerminalBatch:
                 self.ej_refs.append((day, index))
         ej = pl.DataFrame(columns, schema=EJ_SCHEMA)
         groups = host_groups(self.host)
-        found = classify(ej, groups, self.options.time_window_seconds)
+        found, odd = classify(ej, groups, self.options.time_window_seconds)
         for row in found.iter_rows(named=True):
             self._finding(row)
+        for terminal, business_date, stan, note, ej_amount, host_amount in odd.sort(
+            KEY
+        ).iter_rows():
+            self.observations.append(
+                f"{terminal} {business_date} STAN {stan}: {note} "
+                f"(EJ amount {ej_amount}, host approved {host_amount})"
+            )
 
     def _host_messages(self, terminal_id: str, business_date: str, stan: str) -> list[HostMessage]:
         """The host messages of one key (an index over the findings' keys only)."""

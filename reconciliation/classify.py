@@ -97,12 +97,18 @@ def host_groups(host: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def classify(ej: pl.DataFrame, groups: pl.DataFrame, window: int) -> pl.DataFrame:
-    """Rows that carry a transaction kind: ``kind`` plus the columns behind it.
+def classify(
+    ej: pl.DataFrame, groups: pl.DataFrame, window: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows that carry a transaction kind, and rows that are inconsistent otherwise.
 
-    ``ej_gap`` candidates (host without an EJ block) come back with kind
+    The first frame has ``kind`` plus the columns behind it. ``ej_gap``
+    candidates (host without an EJ block) come back with kind
     ``"ej_missing"``; the engine keeps those whose terminal-day has an EJ and
-    decides truncated or lost.
+    decides truncated or lost. The second frame (key and ``note``) holds
+    disagreements that are no kind of ``shared/formats/README.md`` but must
+    not pass unseen: the host approved what the terminal declined, a reversal
+    of cash that was taken, an approved amount that differs.
     """
     joined = ej.join(groups, on=KEY, how="full", coalesce=True)
     rrn_known = pl.col("host_rrn").is_not_null() | pl.col("any_rrn").is_not_null()
@@ -166,4 +172,22 @@ def classify(ej: pl.DataFrame, groups: pl.DataFrame, window: int) -> pl.DataFram
     doubles = joined.filter(pl.col("duplicate")).with_columns(
         kind=pl.lit(Kind.HOST_DUPLICATE.value)
     )
-    return pl.concat([single, doubles], how="vertical_relaxed")
+    in_ej = pl.col("ej_ref").is_not_null()
+    note = (
+        pl.when(in_ej & ~pl.col("resp").is_in(["00", "TO"]) & approved & ~reversed_)
+        .then(pl.lit("the host approved what the terminal shows as declined"))
+        .when(ok_withdrawal & approved & (outcome == "taken") & reversed_)
+        .then(pl.lit("reversed at the host although the EJ shows the cash taken"))
+        .when(
+            ok_withdrawal
+            & approved
+            & pl.col("approved_amount").is_not_null()
+            & (pl.col("approved_amount") != pl.col("ej_amount"))
+        )
+        .then(pl.lit("the approved amount differs between EJ and host"))
+        .otherwise(pl.lit(None, pl.Utf8))
+    )
+    odd = joined.with_columns(note=note).filter(pl.col("note").is_not_null())
+    return pl.concat([single, doubles], how="vertical_relaxed"), odd.select(
+        [*KEY, "note", "ej_amount", "approved_amount"]
+    )

@@ -233,3 +233,18 @@ def test_a_second_ej_for_the_same_day_is_reported_not_merged() -> None:
     result = reconcile(sources)
     assert result.discrepancies == []
     assert any("second EJ" in note for note in result.observations)
+
+
+def test_disagreements_outside_the_kinds_are_observations() -> None:
+    declined = Txn("000901", "10:00:00", 4000, resp="05")
+    taken = Txn("000902", "11:00:00", 4000, notes=(2, 0, 0, 0))
+    other_amount = Txn("000903", "12:00:00", 4000, notes=(2, 0, 0, 0))
+    host = approved_pair(NORMAL) + approved_pair(declined)
+    host += approved_pair(taken) + iso_message("0420", taken, rc="22")
+    host += approved_pair(Txn("000903", "12:00:00", 6000))
+    result = _run(Scenario(ej=[NORMAL, declined, taken, other_amount], host=host))
+    assert _only(result) == []
+    notes = "\n".join(result.observations)
+    assert "STAN 000901: the host approved what the terminal shows as declined" in notes
+    assert "STAN 000902: reversed at the host although the EJ shows the cash taken" in notes
+    assert "STAN 000903: the approved amount differs between EJ and host" in notes

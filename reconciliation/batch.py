@@ -639,11 +639,8 @@ def _index_of(txn: EjTransaction | None, day: _Day) -> int | None:
     return day.position(txn.stan)
 
 
-_CASH_KINDS = frozenset(
-    kind.value
-    for kind in Kind
-    if kind.value.startswith(("no_dispense", "partial_dispense", "retract", "dispensed", "ej_gap"))
-)
+# findings whose counters around the transaction tell something (a missing receipt does not)
+_CASH_KINDS = frozenset(kind.value for kind in Kind if kind is not Kind.PAPER_GAP)
 
 
 def _hole_position(transactions: list[EjTransaction], stan: str) -> int | None:

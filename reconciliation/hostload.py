@@ -21,7 +21,7 @@ import polars as pl
 from reconciliation.classify import HOST_SCHEMA, host_frame
 from reconciliation.errors import SourceUnreadable
 from reconciliation.host_csv import line_chunks, parse_csv
-from reconciliation.host_iso import parse_iso, record_chunks
+from reconciliation.host_iso import parse_iso_frame, record_chunks
 from reconciliation.model import SkippedLine, SourceAccount
 from reconciliation.sources import Source
 
@@ -77,14 +77,17 @@ def parse_piece(piece: HostPiece) -> PieceResult:
             exc.message,
         )
     if source.kind == "iso":
-        parsed = parse_iso(
+        frame, skipped, units = parse_iso_frame(
             data,
             source=source.name,
             file_date=date.fromisoformat(source.business_date),
             first_record=piece.first,
+            base_offset=piece.start,
         )
-    else:
-        parsed = parse_csv(data, source=source.name, first_line=piece.first)
+        return PieceResult(
+            source.name, source.kind, source.business_date, frame, skipped, units, len(data)
+        )
+    parsed = parse_csv(data, source=source.name, first_line=piece.first)
     return PieceResult(
         source.name,
         source.kind,

@@ -180,3 +180,36 @@ def test_pieces_keep_record_and_line_numbers(sample: Path, tmp_path: Path) -> No
     assert cut.host_messages == whole.host_messages
     accounts = {a.kind: (a.units_total, a.units_skipped) for a in cut.accounts if a.kind != "ej"}
     assert accounts == {"csv": (len(csv_lines) - 1, 1), "iso": (len(records), 1)}
+
+
+def _both(data: bytes) -> None:
+    from reconciliation.classify import host_frame
+    from reconciliation.host_iso import parse_iso_frame
+
+    reference = parse_iso(data, source="h.iso", file_date=DAY, first_record=5, base_offset=100)
+    frame, skipped, units = parse_iso_frame(
+        data, source="h.iso", file_date=DAY, first_record=5, base_offset=100
+    )
+    assert frame.equals(host_frame(reference.messages))
+    assert skipped == reference.skipped
+    assert units == reference.units_total
+
+
+def test_columnar_path_equals_the_record_path(sample: Path) -> None:
+    data = (sample / "host" / "20261116.iso").read_bytes()
+    _both(data)
+    broken = bytearray(data)
+    broken[700:704] = b"ZZZZ"
+    _both(bytes(broken) + b"\x00\x10short")
+
+
+@given(
+    st.lists(
+        st.sampled_from([FIRST, PARTIAL, FIRST[:-3] + b"XYZ", b"0200", FIRST + b"1"]), max_size=8
+    ),
+    st.binary(max_size=30),
+)
+def test_columnar_path_equals_the_record_path_on_anything(
+    records: list[bytes], tail: bytes
+) -> None:
+    _both(b"".join(_record(record) for record in records) + tail)

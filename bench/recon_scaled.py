@@ -110,7 +110,7 @@ def main() -> None:
             (f"recon_{phase}_seconds", round(value, 3), "s")
             for phase, value in result.timings.items()
             if phase != "total"
-        ),
+        ),  # host, terminals: wall clock; cpu_<stage>: CPU in the terminal batches
         ("recon_peak_rss_main", round(own / 1024, 1), "MiB"),
         ("recon_peak_rss_worker", round(children / 1024, 1), "MiB"),
     ]

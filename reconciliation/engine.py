@@ -187,9 +187,10 @@ def reconcile(
     observations.extend(_coverage(host, ej_days))
     for terminal, day in _host_days(host):
         all_days.add((terminal, day))
-    for result in batch_results:  # seconds of work per stage, summed over workers
+    for result in batch_results:  # CPU seconds per stage, summed over workers
         for stage, seconds in result.timings.items():
-            timings[f"batch_{stage}"] = timings.get(f"batch_{stage}", 0.0) + seconds
+            name = f"cpu_{stage}"
+            timings[name] = timings.get(name, 0.0) + seconds
     discrepancies.sort(key=Discrepancy.sort_key)
     timings["total"] = time.perf_counter() - started
     return RunResult(

@@ -1,0 +1,193 @@
+"""Join EJ transactions with host messages and name the transaction kinds (Polars).
+
+The host side is grouped per (terminal, business day, STAN): how many 0200,
+0210 (approved or not) and 0420 messages, the approved amount, the reversal
+reason and DE95 amount. The EJ side has one row per transaction block with a
+receipt. A full outer join on the key, then one ``when`` chain, names the
+transaction kinds for millions of rows at columnar speed; the few rows that
+carry a kind go back to Python for amounts in notes, evidence and reports.
+
+A match on the key is confirmed by the RRN or, when the RRN differs, by the
+receipt time lying within ``window`` seconds of DE12; otherwise the two sides
+are treated as different transactions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from reconciliation.kinds import Kind
+from reconciliation.model import HostMessage
+
+KEY = ["terminal_id", "business_date", "stan"]
+
+HOST_SCHEMA: dict[str, Any] = {
+    "source": pl.Utf8,
+    "seq": pl.Int64,
+    "mti": pl.Utf8,
+    "terminal_id": pl.Utf8,
+    "business_date": pl.Utf8,
+    "stan": pl.Utf8,
+    "rrn": pl.Utf8,
+    "time": pl.Utf8,
+    "sent": pl.Utf8,
+    "processing_code": pl.Utf8,
+    "amount_minor": pl.Int64,
+    "response_code": pl.Utf8,
+    "auth_code": pl.Utf8,
+    "pan_masked": pl.Utf8,
+    "original_stan": pl.Utf8,
+    "actual_minor": pl.Int64,
+}
+
+EJ_SCHEMA: dict[str, Any] = {
+    "terminal_id": pl.Utf8,
+    "business_date": pl.Utf8,
+    "stan": pl.Utf8,
+    "ej_rrn": pl.Utf8,
+    "ej_seconds": pl.Int64,
+    "txn_type": pl.Utf8,
+    "resp": pl.Utf8,
+    "ej_amount": pl.Int64,
+    "outcome": pl.Utf8,
+    "notes_out": pl.Int64,  # notes presented minus notes retracted
+    "ej_ref": pl.Int64,  # index into the engine's list of EJ transactions
+}
+
+
+def host_frame(messages: list[HostMessage]) -> pl.DataFrame:
+    return pl.DataFrame(messages, schema=HOST_SCHEMA, orient="row")
+
+
+def host_groups(host: pl.DataFrame) -> pl.DataFrame:
+    """One row per (terminal, day, STAN) with what the switch saw."""
+    mti = pl.col("mti")
+    rc = pl.col("response_code")
+    approved = (mti == "0210") & (rc == "00")
+    request_like = mti != "0420"
+    seconds = (
+        pl.col("time").str.slice(0, 2).cast(pl.Int64, strict=False) * 3600
+        + pl.col("time").str.slice(3, 2).cast(pl.Int64, strict=False) * 60
+        + pl.col("time").str.slice(6, 2).cast(pl.Int64, strict=False)
+    )
+    return (
+        host.with_columns(host_seconds=seconds)
+        .group_by(KEY)
+        .agg(
+            n200=(mti == "0200").sum(),
+            n210=(mti == "0210").sum(),
+            n210_ok=approved.sum(),
+            n420=(mti == "0420").sum(),
+            host_amount=pl.col("amount_minor").filter(request_like).first(),
+            approved_amount=pl.col("amount_minor").filter(approved).first(),
+            host_rrn=pl.col("rrn").filter(request_like).first(),
+            host_time=pl.col("time").filter(request_like).first(),
+            host_seconds=pl.col("host_seconds").filter(request_like).first(),
+            host_card=pl.col("pan_masked").first(),
+            processing_code=pl.col("processing_code").first(),
+            reversal_reason=rc.filter(mti == "0420").first(),
+            reversal_actual=pl.col("actual_minor").filter(mti == "0420").first(),
+            any_rrn=pl.col("rrn").first(),
+            any_time=pl.col("time").first(),
+            any_seconds=pl.col("host_seconds").first(),
+            any_amount=pl.col("amount_minor").first(),
+        )
+    )
+
+
+def classify(
+    ej: pl.DataFrame, groups: pl.DataFrame, window: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows that carry a transaction kind, and rows that are inconsistent otherwise.
+
+    The first frame has ``kind`` plus the columns behind it. ``ej_gap``
+    candidates (host without an EJ block) come back with kind
+    ``"ej_missing"``; the engine keeps those whose terminal-day has an EJ and
+    decides truncated or lost. The second frame (key and ``note``) holds
+    disagreements that are no kind of ``shared/formats/README.md`` but must
+    not pass unseen: the host approved what the terminal declined, a reversal
+    of cash that was taken, an approved amount that differs.
+    """
+    joined = ej.join(groups, on=KEY, how="full", coalesce=True)
+    rrn_known = pl.col("host_rrn").is_not_null() | pl.col("any_rrn").is_not_null()
+    host_rrn = pl.coalesce(pl.col("host_rrn"), pl.col("any_rrn"))
+    host_seconds = pl.coalesce(pl.col("host_seconds"), pl.col("any_seconds"))
+    confirmed = (
+        pl.col("ej_ref").is_null()
+        | ~rrn_known
+        | (host_rrn == pl.col("ej_rrn"))
+        | ((host_seconds - pl.col("ej_seconds")).abs() <= window)
+    )
+    joined = joined.with_columns(
+        confirmed=confirmed,
+        n200=pl.col("n200").fill_null(0),
+        n210=pl.col("n210").fill_null(0),
+        n210_ok=pl.col("n210_ok").fill_null(0),
+        n420=pl.col("n420").fill_null(0),
+    )
+    # A key match the RRN and time both contradict: two different transactions.
+    unconfirmed = joined.filter(~pl.col("confirmed"))
+    joined = pl.concat(
+        [
+            joined.filter(pl.col("confirmed")),
+            unconfirmed.with_columns(
+                n200=pl.lit(0, pl.UInt32),
+                n210=pl.lit(0, pl.UInt32),
+                n210_ok=pl.lit(0, pl.UInt32),
+                n420=pl.lit(0, pl.UInt32),
+            ),
+            unconfirmed.with_columns(pl.lit(None, pl.Int64).alias("ej_ref")),
+        ],
+        how="vertical_relaxed",
+    )
+    in_host = (pl.col("n200") + pl.col("n210")) > 0
+    approved = pl.col("n210_ok") > 0
+    reversed_ = pl.col("n420") > 0
+    ok_withdrawal = (pl.col("txn_type") == "withdrawal") & (pl.col("resp") == "00")
+    outcome = pl.col("outcome")
+
+    def pick(both: Kind, without: Kind) -> pl.Expr:
+        return pl.when(reversed_).then(pl.lit(both.value)).otherwise(pl.lit(without.value))
+
+    kind = (
+        pl.when(pl.col("ej_ref").is_null() & in_host)
+        .then(pl.lit("ej_missing"))
+        .when(ok_withdrawal & ~in_host & (pl.col("notes_out") > 0))
+        .then(pl.lit(Kind.DISPENSED_NOT_IN_HOST.value))
+        .when(ok_withdrawal & approved & outcome.is_in(["none", "power"]))
+        .then(pick(Kind.NO_DISPENSE_REVERSED, Kind.NO_DISPENSE_NO_REVERSAL))
+        .when(ok_withdrawal & approved & (outcome == "short"))
+        .then(pick(Kind.PARTIAL_DISPENSE_REVERSED, Kind.PARTIAL_DISPENSE_NO_REVERSAL))
+        .when(ok_withdrawal & approved & (outcome == "retracted"))
+        .then(pick(Kind.RETRACT_REVERSED, Kind.RETRACT_NO_REVERSAL))
+        .when((pl.col("resp") == "TO") & approved)
+        .then(pick(Kind.HOST_TIMEOUT_REVERSED, Kind.HOST_TIMEOUT_NO_REVERSAL))
+        .otherwise(pl.lit(None, pl.Utf8))
+    )
+    duplicate = pl.col("n210") > 1
+    joined = joined.with_columns(kind=kind, duplicate=duplicate)
+    single = joined.filter(pl.col("kind").is_not_null())
+    doubles = joined.filter(pl.col("duplicate")).with_columns(
+        kind=pl.lit(Kind.HOST_DUPLICATE.value)
+    )
+    in_ej = pl.col("ej_ref").is_not_null()
+    note = (
+        pl.when(in_ej & ~pl.col("resp").is_in(["00", "TO"]) & approved & ~reversed_)
+        .then(pl.lit("the host approved what the terminal shows as declined"))
+        .when(ok_withdrawal & approved & (outcome == "taken") & reversed_)
+        .then(pl.lit("reversed at the host although the EJ shows the cash taken"))
+        .when(
+            ok_withdrawal
+            & approved
+            & pl.col("approved_amount").is_not_null()
+            & (pl.col("approved_amount") != pl.col("ej_amount"))
+        )
+        .then(pl.lit("the approved amount differs between EJ and host"))
+        .otherwise(pl.lit(None, pl.Utf8))
+    )
+    odd = joined.with_columns(note=note).filter(pl.col("note").is_not_null())
+    return pl.concat([single, doubles], how="vertical_relaxed"), odd.select(
+        [*KEY, "note", "ej_amount", "approved_amount"]
+    )

@@ -1,0 +1,167 @@
+"""Electronic journals of either dialect: detect the dialect, parse, account for lines.
+
+``parse_ej`` is what the rest of the package calls. It normalises line ends,
+tries the dialect's whole-buffer fast path and falls back to its tolerant
+line-by-line parser, so a file is read at full speed when it is clean and line
+by line only when it needs to be.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from reconciliation import ej_ndc, ej_procash
+from reconciliation.model import EjEvent, EjParse, EjTransaction, SkippedLine
+
+DIALECTS = ("ndc", "procash")
+
+
+def detect_dialect(buffer: bytes) -> str:
+    """``"ndc"`` or ``"procash"`` from the first recognisable marker in the text."""
+    head = buffer[:65536]
+    procash = max(
+        head.find(b"-> TRANSACTION START"),
+        head.find(b"CASH COUNTERS"),
+        head.find(b"\n" + b"*" * 31 + b"\n"),
+    )
+    ndc = max(head.find(b"Card Inserted ("), head.find(b" *****START*****"))
+    if procash == -1 and ndc == -1:
+        return "procash" if head.count(b"ATM ID") > head.count(b"TERMINAL  :") else "ndc"
+    if procash == -1:
+        return "ndc"
+    if ndc == -1:
+        return "procash"
+    return "ndc" if ndc < procash else "procash"
+
+
+def normalise(buffer: bytes) -> bytes:
+    """LF line ends and a final newline: byte offsets in the records refer to this."""
+    if b"\r" in buffer:
+        buffer = buffer.replace(b"\r\n", b"\n")
+    if buffer and not buffer.endswith(b"\n"):
+        buffer += b"\n"
+    return buffer
+
+
+def _shift_txn(txn: EjTransaction, offset: int, lines: int) -> EjTransaction:
+    return txn._replace(
+        start=txn.start + offset,
+        end=txn.end + offset,
+        line=txn.line + lines,
+        last_line=txn.last_line + lines,
+    )
+
+
+def _shift_event(event: EjEvent, offset: int, lines: int) -> EjEvent:
+    return event._replace(
+        start=event.start + offset, end=event.end + offset, line=event.line + lines
+    )
+
+
+def _tile(
+    module: ModuleType, buffer: bytes, source: str
+) -> tuple[list[EjTransaction], list[EjEvent], list[SkippedLine], int, bool]:
+    """Fast scan where the text is well formed, the state machine where it is not.
+
+    Matches of the whole-buffer scan are used as they come; a stretch they do
+    not cover (a truncated block, a garbage line, a block with a line missing)
+    is widened to the next complete transaction block, so that any device
+    line caught up in it is seen in context, and parsed line by line.
+    """
+    transactions: list[EjTransaction] = []
+    events: list[EjEvent] = []
+    skipped: list[SkippedLine] = []
+    count = buffer.count
+    convert = module.convert
+    position, line = 0, 1  # line number at ``position``
+    region: tuple[int, int] | None = None  # (offset, line) where a slow stretch starts
+    slow = False
+
+    def flush(end: int) -> None:
+        nonlocal region, slow
+        assert region is not None
+        start, first_line = region
+        region = None
+        slow = True
+        found, seen, bad, _ = module.parse_slow(buffer[start:end], source)
+        shift = first_line - 1
+        transactions.extend(_shift_txn(txn, start, shift) for txn in found)
+        events.extend(_shift_event(event, start, shift) for event in seen)
+        skipped.extend(item._replace(line=item.line + shift) for item in bad)
+
+    previous_block: tuple[int, int, int, int] | None = None  # offset, line, records before
+
+    for match in module.FAST.finditer(buffer):
+        start, end = match.start(), match.end()
+        if start != position:
+            if region is None:
+                if previous_block is not None:
+                    # the stretch may continue the block just read (a status record after
+                    # a stray line): read that block again, line by line, with it
+                    block_start, block_line, txn_count, event_count = previous_block
+                    del transactions[txn_count:], events[event_count:]
+                    region = (block_start, block_line)
+                else:
+                    region = (position, line)
+            line += count(b"\n", position, start)
+        lines_in = count(b"\n", start, end)
+        is_block = match.group("stan") is not None
+        if region is not None and not is_block:
+            pass  # a device line inside a stretch being parsed line by line
+        else:
+            if region is not None:
+                flush(start)
+            before = len(transactions), len(events)
+            if not convert(match, buffer, line, lines_in, transactions, events):
+                del transactions[before[0] :], events[before[1] :]
+                region = (start, line)
+            elif is_block:
+                previous_block = (start, line, before[0], before[1])
+                line += lines_in
+                position = end
+                continue
+        previous_block = None
+        line += lines_in
+        position = end
+    if position != len(buffer) and region is None:
+        if previous_block is not None:
+            block_start, block_line, txn_count, event_count = previous_block
+            del transactions[txn_count:], events[event_count:]
+            region = (block_start, block_line)
+        else:
+            region = (position, line)
+    if region is not None:
+        flush(len(buffer))
+        line = count(b"\n") + 1
+    if slow:
+        transactions.sort(key=lambda txn: txn.start)
+        events.sort(key=lambda event: event.start)
+    return transactions, events, skipped, line - 1, not slow
+
+
+def parse_ej(
+    buffer: bytes,
+    *,
+    source: str,
+    terminal_id: str,
+    business_date: str,
+    dialect: str | None = None,
+) -> EjParse:
+    """Parse one EJ (one terminal, one business day). Never raises on content."""
+    size = len(buffer)
+    buffer = normalise(buffer)
+    chosen = dialect or detect_dialect(buffer)
+    module = ej_ndc if chosen == "ndc" else ej_procash
+    transactions, events, skipped, lines, fast = _tile(module, buffer, source)
+    return EjParse(
+        source,
+        terminal_id,
+        business_date,
+        chosen,
+        transactions,
+        events,
+        skipped,
+        lines,
+        size,
+        fast,
+    )

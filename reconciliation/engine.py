@@ -1,0 +1,233 @@
+"""``reconcile()``: the run, from sources to findings, in two phases.
+
+1. ``host``: the switch files (large, all terminals) are cut into pieces,
+   parsed in parallel and combined into one Polars frame;
+2. ``terminals``: terminals are packed into batches of about
+   ``Options.batch_bytes`` of EJ, paper and counters files (every day of a
+   terminal in the same batch, so replenishment cycles settle whole); each
+   batch gets its terminals' slice of the host frame and is reconciled
+   completely (:mod:`reconciliation.batch`), in a worker process when the
+   input is large. Only findings, settlement rows and accounting come back.
+
+Blocking by terminal keeps every worker independent and the data that crosses
+processes small; the EJ's whole-buffer scan inside each batch is the hot path.
+Nothing here reads the environment or the clock; the caller passes
+:class:`Options` and, if it wants them, a progress callback.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+import polars as pl
+
+from reconciliation.batch import BatchResult, run_batch
+from reconciliation.errors import UnusableInput
+from reconciliation.hostload import HostPiece, PieceResult, combine, parse_pieces, pieces
+from reconciliation.options import Options, Progress, ProgressCallback
+from reconciliation.result import Discrepancy, RunResult
+from reconciliation.sources import Source, Sources
+
+T = TypeVar("T")
+
+
+class _Inline(Executor):
+    """Runs work in the calling process (small inputs, ``workers=1``)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return _Inline()
+    # spawn: a forked child of a process that has used Polars' thread pool can deadlock
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _pack(groups: dict[str, list[Source]], limit: int) -> list[list[str]]:
+    """Terminals into batches of about ``limit`` bytes, largest first."""
+    sized = sorted(
+        ((sum(source.size() for source in items), terminal) for terminal, items in groups.items()),
+        reverse=True,
+    )
+    batches: list[list[str]] = []
+    current: list[str] = []
+    total = 0
+    for size, terminal in sized:
+        current.append(terminal)
+        total += size
+        if total >= limit:
+            batches.append(current)
+            current, total = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _as_completed_in_order(futures: list[Future[T]]) -> Iterator[T]:
+    for future in futures:
+        yield future.result()
+
+
+def reconcile(
+    sources: Sources | Iterable[Source],
+    *,
+    options: Options | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Reconcile everything in ``sources`` and return the findings with evidence.
+
+    Raises :class:`~reconciliation.errors.UnusableInput` when nothing can be
+    reconciled (no EJ and no host file, or no file readable); malformed lines
+    and records are listed in the result, never raised.
+    """
+    chosen = options or Options()
+    chosen.check()
+    if not isinstance(sources, Sources):
+        sources = Sources(items=list(sources))
+    report = progress or (lambda _update: None)
+    items = sources.items
+    if not items:
+        detail = "; ".join(f"{name}: {why}" for name, why in sources.ignored[:5])
+        raise UnusableInput("no usable input files" + (f" ({detail})" if detail else ""))
+    if not any(source.kind in ("ej", "iso", "csv") for source in items):
+        raise UnusableInput("nothing to reconcile: no EJ and no host (ISO 8583 or CSV) files")
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    host_sources = [source for source in items if source.kind in ("iso", "csv")]
+    terminal_sources: dict[str, list[Source]] = defaultdict(list)
+    for source in items:
+        if source.kind not in ("iso", "csv"):
+            terminal_sources[source.terminal_id].append(source)
+    total_bytes = sum(source.size() for source in items)
+    workers = chosen.workers
+    if workers is None:
+        big = total_bytes >= chosen.parallel_threshold_bytes
+        workers = min(2, os.cpu_count() or 1) if big else 1
+
+    with _executor(workers) as pool:
+        # -- phase 1: host files ---------------------------------------------------------
+        host_pieces = [
+            piece for source in host_sources for piece in pieces(source, chosen.host_chunk_bytes)
+        ]
+        host_total = sum(piece.end - piece.start for piece in host_pieces)
+        report(Progress("host", 0, host_total, "bytes"))
+        piece_batches: list[list[HostPiece]] = [[piece] for piece in host_pieces]
+        piece_futures = [pool.submit(parse_pieces, chunk) for chunk in piece_batches]
+        piece_results: list[PieceResult] = []
+        done = 0
+        for piece_batch, parsed in zip(
+            piece_batches, _as_completed_in_order(piece_futures), strict=True
+        ):
+            piece_results.extend(parsed)
+            done += sum(piece.end - piece.start for piece in piece_batch)
+            report(Progress("host", done, host_total, "bytes"))
+        host, host_accounts, host_skipped, observations = combine(piece_results)
+        timings["host"] = time.perf_counter() - started
+
+        # -- phase 2: terminals ------------------------------------------------------------
+        mark = time.perf_counter()
+        by_terminal = {
+            str(key[0]): frame
+            for key, frame in host.partition_by("terminal_id", as_dict=True).items()
+        }
+        empty = host.clear()
+        batches = _pack(terminal_sources, chosen.batch_bytes)
+        batch_bytes = [
+            sum(source.size() for terminal in terminals for source in terminal_sources[terminal])
+            for terminals in batches
+        ]
+        terminal_total = sum(batch_bytes)
+        report(Progress("terminals", 0, terminal_total, "bytes"))
+        futures = []
+        for terminals in batches:
+            frames = [by_terminal[terminal] for terminal in terminals if terminal in by_terminal]
+            batch_host = pl.concat(frames) if frames else empty
+            batch_sources = [
+                source for terminal in terminals for source in terminal_sources[terminal]
+            ]
+            futures.append(pool.submit(run_batch, batch_sources, batch_host, chosen))
+        batch_results: list[BatchResult] = []
+        done = 0
+        for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
+            batch_results.append(result)
+            done += size
+            report(Progress("terminals", done, terminal_total, "bytes"))
+        timings["terminals"] = time.perf_counter() - mark
+
+    unreadable = sum(result.unreadable for result in batch_results) + sum(
+        1 for result in piece_results if result.unreadable
+    )
+    if unreadable and unreadable >= len(items):
+        raise UnusableInput(
+            "no input file could be read: " + "; ".join(observations[:3] or ["see the sources"])
+        )
+    discrepancies: list[Discrepancy] = []
+    accounts = list(host_accounts)
+    skipped = list(host_skipped)
+    ej_days: set[tuple[str, str]] = set()
+    all_days: set[tuple[str, str]] = set()
+    for result in batch_results:
+        discrepancies.extend(result.discrepancies)
+        accounts.extend(result.accounts)
+        skipped.extend(result.skipped)
+        observations.extend(result.observations)
+        ej_days.update(result.ej_terminal_days)
+        all_days.update(result.terminal_days)
+    observations.extend(_coverage(host, ej_days))
+    for terminal, day in _host_days(host):
+        all_days.add((terminal, day))
+    for result in batch_results:  # CPU seconds per stage, summed over workers
+        for stage, seconds in result.timings.items():
+            name = f"cpu_{stage}"
+            timings[name] = timings.get(name, 0.0) + seconds
+    discrepancies.sort(key=Discrepancy.sort_key)
+    timings["total"] = time.perf_counter() - started
+    return RunResult(
+        discrepancies,
+        [row for result in batch_results for row in result.settlement],
+        sorted(accounts, key=lambda account: (account.kind, account.source)),
+        skipped,
+        list(sources.ignored),
+        observations,
+        len(all_days),
+        sum(result.transactions for result in batch_results),
+        host.height,
+        sum(result.ej_bytes for result in batch_results),
+        timings,
+    )
+
+
+def _host_days(host: pl.DataFrame) -> list[tuple[str, str]]:
+    pairs = (
+        host.select("terminal_id", "business_date").unique().sort(["terminal_id", "business_date"])
+    )
+    return [(str(row[0]), str(row[1])) for row in pairs.iter_rows()]
+
+
+def _coverage(host: pl.DataFrame, ej_days: set[tuple[str, str]]) -> list[str]:
+    """Terminal-days the host knows but no EJ covers: reported, not reconciled."""
+    counts = (
+        host.filter(pl.col("mti") != "0420")
+        .group_by("terminal_id", "business_date")
+        .len()
+        .sort("terminal_id", "business_date")
+    )
+    notes: list[str] = []
+    for terminal, day, count in counts.iter_rows():
+        if (terminal, day) not in ej_days:
+            notes.append(
+                f"{terminal} {day}: {count} host message(s) but no EJ; "
+                "those transactions were not reconciled against the journal"
+            )
+    return notes

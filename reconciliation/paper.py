@@ -1,0 +1,191 @@
+"""Parser for the OCR-transcribed paper journal (``paper/<TID>_<YYYYMMDD>.txt``).
+
+The roll holds the receipt copy of each transaction, blocks separated by an
+empty line, pages headed ``--- PAGE n ---`` (exact). Everything else is OCR
+output: look-alike characters swapped (``0``/``O``, ``1``/``l``/``I``,
+``5``/``S``, ``8``/``B``), characters dropped, doubled or followed by a stray
+space, and lines merged, so a block boundary can vanish.
+
+This module cuts the text into blocks (page markers removed; a block also ends
+when it already holds a receipt's two asterisk markers) and reads from each
+block every number that could be a STAN (6 digits), an RRN (12) or a time,
+after undoing the look-alikes. It does not decide which transaction a block
+is: :mod:`reconciliation.paper_match` does, knowing what to expect.
+"""
+
+from __future__ import annotations
+
+import re
+
+from reconciliation.model import PaperBlock, PaperParse
+
+PAGE_MARKER = re.compile(rb"--- PAGE \d+ ---")
+_PAGE_LINE = re.compile(rb"^[ \t]*--- PAGE \d+ ---[ \t\r]*\n", re.M)
+_STRUCTURE = re.compile(
+    rb"^(?:(?P<blank>[ \t\r]*\n)|(?P<page>[ \t]*--- PAGE \d+ ---[ \t\r]*\n)"
+    rb"|(?P<marker>[^\n]*\*\*[^\n]*\n))",
+    re.M,
+)
+_KINDS = {"blank": 0, "page": 1, "marker": 2}
+_LOOKALIKES = bytes.maketrans(b"OoDQlIi|SsBZ", b"000011115582")
+
+
+def _marker_count(line: bytes) -> int:
+    """Asterisk markers on a line (two when an END and a START were merged)."""
+    stars = line.count(b"*")
+    if stars < 8:
+        return 0
+    if stars >= 55:
+        return 2
+    if len(line) - stars > 12:
+        letters = len(line.translate(None, _NOT_LETTERS))
+        if letters > 12:  # a marker merged with a field line
+            return 1
+        upper = line.upper().replace(b" ", b"")
+        if b"START" in upper and b"END" in upper:
+            return 2
+    return 1
+
+
+_NOT_LETTERS = bytes(value for value in range(256) if not chr(value).isalpha() or value > 127)
+# a time (colons, perhaps doubled, perhaps a stray space) or 5+ digits with single stray spaces
+_TOKEN = re.compile(rb"\d\d:+ ?\d\d:+ ?\d\d|\d(?:\d| \d){4,}\*?")
+
+
+def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Every STAN-like, RRN-like and time-like reading of a block's text.
+
+    ``normal`` is the block's text with the look-alikes already undone
+    (``text.translate(LOOKALIKES)``). Returns ``(numbers, rrns, times)``:
+    ``numbers`` holds every digit run of 5-7 digits (a STAN with at most one
+    digit dropped or doubled) that is not a card number's BIN, ``rrns`` every
+    run of 11-13 digits, ``times`` every ``HHMMSS`` reading. A single stray
+    space inside a number is ignored; two spaces end it.
+    """
+    numbers: list[str] = []
+    rrns: list[str] = []
+    times: list[str] = []
+    for token in _TOKEN.findall(normal):
+        if token[2] == 58 or token[3] == 58:  # ":": a time
+            times.append(token.translate(None, b": ").decode())
+            continue
+        if token[-1] == 42:  # "*": the BIN of a masked card number
+            continue
+        digits = token.replace(b" ", b"") if b" " in token else token
+        size = len(digits)
+        if size <= 7:
+            numbers.append(digits.decode())
+        elif 11 <= size <= 13:
+            rrns.append(digits.decode())
+    return tuple(numbers), tuple(rrns), tuple(times)
+
+
+LOOKALIKES = _LOOKALIKES
+
+
+def block_text(raw: bytes) -> str:
+    """A block's bytes as text for a report, page markers removed."""
+    text = _PAGE_LINE.sub(b"", raw if raw.endswith(b"\n") else raw + b"\n")
+    return text.rstrip(b"\n").decode("ascii", "backslashreplace")
+
+
+def block_lines(raw: bytes, first_line: int) -> list[tuple[int, bytes]]:
+    """The numbered lines of a block's bytes, page-marker lines left out."""
+    numbered: list[tuple[int, bytes]] = []
+    for offset, line in enumerate(raw.rstrip(b"\n").split(b"\n")):
+        if not PAGE_MARKER.fullmatch(line.strip()):
+            numbered.append((first_line + offset, line))
+    return numbered
+
+
+def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: str) -> PaperParse:
+    """Cut a paper journal into blocks. Never raises on content.
+
+    Line accounting: page markers and empty lines are structural; every other
+    line belongs to exactly one block. Whether a block's lines count as used
+    is decided when blocks are matched to transactions.
+    """
+    size = len(buffer)
+    if b"\r" in buffer:
+        buffer = buffer.replace(b"\r\n", b"\n")
+    if buffer and not buffer.endswith(b"\n"):
+        buffer += b"\n"
+    normal = buffer.translate(_LOOKALIKES)
+    # offset, kind (0 blank, 1 page, 2 marker), end: one pass, in order
+    events = [
+        (m.start(), _KINDS[m.lastgroup or ""], m.end())
+        for m in _STRUCTURE.finditer(buffer)
+        if m.lastgroup != "marker" or buffer.count(b"*", m.start(), m.end()) >= 8
+    ]
+    blocks: list[PaperBlock] = []
+    structural = 0
+    count = buffer.count
+    line_at = 1  # line number at offset ``counted``
+    counted = 0
+
+    def line_of(offset: int) -> int:
+        nonlocal line_at, counted
+        line_at += count(b"\n", counted, offset)
+        counted = offset
+        return line_at
+
+    block_start = -1  # offset of the block's first line, -1 when none is open
+    page_lines = 0  # page-marker lines inside the open block
+    markers = 0
+
+    def close(end: int) -> None:
+        nonlocal block_start, page_lines, markers
+        if block_start >= 0:
+            lines = count(b"\n", block_start, end)
+            if lines > page_lines:
+                first = line_of(block_start)
+                numbers, rrns, times = candidates(normal[block_start:end])
+                blocks.append(
+                    PaperBlock(
+                        len(blocks),
+                        first,
+                        first + lines - 1,
+                        block_start,
+                        end,
+                        numbers,
+                        rrns,
+                        times,
+                    )
+                )
+        block_start, page_lines, markers = -1, 0, 0
+
+    position = 0  # end of the last line handled
+    for offset, kind, end in events:
+        if offset < position:
+            continue  # a line already handled (a page marker is also a "marker" line)
+        if block_start < 0 and offset > position:
+            block_start = position
+        if kind == 0:
+            structural += 1
+            close(offset)
+        elif kind == 1:
+            structural += 1
+            if block_start < 0:
+                block_start = offset
+            page_lines += 1
+        else:
+            found = _marker_count(buffer[offset:end])
+            if found and markers >= 2:
+                close(offset)
+            if block_start < 0:
+                block_start = offset
+            markers += found
+        position = end
+    if position < len(buffer) and block_start < 0:
+        block_start = position
+    close(len(buffer))
+    return PaperParse(
+        source,
+        terminal_id,
+        business_date,
+        blocks,
+        [],
+        count(b"\n"),
+        structural,
+        size,
+    )

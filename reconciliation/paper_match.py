@@ -1,0 +1,168 @@
+"""Match paper-journal blocks to the transactions the paper should show.
+
+The paper prints receipts in the order the terminal made them, so matching is
+an order-preserving alignment of two sequences: blocks (noisy) and expected
+receipts (from the EJ and the host, exact).
+
+1. Exact anchors: a block showing an expected STAN (6 digits) or RRN (12),
+   after the OCR look-alikes are undone. OCR never turns one digit into
+   another, so an exact hit is strong; the longest chain of anchors that
+   increases in both sequences is kept (an authorisation code that happens to
+   equal a STAN falls out of order and is dropped).
+2. Between two anchors, the expected receipts still unmatched and the blocks
+   still unassigned are aligned by rapidfuzz edit distance on STAN, RRN and
+   time; when the counts agree the order alone decides.
+
+What stays unmatched is a paper gap: the receipt is missing from the roll.
+"""
+
+from __future__ import annotations
+
+import itertools
+from bisect import bisect_left
+from typing import NamedTuple
+
+from rapidfuzz.distance import Levenshtein
+
+from reconciliation.model import PaperBlock
+
+
+class Expected(NamedTuple):
+    """A receipt the paper should show."""
+
+    stan: str
+    rrn: str
+    time: str  # HH:MM:SS
+
+
+def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tuple[int, int, int]]:
+    by_stan: dict[str, int] = {}
+    by_rrn: dict[str, int] = {}
+    for index, item in enumerate(expected):
+        by_stan.setdefault(item.stan, index)
+        if item.rrn:
+            by_rrn.setdefault(item.rrn, index)
+    pairs: list[tuple[int, int, int]] = []
+    for block in blocks:
+        scores: dict[int, int] = {}
+        for token in block.stans:
+            found = by_stan.get(token)
+            if found is not None:
+                scores[found] = scores.get(found, 0) + 2
+        for token in block.rrns:
+            found = by_rrn.get(token)
+            if found is not None:
+                scores[found] = scores.get(found, 0) + 3
+            elif len(token) == 12:
+                found = by_stan.get(token[6:])
+                if found is not None:
+                    scores[found] = scores.get(found, 0) + 1
+        scored: list[tuple[int, int]] = []
+        for index, score in scores.items():
+            time = expected[index].time.replace(":", "")
+            if time in block.times:
+                score += 1
+            if score >= 2:
+                scored.append((score, index))
+        if len(scored) > 1 and len(block.times) < 2:
+            # one receipt's worth of text: a second STAN is an authorisation code or
+            # a corrupted neighbour, not a second receipt
+            scored = [max(scored)]
+        pairs.extend((block.position, index, score) for score, index in scored)
+    pairs.sort()
+    return pairs
+
+
+def _chain(pairs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Longest chain strictly increasing in the expected index (blocks are sorted)."""
+    tails: list[int] = []
+    tail_at: list[int] = []
+    previous: list[int] = [-1] * len(pairs)
+    for position, (_, expected_index, _) in enumerate(pairs):
+        slot = bisect_left(tails, expected_index)
+        if slot == len(tails):
+            tails.append(expected_index)
+            tail_at.append(position)
+        else:
+            tails[slot] = expected_index
+            tail_at[slot] = position
+        previous[position] = tail_at[slot - 1] if slot > 0 else -1
+    chain: list[tuple[int, int, int]] = []
+    position = tail_at[-1] if tail_at else -1
+    while position != -1:
+        chain.append(pairs[position])
+        position = previous[position]
+    chain.reverse()
+    return chain
+
+
+def fuzzy_score(block: PaperBlock, item: Expected) -> int:
+    """Evidence that ``block`` is ``item``'s receipt, tolerant of OCR edits."""
+    score = 0
+    if any(Levenshtein.distance(token, item.stan, score_cutoff=1) <= 1 for token in block.stans):
+        score += 2
+    if item.rrn and any(
+        Levenshtein.distance(token, item.rrn, score_cutoff=2) <= 2 for token in block.rrns
+    ):
+        score += 2
+    time = item.time.replace(":", "")
+    if time and any(
+        Levenshtein.distance(token, time, score_cutoff=1) <= 1 for token in block.times
+    ):
+        score += 1
+    return score
+
+
+def _align(
+    blocks: list[PaperBlock], items: list[int], expected: list[Expected]
+) -> list[tuple[int, int]]:
+    """Order-preserving alignment of a window's blocks and receipts."""
+    if not blocks or not items:
+        return []
+    if len(blocks) == len(items):
+        return [(block.position, item) for block, item in zip(blocks, items, strict=True)]
+    rows, cols = len(items), len(blocks)
+    best = [[0] * (cols + 1) for _ in range(rows + 1)]
+    for row in range(rows - 1, -1, -1):
+        for col in range(cols - 1, -1, -1):
+            score = fuzzy_score(blocks[col], expected[items[row]])
+            take = score + best[row + 1][col + 1] if score >= 2 else -1
+            best[row][col] = max(take, best[row + 1][col], best[row][col + 1])
+    pairs: list[tuple[int, int]] = []
+    row = col = 0
+    while row < rows and col < cols:
+        score = fuzzy_score(blocks[col], expected[items[row]])
+        if score >= 2 and best[row][col] == score + best[row + 1][col + 1]:
+            pairs.append((blocks[col].position, items[row]))
+            row += 1
+            col += 1
+        elif best[row][col] == best[row + 1][col]:
+            row += 1
+        else:
+            col += 1
+    return pairs
+
+
+def match_paper(blocks: list[PaperBlock], expected: list[Expected]) -> dict[int, int]:
+    """Expected index -> block index for every receipt found on the paper."""
+    chain = _chain(_exact_pairs(blocks, expected))
+    found: dict[int, int] = {item: block for block, item, _ in chain}
+    if len(found) == len(expected):
+        return found
+    assigned = {block for block, _, _ in chain}
+    anchors = [(-1, -1), *((block, item) for block, item, _ in chain), (len(blocks), len(expected))]
+    for (low_block, low_item), (high_block, high_item) in itertools.pairwise(anchors):
+        items = [item for item in range(low_item + 1, high_item) if item not in found]
+        if not items:
+            continue
+        window = [
+            block
+            for block in blocks[max(low_block, 0) : high_block + 1]
+            if (block.position not in assigned and low_block < block.position < high_block)
+            or (block.position in (low_block, high_block) and len(block.times) >= 2)
+        ]
+        unassigned = [block for block in window if block.position not in assigned]
+        chosen = _align(unassigned if len(unassigned) == len(items) else window, items, expected)
+        for block_index, item in chosen:
+            found[item] = block_index
+    return found

@@ -1,0 +1,403 @@
+"""Report files of a run: JSON lines, summary, CSV, XLSX and a self-contained HTML page.
+
+``write_reports(result, folder)`` writes them all and returns their paths:
+
+- ``discrepancies.jsonl``: one JSON object per finding, evidence included;
+- ``summary.json``: counts and amounts by kind, money owed, per-source line
+  accounting, every skipped line with its reason, ignored files, observations;
+- ``discrepancies.csv`` and ``settlement.csv``;
+- ``report.xlsx``: Summary, Discrepancies, Settlement and Skipped sheets;
+- ``report.html``: charts drawn as inline SVG on the server, no script, no
+  external asset, readable offline and printable.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+
+from reconciliation.result import Discrepancy, RunResult
+from reconciliation.settlement import by_denomination
+
+DISCREPANCY_COLUMNS = (
+    "terminal_id",
+    "business_date",
+    "kind",
+    "stan",
+    "rrn",
+    "amount_minor",
+    "currency",
+    "owed_to",
+    "suggested_action",
+    "dispute_deadline",
+    "scheme",
+    "local_time",
+    "detail",
+    "ej_location",
+    "paper_location",
+)
+
+SETTLEMENT_COLUMNS = (
+    "terminal_id",
+    "cycle_start",
+    "cycle_end",
+    "cassette",
+    "denomination",
+    "loaded",
+    "counters_dispensed",
+    "counters_rejected",
+    "counters_retracted",
+    "counters_remaining",
+    "ej_dispensed",
+    "ej_rejected",
+    "ej_retracted",
+    "ej_covers_cycle",
+    "ej_unexplained",
+    "physical_count",
+    "difference",
+    "difference_minor",
+)
+
+
+def money(minor: int, currency: str = "USD") -> str:
+    """``12345`` -> ``"123.45 USD"`` (integer arithmetic only)."""
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole:,}.{cents:02d} {currency}"
+
+
+def _row(item: Discrepancy) -> list[Any]:
+    detail = {key: value for key, value in item.detail.items() if key != "text"}
+    return [
+        item.terminal_id,
+        item.business_date,
+        item.kind,
+        item.stan or "",
+        item.rrn or "",
+        item.amount_minor,
+        item.currency,
+        item.owed_to,
+        item.suggested_action,
+        item.dispute_deadline or "",
+        item.scheme or "",
+        item.local_time or "",
+        json.dumps(detail, sort_keys=True),
+        item.evidence.ej_location,
+        item.evidence.paper_location,
+    ]
+
+
+def write_jsonl(result: RunResult, path: Path) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for item in result.discrepancies:
+            handle.write(json.dumps(item.to_json(), sort_keys=False) + "\n")
+    return path
+
+
+def write_summary(result: RunResult, path: Path) -> Path:
+    summary = result.summary()
+    summary["settlement_by_denomination"] = {
+        str(key): value for key, value in by_denomination(result.settlement).items()
+    }
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_csv(result: RunResult, folder: Path) -> list[Path]:
+    discrepancies = folder / "discrepancies.csv"
+    with discrepancies.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(DISCREPANCY_COLUMNS)
+        for item in result.discrepancies:
+            writer.writerow(_row(item))
+    settlement = folder / "settlement.csv"
+    with settlement.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(SETTLEMENT_COLUMNS)
+        for row in result.settlement:
+            data = row.to_json()
+            writer.writerow(
+                ["" if data[name] is None else data[name] for name in SETTLEMENT_COLUMNS]
+            )
+    return [discrepancies, settlement]
+
+
+def write_xlsx(result: RunResult, path: Path) -> Path:
+    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": False})
+    try:
+        bold = workbook.add_format({"bold": True})
+        cents = workbook.add_format({"num_format": "#,##0.00"})
+        sheet = workbook.add_worksheet("Summary")
+        sheet.write_row(0, 0, ["kind", "count", "amount"], bold)
+        amounts = result.amount_by_kind()
+        for row, (kind, count) in enumerate(result.counts_by_kind().items(), start=1):
+            sheet.write_string(row, 0, kind)
+            sheet.write_number(row, 1, count)
+            sheet.write_number(row, 2, amounts[kind] / 100, cents)
+        base = len(amounts) + 3
+        sheet.write_row(base, 0, ["owed to", "amount"], bold)
+        for offset, (party, total) in enumerate(result.owed_totals().items(), start=1):
+            sheet.write_string(base + offset, 0, party)
+            sheet.write_number(base + offset, 1, total / 100, cents)
+        info = base + 4
+        facts = [
+            ("terminal-days", result.terminal_days),
+            ("EJ transactions", result.transactions),
+            ("host messages", result.host_messages),
+            ("skipped lines/records", len(result.skipped)),
+        ]
+        for offset, (label, value) in enumerate(facts):
+            sheet.write_string(info + offset, 0, label)
+            sheet.write_number(info + offset, 1, value)
+        sheet.set_column(0, 0, 32)
+        sheet.set_column(1, 2, 14)
+
+        sheet = workbook.add_worksheet("Discrepancies")
+        sheet.write_row(0, 0, DISCREPANCY_COLUMNS, bold)
+        for row, item in enumerate(result.discrepancies, start=1):
+            values = _row(item)
+            for column, value in enumerate(values):
+                if column == 5:
+                    sheet.write_number(row, column, value)
+                else:
+                    sheet.write_string(row, column, str(value))
+        sheet.autofilter(0, 0, max(len(result.discrepancies), 1), len(DISCREPANCY_COLUMNS) - 1)
+        sheet.freeze_panes(1, 0)
+        sheet.set_column(0, 11, 14)
+
+        sheet = workbook.add_worksheet("Settlement")
+        sheet.write_row(0, 0, SETTLEMENT_COLUMNS, bold)
+        for row, settlement in enumerate(result.settlement, start=1):
+            data = settlement.to_json()
+            for column, name in enumerate(SETTLEMENT_COLUMNS):
+                value = data[name]
+                if value is None:
+                    sheet.write_blank(row, column, None)
+                elif isinstance(value, bool):
+                    sheet.write_boolean(row, column, value)
+                elif isinstance(value, int):
+                    sheet.write_number(row, column, value)
+                else:
+                    sheet.write_string(row, column, value)
+        sheet.freeze_panes(1, 0)
+
+        sheet = workbook.add_worksheet("Skipped")
+        sheet.write_row(0, 0, ["source", "line", "reason", "text"], bold)
+        for row, line in enumerate(result.skipped, start=1):
+            sheet.write_string(row, 0, line.source)
+            sheet.write_number(row, 1, line.line)
+            sheet.write_string(row, 2, line.reason)
+            sheet.write_string(row, 3, line.text)
+    finally:
+        workbook.close()
+    return path
+
+
+# --- HTML with server-side SVG charts ---------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24}
+header,main{max-width:1100px;margin:0 auto;padding:12px 16px}
+header{border-bottom:1px solid #d0d7de}
+h1{font-size:1.4em;margin:.3em 0}h2{font-size:1.15em;margin-top:1.6em}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{border-bottom:1px solid #e5e7eb;padding:4px 6px;text-align:left;vertical-align:top}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;min-width:150px}
+.card b{display:block;font-size:1.3em}
+pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:12px;white-space:pre}
+details{margin:2px 0}.chart{max-width:100%;height:auto}
+.owed-customer{color:#b42318}.owed-bank{color:#8a4b00}
+"""
+
+
+def _bar_chart(title: str, items: list[tuple[str, float, str]], unit: str) -> str:
+    """Horizontal bar chart as inline SVG; ``items`` are (label, value, shown text)."""
+    if not items:
+        return f"<p>{html.escape(title)}: nothing to show.</p>"
+    bar_height, gap, label_width, width = 18, 6, 230, 720
+    height = len(items) * (bar_height + gap) + 30
+    biggest = max(value for _, value, _ in items) or 1
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{html.escape(title)}" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="0" y="14" font-size="13" font-weight="bold">{html.escape(title)}</text>',
+    ]
+    for index, (label, value, shown) in enumerate(items):
+        y = 24 + index * (bar_height + gap)
+        length = max((width - label_width - 120) * value / biggest, 1 if value else 0)
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + 13}" font-size="12" '
+            f'text-anchor="end">{html.escape(label)}</text>'
+            f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_height}" '
+            f'fill="#2f6feb"><title>{html.escape(label)}: {html.escape(shown)}</title></rect>'
+            f'<text x="{label_width + length + 6:.1f}" y="{y + 13}" '
+            f'font-size="12">{html.escape(shown)}</text>'
+        )
+    parts.append(f"<desc>{html.escape(unit)}</desc></svg>")
+    return "".join(parts)
+
+
+def render_html(
+    result: RunResult, *, title: str = "ATM reconciliation report", evidence_limit: int = 5000
+) -> str:
+    """The report page. Findings past ``evidence_limit`` are listed without their
+    evidence (it is in ``discrepancies.jsonl``), so the page stays openable."""
+    counts = result.counts_by_kind()
+    amounts = result.amount_by_kind()
+    owed = result.owed_totals()
+    esc = html.escape
+    out: list[str] = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<header><h1>{esc(title)}</h1>",
+        f"<p>{result.terminal_days} terminal-days, {result.transactions:,} EJ transactions, "
+        f"{result.host_messages:,} host messages, {len(result.discrepancies)} findings.</p>",
+        "</header><main>",
+        "<section class='cards'>",
+        f"<div class='card'>Owed to customers<b class='owed-customer'>"
+        f"{esc(money(owed['customer']))}</b></div>",
+        f"<div class='card'>Bank at risk<b class='owed-bank'>{esc(money(owed['bank']))}</b></div>",
+        f"<div class='card'>Findings<b>{len(result.discrepancies)}</b></div>",
+        f"<div class='card'>Skipped lines/records<b>{len(result.skipped)}</b></div>",
+        "</section>",
+        "<h2>By kind</h2>",
+        _bar_chart(
+            "Findings by kind",
+            [(kind, count, str(count)) for kind, count in counts.items()],
+            "count",
+        ),
+        _bar_chart(
+            "Amount at stake by kind",
+            [(kind, amount / 100, money(amount)) for kind, amount in amounts.items()],
+            "USD",
+        ),
+    ]
+    per_terminal: dict[str, int] = {}
+    for item in result.discrepancies:
+        per_terminal[item.terminal_id] = per_terminal.get(item.terminal_id, 0) + 1
+    top = sorted(per_terminal.items(), key=lambda pair: (-pair[1], pair[0]))[:20]
+    out.append(
+        _bar_chart("Findings per terminal (top 20)", [(t, n, str(n)) for t, n in top], "count")
+    )
+    out.append("<h2>Cash settlement by denomination</h2>")
+    denominations = by_denomination(result.settlement)
+    if denominations:
+        out.append(
+            "<table><tr><th class='num'>denomination</th><th class='num'>notes over (+) / "
+            "short (-)</th><th class='num'>amount</th></tr>"
+        )
+        for value, total in denominations.items():
+            out.append(
+                f"<tr><td class='num'>{value}</td><td class='num'>{total['notes']:+d}</td>"
+                f"<td class='num'>{esc(money(total['amount_minor']))}</td></tr>"
+            )
+        out.append("</table>")
+    else:
+        out.append("<p>No cassette difference in the closed replenishment cycles.</p>")
+    out.append(
+        "<details><summary>Settlement per cycle and cassette "
+        f"({len(result.settlement)} rows)</summary><table><tr>"
+        + "".join(f"<th>{esc(name)}</th>" for name in SETTLEMENT_COLUMNS)
+        + "</tr>"
+    )
+    for row in result.settlement:
+        data = row.to_json()
+        out.append(
+            "<tr>"
+            + "".join(
+                f"<td>{esc('' if data[name] is None else str(data[name]))}</td>"
+                for name in SETTLEMENT_COLUMNS
+            )
+            + "</tr>"
+        )
+    out.append("</table></details>")
+    out.append(
+        "<h2>Findings</h2><table><tr><th>terminal</th><th>date</th><th>time</th>"
+        "<th>kind</th><th>STAN</th><th class='num'>amount</th><th>owed to</th>"
+        "<th>action</th><th>deadline</th></tr>"
+    )
+    for index, item in enumerate(result.discrepancies):
+        out.append(
+            f"<tr><td>{esc(item.terminal_id)}</td><td>{esc(item.business_date)}</td>"
+            f"<td>{esc(item.local_time or '')}</td><td>{esc(item.kind)}</td>"
+            f"<td>{esc(item.stan or '')}</td>"
+            f"<td class='num'>{esc(money(item.amount_minor, item.currency))}</td>"
+            f"<td class='owed-{esc(item.owed_to)}'>{esc(item.owed_to)}</td>"
+            f"<td>{esc(item.suggested_action)}</td><td>{esc(item.dispute_deadline or '')}</td></tr>"
+        )
+        if index < evidence_limit:
+            out.append(f"<tr><td colspan='9'>{_evidence_html(item)}</td></tr>")
+    out.append("</table>")
+    if len(result.discrepancies) > evidence_limit:
+        out.append(
+            f"<p>Evidence is shown for the first {evidence_limit} findings; "
+            "discrepancies.jsonl has it for all.</p>"
+        )
+    if result.skipped:
+        out.append(
+            f"<h2>Skipped lines and records ({len(result.skipped)})</h2><table>"
+            "<tr><th>source</th><th class='num'>line</th><th>reason</th><th>text</th></tr>"
+        )
+        for line in result.skipped[:2000]:
+            out.append(
+                f"<tr><td>{esc(line.source)}</td><td class='num'>{line.line}</td>"
+                f"<td>{esc(line.reason)}</td><td><code>{esc(line.text)}</code></td></tr>"
+            )
+        out.append("</table>")
+        if len(result.skipped) > 2000:
+            out.append(f"<p>{len(result.skipped) - 2000} more in summary.json.</p>")
+    if result.observations or result.ignored_files:
+        out.append("<h2>Observations</h2><ul>")
+        out.extend(f"<li>{esc(text)}</li>" for text in result.observations)
+        out.extend(
+            f"<li>{esc(name)}: ignored ({esc(why)})</li>" for name, why in result.ignored_files
+        )
+        out.append("</ul>")
+    out.append("</main></body></html>")
+    return "\n".join(out)
+
+
+def _evidence_html(item: Discrepancy) -> str:
+    esc = html.escape
+    evidence = item.evidence
+    parts = [f"<details><summary>{esc(item.detail.get('text', 'evidence'))}</summary>"]
+    if evidence.ej_excerpt:
+        parts.append(f"<p>EJ {esc(evidence.ej_location)}</p><pre>{esc(evidence.ej_excerpt)}</pre>")
+    if evidence.paper_excerpt:
+        parts.append(
+            f"<p>Paper {esc(evidence.paper_location)}</p><pre>{esc(evidence.paper_excerpt)}</pre>"
+        )
+    if evidence.host_messages:
+        parts.append("<p>Host messages</p><pre>")
+        parts.extend(esc(json.dumps(message)) + "\n" for message in evidence.host_messages)
+        parts.append("</pre>")
+    if evidence.counters:
+        parts.append(f"<p>Counters</p><pre>{esc(json.dumps(evidence.counters, indent=1))}</pre>")
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def write_html(result: RunResult, path: Path) -> Path:
+    path.write_text(render_html(result), encoding="utf-8")
+    return path
+
+
+def write_reports(result: RunResult, folder: Path) -> list[Path]:
+    """Write every report file into ``folder`` (created if needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        write_jsonl(result, folder / "discrepancies.jsonl"),
+        write_summary(result, folder / "summary.json"),
+        *write_csv(result, folder),
+        write_xlsx(result, folder / "report.xlsx"),
+        write_html(result, folder / "report.html"),
+    ]

@@ -1,0 +1,140 @@
+"""What a run produces: discrepancies with evidence, settlement rows, accounting.
+
+These are the objects the service stores and the reports render; ``to_json``
+methods give the shapes written to ``discrepancies.jsonl`` and the summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from reconciliation.model import SkippedLine, SourceAccount
+
+
+@dataclass(slots=True)
+class Evidence:
+    """Everything the team needs to act on a discrepancy without opening a file."""
+
+    ej_excerpt: str = ""
+    ej_location: str = ""
+    paper_excerpt: str = ""
+    paper_location: str = ""
+    host_messages: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Discrepancy:
+    """One finding. ``stan``/``rrn`` are ``None`` for the cassette kinds."""
+
+    terminal_id: str
+    business_date: str
+    kind: str
+    stan: str | None
+    rrn: str | None
+    amount_minor: int
+    currency: str
+    owed_to: str
+    suggested_action: str
+    dispute_deadline: str | None
+    scheme: str | None
+    local_time: str | None
+    detail: dict[str, Any]
+    evidence: Evidence
+
+    def sort_key(self) -> tuple[str, str, str, str, str]:
+        return (
+            self.terminal_id,
+            self.business_date,
+            self.local_time or self.detail.get("replenishment_time", "") or "",
+            self.stan or "",
+            self.kind,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class SettlementRow:
+    """One cassette over one replenishment cycle (or the part of it in the data)."""
+
+    terminal_id: str
+    cycle_start: str  # timestamp of the load (after_exchange) or "" when before the data
+    cycle_end: str  # timestamp of the removal (before_exchange) or "" while still open
+    cassette: int
+    denomination: int
+    loaded: int
+    counters_dispensed: int
+    counters_rejected: int
+    counters_retracted: int
+    counters_remaining: int
+    ej_dispensed: int
+    ej_rejected: int
+    ej_retracted: int
+    ej_covers_cycle: bool
+    ej_unexplained: int  # counters_dispensed - ej_dispensed, when the EJ covers the cycle
+    physical_count: int | None
+    difference: int | None  # physical - counters remaining (notes)
+    difference_minor: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The outcome of :func:`reconciliation.reconcile`."""
+
+    discrepancies: list[Discrepancy]
+    settlement: list[SettlementRow]
+    accounts: list[SourceAccount]
+    skipped: list[SkippedLine]
+    ignored_files: list[tuple[str, str]]
+    observations: list[str]
+    terminal_days: int
+    transactions: int
+    host_messages: int
+    ej_bytes: int
+    timings: dict[str, float]
+
+    def counts_by_kind(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.discrepancies:
+            counts[item.kind] = counts.get(item.kind, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def amount_by_kind(self) -> dict[str, int]:
+        amounts: dict[str, int] = {}
+        for item in self.discrepancies:
+            amounts[item.kind] = amounts.get(item.kind, 0) + item.amount_minor
+        return dict(sorted(amounts.items()))
+
+    def owed_totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {"customer": 0, "bank": 0}
+        for item in self.discrepancies:
+            if item.owed_to in totals:
+                totals[item.owed_to] += item.amount_minor
+        return totals
+
+    def summary(self) -> dict[str, Any]:
+        """The run's summary as JSON-ready data."""
+        lines_total = sum(account.units_total for account in self.accounts)
+        return {
+            "terminal_days": self.terminal_days,
+            "transactions": self.transactions,
+            "host_messages": self.host_messages,
+            "ej_bytes": self.ej_bytes,
+            "discrepancies": len(self.discrepancies),
+            "by_kind": self.counts_by_kind(),
+            "amount_minor_by_kind": self.amount_by_kind(),
+            "owed_minor": self.owed_totals(),
+            "sources": [asdict(account) for account in self.accounts],
+            "units_read": lines_total,
+            "units_skipped": len(self.skipped),
+            "skipped": [line._asdict() for line in self.skipped],
+            "ignored_files": [{"file": name, "reason": why} for name, why in self.ignored_files],
+            "observations": self.observations,
+            "timings_seconds": {key: round(value, 3) for key, value in self.timings.items()},
+        }

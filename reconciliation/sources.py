@@ -1,0 +1,157 @@
+"""What a reconciliation run reads: files found in folders, or bytes in memory.
+
+A source is one file of one format for one terminal and business day (the host
+files cover all terminals of a day). Folders are scanned by the file names of
+``shared/formats/README.md``; a file whose name does not fit is listed in the
+run's summary as ignored, with the reason, and the run goes on. Bytes handed
+in by a caller (the service's stored journals) are sources too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from reconciliation.errors import SourceUnreadable, UnusableInput
+
+_TERMINAL_DAY = re.compile(r"^(?P<tid>[A-Za-z0-9]{8})_(?P<date>\d{8})\.(?P<ext>txt|json)$")
+_HOST_DAY = re.compile(r"^(?P<date>\d{8})\.(?P<ext>iso|csv)$")
+
+
+def _iso_date(compact: str) -> str | None:
+    try:
+        return date(int(compact[:4]), int(compact[4:6]), int(compact[6:])).isoformat()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One input: a path to read, or bytes already in memory (``data``)."""
+
+    kind: str  # "ej", "paper", "iso", "csv", "counters"
+    name: str  # shown in reports and skipped-line lists
+    terminal_id: str  # "" for host files
+    business_date: str  # YYYY-MM-DD
+    path: Path | None = None
+    data: bytes | None = None
+    dialect: str | None = None  # EJ only; detected when None
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        try:
+            return self.path.read_bytes()
+        except OSError as exc:
+            raise SourceUnreadable(f"cannot read {self.name}: {exc.strerror or exc}") from exc
+
+    def size(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        assert self.path is not None
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def read_raw(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` exactly as stored (binary files, pieces of files)."""
+        if self.data is not None:
+            return self.data[start:end]
+        assert self.path is not None
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(start)
+                return handle.read(max(end - start, 0))
+        except OSError as exc:
+            raise SourceUnreadable(f"cannot read {self.name}: {exc.strerror or exc}") from exc
+
+
+@dataclass(slots=True)
+class Sources:
+    """Everything a run reads, and the files that were passed over with a reason."""
+
+    items: list[Source] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[Source]:
+        return [source for source in self.items if source.kind == kind]
+
+    def add_ej_bytes(
+        self,
+        terminal_id: str,
+        business_date: str,
+        data: bytes,
+        *,
+        name: str | None = None,
+        dialect: str | None = None,
+    ) -> None:
+        """An EJ held in memory (e.g. the service's stored journal for a day)."""
+        self.items.append(
+            Source(
+                "ej",
+                name or f"ej:{terminal_id}_{business_date.replace('-', '')}",
+                terminal_id,
+                business_date,
+                data=data,
+                dialect=dialect,
+            )
+        )
+
+    def add_bytes(
+        self, kind: str, name: str, data: bytes, *, terminal_id: str = "", business_date: str
+    ) -> None:
+        """Any source held in memory: ``paper``, ``counters``, ``iso`` or ``csv``."""
+        if kind not in ("ej", "paper", "counters", "iso", "csv"):
+            raise UnusableInput(f"unknown source kind {kind!r}")
+        self.items.append(Source(kind, name, terminal_id, business_date, data=data))
+
+    @classmethod
+    def from_dirs(
+        cls,
+        *,
+        ej: Path | None = None,
+        paper: Path | None = None,
+        host: Path | None = None,
+        counters: Path | None = None,
+    ) -> Sources:
+        """Scan folders by the naming conventions. Raises ``UnusableInput`` when a
+        named folder does not exist or is not a folder."""
+        sources = cls()
+        for kind, folder in (("ej", ej), ("paper", paper), ("host", host), ("counters", counters)):
+            if folder is None:
+                continue
+            if not folder.exists():
+                raise UnusableInput(f"--{kind} {folder}: no such folder")
+            if not folder.is_dir():
+                raise UnusableInput(f"--{kind} {folder}: not a folder")
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError as exc:
+                raise UnusableInput(f"--{kind} {folder}: cannot list ({exc.strerror})") from exc
+            for path in entries:
+                if not path.is_file():
+                    continue
+                sources._add_path(kind, path)
+        return sources
+
+    def _add_path(self, kind: str, path: Path) -> None:
+        name = path.name
+        if kind == "host":
+            match = _HOST_DAY.match(name)
+            day = _iso_date(match.group("date")) if match else None
+            if match is None or day is None:
+                self.ignored.append((str(path), "not named <YYYYMMDD>.iso or <YYYYMMDD>.csv"))
+                return
+            self.items.append(Source(match.group("ext"), str(path), "", day, path=path))
+            return
+        wanted = "json" if kind == "counters" else "txt"
+        match = _TERMINAL_DAY.match(name)
+        day = _iso_date(match.group("date")) if match else None
+        if match is None or day is None or match.group("ext") != wanted:
+            self.ignored.append((str(path), f"not named <TID>_<YYYYMMDD>.{wanted}"))
+            return
+        self.items.append(Source(kind, str(path), match.group("tid"), day, path=path))

@@ -1,0 +1,215 @@
+"""Host files: the ISO 8583 log against pyiso8583 and the README's vectors, the CSV export."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import iso8583
+from hypothesis import given
+from hypothesis import strategies as st
+from iso8583.specs import default_ascii
+
+from reconciliation.host_csv import HEADER, parse_csv
+from reconciliation.host_iso import _fast_fields, business_year, parse_iso
+
+FIRST = (
+    b"0200723800000880800016535110443552721701000000000001200011160002486451040002481116"
+    b"632000645104T1000003840"
+)
+PARTIAL = (
+    b"0420F23800000E80800000000042000000001645320156228675850100000000000040001116164731"
+    b"750123164721111663201675012367576732T1000006840020075012311161647210000012345600000"
+    b"000000000000002000000000002000C00000000C00000000"
+)
+DAY = date(2026, 11, 16)
+
+
+def _record(message: bytes) -> bytes:
+    return len(message).to_bytes(2, "big") + message
+
+
+def test_readme_vectors() -> None:
+    parse = parse_iso(_record(FIRST) + _record(PARTIAL), source="h.iso", file_date=DAY)
+    assert parse.skipped == []
+    first, partial = parse.messages
+    assert (first.mti, first.terminal_id, first.stan, first.amount_minor) == (
+        "0200",
+        "T1000003",
+        "645104",
+        12000,
+    )
+    assert (first.sent, first.time, first.rrn, first.business_date) == (
+        "1116000248",
+        "00:02:48",
+        "632000645104",
+        "2026-11-16",
+    )
+    assert first.pan_masked == "535110******7217"
+    assert (partial.mti, partial.stan, partial.response_code, partial.auth_code) == (
+        "0420",
+        "750123",
+        "32",
+        "675767",
+    )
+    assert (partial.amount_minor, partial.actual_minor, partial.original_stan) == (
+        4000,
+        2000,
+        "750123",
+    )
+
+
+def test_fast_slicing_equals_pyiso8583_on_every_sample_record(sample: Path) -> None:
+    for path in sorted((sample / "host").glob("*.iso")):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            size = int.from_bytes(data[offset : offset + 2], "big")
+            message = data[offset + 2 : offset + 2 + size]
+            offset += 2 + size
+            fast = _fast_fields(message)
+            decoded, _ = iso8583.decode(bytearray(message), default_ascii)
+            reference = {k: v for k, v in decoded.items() if k not in ("p", "1")}
+            assert fast == reference
+
+
+def test_sample_logs_parse_completely(sample: Path) -> None:
+    for path in sorted((sample / "host").glob("*.iso")):
+        parse = parse_iso(path.read_bytes(), source=path.name, file_date=DAY)
+        assert parse.skipped == []
+        assert {m.mti for m in parse.messages} == {"0200", "0210", "0420"}
+
+
+def test_bad_and_truncated_records_are_reported_by_number() -> None:
+    bad = FIRST.replace(b"000000012000", b"0000000120X0")
+    data = _record(FIRST) + _record(bad) + _record(PARTIAL) + b"\x00\x50ABC"
+    parse = parse_iso(data, source="h.iso", file_date=DAY)
+    assert [m.stan for m in parse.messages] == ["645104", "750123"]
+    assert [s.line for s in parse.skipped] == [2, 4]
+    assert "not decodable" in parse.skipped[0].reason
+    assert "declares 80 bytes" in parse.skipped[1].reason
+
+
+def test_year_of_a_date_near_new_year() -> None:
+    assert business_year("1231", date(2027, 1, 1)) == 2026
+    assert business_year("0101", date(2026, 12, 31)) == 2027
+    assert business_year("1116", date(2026, 11, 17)) == 2026
+
+
+@given(st.binary(max_size=400))
+def test_iso_garbage_never_crashes(data: bytes) -> None:
+    parse = parse_iso(data, source="g.iso", file_date=DAY)
+    assert len(parse.messages) + len(parse.skipped) >= parse.units_total - 1
+
+
+def test_csv_sample_and_bad_rows(sample: Path) -> None:
+    data = (sample / "host" / "20261116.csv").read_bytes()
+    parse = parse_csv(data, source="h.csv")
+    assert parse.skipped == []
+    assert parse.units_total == data.count(b"\n")
+    assert len(parse.messages) == parse.units_total - 1
+    lines = data.split(b"\n")
+    lines[2] = lines[2].replace(b",010000,", b",010000,12a,", 1)
+    lines.insert(5, b"")
+    broken = b"\n".join(lines)
+    parse = parse_csv(broken, source="h.csv")
+    assert [(s.line, s.reason) for s in parse.skipped] == [
+        (3, "expected 14 columns, found 15"),
+        (6, "empty line"),
+    ]
+    assert len(parse.messages) == broken.count(b"\n") - 1 - 2
+
+
+def test_csv_header_is_checked() -> None:
+    parse = parse_csv(HEADER.replace(b"stan", b"trace") + b"\n", source="h.csv")
+    assert parse.skipped[0].reason == "header line is not the export's"
+
+
+@given(st.lists(st.text(alphabet="0123456789,T-:*\n", max_size=60), max_size=20))
+def test_csv_every_line_is_a_message_or_skipped(lines: list[str]) -> None:
+    data = HEADER + b"\n" + "\n".join(lines).encode()
+    parse = parse_csv(data, source="g.csv")
+    assert len(parse.messages) + len(parse.skipped) + 1 == parse.units_total
+
+
+def test_hot_path_builds_the_same_records_as_pyiso8583(sample: Path) -> None:
+    from reconciliation.host_iso import _fast_message, _message, _reference_fields
+
+    data = (sample / "host" / "20261117.iso").read_bytes()
+    parse_iso(data[:200], source="warm", file_date=date(2026, 11, 17))  # learn the date
+    offset, record, fast_hits = 0, 0, 0
+    while offset < len(data):
+        size = int.from_bytes(data[offset : offset + 2], "big")
+        message = data[offset + 2 : offset + 2 + size]
+        offset += 2 + size
+        record += 1
+        reference = _message(_reference_fields(message), "h", record, date(2026, 11, 17))
+        fast = _fast_message(message, "h", record, date(2026, 11, 17))
+        if fast is not None:
+            fast_hits += 1
+            assert fast == reference
+    assert fast_hits == record
+
+
+def test_pieces_keep_record_and_line_numbers(sample: Path, tmp_path: Path) -> None:
+    from reconciliation import Options, Sources, reconcile
+
+    iso = (sample / "host" / "20261116.iso").read_bytes()
+    size = int.from_bytes(iso[:2], "big")
+    records = []
+    offset = 0
+    while offset < len(iso):
+        size = int.from_bytes(iso[offset : offset + 2], "big")
+        records.append(iso[offset : offset + 2 + size])
+        offset += 2 + size
+    records[300] = records[300][:2] + b"9999" + records[300][6:]  # an unknown MTI
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "20261116.iso").write_bytes(b"".join(records))
+    csv_lines = (sample / "host" / "20261116.csv").read_bytes().split(b"\n")
+    csv_lines[200] = b"broken row"
+    (host / "20261116.csv").write_bytes(b"\n".join(csv_lines))
+    sources = Sources.from_dirs(ej=sample / "ej", host=host)
+    whole = reconcile(sources)
+    cut = reconcile(sources, options=Options(host_chunk_bytes=4096))
+    assert [(s.source, s.line) for s in cut.skipped] == [(s.source, s.line) for s in whole.skipped]
+    assert sorted((Path(s.source).name, s.line) for s in cut.skipped) == [
+        ("20261116.csv", 201),
+        ("20261116.iso", 301),
+    ]
+    assert cut.host_messages == whole.host_messages
+    accounts = {a.kind: (a.units_total, a.units_skipped) for a in cut.accounts if a.kind != "ej"}
+    assert accounts == {"csv": (len(csv_lines) - 1, 1), "iso": (len(records), 1)}
+
+
+def _both(data: bytes) -> None:
+    from reconciliation.classify import host_frame
+    from reconciliation.host_iso import parse_iso_frame
+
+    reference = parse_iso(data, source="h.iso", file_date=DAY, first_record=5, base_offset=100)
+    frame, skipped, units = parse_iso_frame(
+        data, source="h.iso", file_date=DAY, first_record=5, base_offset=100
+    )
+    assert frame.equals(host_frame(reference.messages))
+    assert skipped == reference.skipped
+    assert units == reference.units_total
+
+
+def test_columnar_path_equals_the_record_path(sample: Path) -> None:
+    data = (sample / "host" / "20261116.iso").read_bytes()
+    _both(data)
+    broken = bytearray(data)
+    broken[700:704] = b"ZZZZ"
+    _both(bytes(broken) + b"\x00\x10short")
+
+
+@given(
+    st.lists(
+        st.sampled_from([FIRST, PARTIAL, FIRST[:-3] + b"XYZ", b"0200", FIRST + b"1"]), max_size=8
+    ),
+    st.binary(max_size=30),
+)
+def test_columnar_path_equals_the_record_path_on_anything(
+    records: list[bytes], tail: bytes
+) -> None:
+    _both(b"".join(_record(record) for record in records) + tail)

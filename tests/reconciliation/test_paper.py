@@ -1,0 +1,111 @@
+"""Paper journal: block cutting, OCR-tolerant readings and order-preserving matching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciliation.paper import LOOKALIKES, block_lines, candidates, parse_paper
+from reconciliation.paper_match import Expected, fuzzy_score, match_paper
+from tests.reconciliation.builders import Txn, paper_receipt, rrn
+
+
+def _parse(text: str) -> object:
+    return parse_paper(
+        text.encode(), source="p.txt", terminal_id="T9000001", business_date="2026-11-16"
+    )
+
+
+def _accounted(data: bytes) -> None:
+    parse = parse_paper(data, source="p", terminal_id="T", business_date="2026-11-16")
+    normal = data.replace(b"\r\n", b"\n")
+    if normal and not normal.endswith(b"\n"):
+        normal += b"\n"
+    in_blocks: list[int] = []
+    for block in parse.blocks:
+        numbers = [n for n, _ in block_lines(normal[block.start : block.end], block.line)]
+        assert numbers, "a block without a line"
+        in_blocks.extend(numbers)
+    assert len(in_blocks) == len(set(in_blocks)), "a line in two blocks"
+    assert len(in_blocks) + parse.structural_lines == parse.lines_total
+
+
+def test_readings_undo_lookalikes() -> None:
+    text = b"TRACE      : B05269\nRRN       : 632004805269\nCARD NO : 520473******0780\n"
+    numbers, rrns, _ = candidates(text.translate(LOOKALIKES))
+    assert "805269" in numbers
+    assert "520473" not in numbers  # a BIN, followed by asterisks
+    assert rrns == ("632004805269",)
+    _, _, times = candidates(b"DATE/TIME : 2026-11-16 04:1O:32".translate(LOOKALIKES))
+    assert times == ("041032",)
+
+
+def test_blocks_split_where_a_boundary_was_lost() -> None:
+    one = paper_receipt(Txn("000001", "01:00:00"))
+    two = paper_receipt(Txn("000002", "02:00:00"))
+    three = paper_receipt(Txn("000003", "03:00:00"))
+    # the empty line between the first two blocks is lost (merged by the OCR)
+    text = "--- PAGE 1 ---\n" + one + two + "\n" + three
+    parse = _parse(text)
+    assert len(parse.blocks) == 3
+    assert ["000001" in b.stans for b in parse.blocks] == [True, False, False]
+
+
+def test_page_marker_inside_a_block_does_not_split_it() -> None:
+    receipt = paper_receipt(Txn("000001", "01:00:00")).splitlines(keepends=True)
+    receipt.insert(5, "--- PAGE 2 ---\n")
+    parse = _parse("--- PAGE 1 ---\n" + "".join(receipt))
+    assert len(parse.blocks) == 1
+    assert parse.structural_lines == 2
+
+
+def test_matching_finds_the_missing_receipt_despite_heavy_noise() -> None:
+    txns = [Txn(f"00010{i}", f"0{i}:00:00") for i in range(1, 6)]
+    receipts = [paper_receipt(txn) for txn in txns]
+    # receipt 2 is corrupted beyond exact reading, receipt 4 is missing
+    receipts[1] = (
+        receipts[1].replace("000102", "0O01O22").replace(rrn("000102", "02:00:00"), "63203200001")
+    )
+    text = "--- PAGE 1 ---\n" + "\n".join(r for i, r in enumerate(receipts) if i != 3)
+    parse = _parse(text)
+    expected = [Expected(t.stan, rrn(t.stan, t.time), t.time) for t in txns]
+    found = match_paper(parse.blocks, expected)
+    assert sorted(found) == [0, 1, 2, 4]
+    assert found[1] == 1
+
+
+def test_an_authorisation_code_equal_to_a_stan_does_not_fake_a_receipt() -> None:
+    txns = [Txn(f"00020{i}", f"0{i}:00:00") for i in range(1, 4)]
+    text = "\n".join(paper_receipt(t) for t in (txns[0], txns[2]))
+    # the last block also shows the missing STAN as if it were an auth code, out of order
+    text += "RESP     00  AUTH 000202\n"
+    parse = _parse(text)
+    expected = [Expected(t.stan, rrn(t.stan, t.time), t.time) for t in txns]
+    found = match_paper(parse.blocks, expected)
+    assert 1 not in found
+
+
+def test_fuzzy_score_tolerates_one_edit() -> None:
+    parse = _parse("TRACE : 80527\nRRN : 63200780527\nTIME 07:27:55\n")
+    item = Expected("805272", "632007805272", "07:27:55")
+    assert fuzzy_score(parse.blocks[0], item) >= 4
+
+
+def test_sample_paper_files_are_cut_into_receipts(sample: Path) -> None:
+    for path in sorted((sample / "paper").iterdir()):
+        data = path.read_bytes()
+        _accounted(data)
+        parse = parse_paper(data, source="p", terminal_id="T", business_date="d")
+        assert 35 <= len(parse.blocks) <= 41, path.name
+
+
+@given(st.lists(st.text(alphabet="*ST ARENDO0l1I5B8:-\n PAGE", max_size=30), max_size=30))
+def test_every_paper_line_is_in_one_block_or_structural(lines: list[str]) -> None:
+    _accounted("\n".join(lines).encode())
+
+
+@given(st.binary(max_size=500))
+def test_binary_paper_never_crashes(data: bytes) -> None:
+    _accounted(data)

@@ -1,0 +1,89 @@
+"""Report files contain what they should: findings, charts, sheets, settlement."""
+
+from __future__ import annotations
+
+import csv
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from reconciliation import RunResult, Sources, reconcile, write_reports
+from reconciliation.reports import money, render_html
+
+
+@pytest.fixture(scope="module")
+def reports(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
+    result = reconcile(
+        Sources.from_dirs(
+            ej=sample / "ej",
+            paper=sample / "paper",
+            host=sample / "host",
+            counters=sample / "counters",
+        )
+    )
+    out = tmp_path_factory.mktemp("reports")
+    write_reports(result, out)
+    return result, out
+
+
+def test_money_is_integer_formatting() -> None:
+    assert money(12345) == "123.45 USD"
+    assert money(-5) == "-0.05 USD"
+    assert money(100000000, "EUR") == "1,000,000.00 EUR"
+
+
+def test_html_is_self_contained_with_svg_charts(reports: tuple[RunResult, Path]) -> None:
+    result, out = reports
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") >= 3
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(src|href)=["']?https?:""", page)
+    for kind in result.counts_by_kind():
+        assert kind in page
+    assert "Findings by kind" in page
+    assert "805274" in page  # a STAN with its evidence
+    assert "TRACE     : 805274" in page
+
+
+def test_html_escapes_text() -> None:
+    from reconciliation.result import RunResult as Result
+
+    empty = Result([], [], [], [], [("<b>x</b>.txt", "bad <name>")], [], 0, 0, 0, 0, {})
+    page = render_html(empty)
+    assert "&lt;b&gt;x&lt;/b&gt;.txt" in page
+    assert "<b>x</b>" not in page
+
+
+def test_csv_reports(reports: tuple[RunResult, Path]) -> None:
+    result, out = reports
+    with (out / "discrepancies.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(result.discrepancies)
+    assert {row["kind"] for row in rows} == set(result.counts_by_kind())
+    assert all(row["amount_minor"].isdigit() for row in rows)
+    with (out / "settlement.csv").open() as handle:
+        settlement = list(csv.DictReader(handle))
+    assert len(settlement) == len(result.settlement)
+    assert any(row["difference"] == "-2" for row in settlement)
+
+
+def test_xlsx_has_the_sheets_and_findings(reports: tuple[RunResult, Path]) -> None:
+    result, out = reports
+    with zipfile.ZipFile(out / "report.xlsx") as book:
+        workbook = book.read("xl/workbook.xml").decode()
+        strings = book.read("xl/sharedStrings.xml").decode()
+    for sheet in ("Summary", "Discrepancies", "Settlement", "Skipped"):
+        assert f'name="{sheet}"' in workbook
+    for kind in result.counts_by_kind():
+        assert kind in strings
+    assert "645121" in strings  # the host duplicate's STAN
+
+
+def test_html_evidence_is_capped_for_huge_runs(reports: tuple[RunResult, Path]) -> None:
+    result, _ = reports
+    page = render_html(result, evidence_limit=3)
+    assert page.count("<p>EJ ") == 3
+    assert "Evidence is shown for the first 3 findings" in page
+    assert page.count("<td class='num'>") >= len(result.discrepancies)

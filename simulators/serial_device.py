@@ -345,7 +345,9 @@ class SerialDevice:
                 logger.exception("command %s failed", command.command)
                 result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         if command.command == "send_counters" and result.get("ok") is True:
-            self._send_units("command", self.backend.cash_units())
+            # Same priority as the result, queued before it: the agent stores the
+            # counters before it sees the command answered.
+            self._send_units("command", self.backend.cash_units(), Priority.HIGH)
         for answer in _shrinking(result):
             try:
                 self.connection.send(CommandResult(command.request_id, answer), Priority.HIGH)
@@ -396,9 +398,11 @@ class SerialDevice:
         self._last_status = status
         self._send(Status(status))
 
-    def _send_units(self, reason: str, units: list[dict[str, object]]) -> None:
+    def _send_units(
+        self, reason: str, units: list[dict[str, object]], priority: Priority = Priority.NORMAL
+    ) -> None:
         self._last_units = units
-        self._send(CashUnits(reason, units))
+        self._send(CashUnits(reason, units), priority)
 
     def _send(self, message: Message, priority: Priority = Priority.NORMAL) -> None:
         try:

@@ -1,0 +1,131 @@
+"""Authentication of device requests: signature, clock skew, nonce replay, key binding.
+
+The order of the checks, and what each refusal is:
+
+1. the four signature headers are present and well formed, else 401;
+2. the timestamp is within ``device_clock_skew_s`` of the service's clock, else 401 (stale);
+3. the key id names an enrolled key, else 403;
+4. the signature verifies with that key over this request, else 401;
+5. the key is not revoked, else 403;
+6. the key is enrolled for the ATM the route names, else 403 (a foreign key);
+7. the nonce was not seen with this key before, else 401 (replayed).
+
+The nonce is recorded in a transaction of its own, committed before the
+request's work begins, so a request is accepted once even if its work then
+fails; ``INSERT ... ON CONFLICT DO NOTHING`` on the (key, nonce) primary key
+makes that hold across several service instances on one PostgreSQL. A nonce
+is kept until its timestamp could no longer pass step 2; expired ones of a key
+are swept when the key's ``last_used_at`` is refreshed (at most once a minute).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from atm_service.config import Settings
+from atm_service.errors import NotAuthenticated, PermissionDenied
+from atm_service.models.devices import DeviceKey, DeviceNonce
+from atm_service.models.fleet import Atm
+from atm_service.security.device_signatures import SignatureError, parse_headers, verify
+from atm_service.services.device_keys import public_key_bytes
+from atm_service.services.sql import insert_ignoring_duplicates, table
+
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What the signature covers, as the service received it."""
+
+    method: str
+    target: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """Who a verified request comes from."""
+
+    atm_id: int
+    terminal_id: str
+    key_id: str
+    device_key_pk: int
+
+
+def authenticate(
+    session: Session,
+    *,
+    settings: Settings,
+    request: SignedRequest,
+    terminal_id: str | None,
+    now: datetime,
+) -> DeviceIdentity:
+    """Verify ``request``; ``terminal_id`` is the ATM the route names (None: any)."""
+    try:
+        signed = parse_headers(request.headers)
+    except SignatureError as exc:
+        raise NotAuthenticated(str(exc)) from None
+    skew = settings.device_clock_skew_s
+    drift = signed.timestamp - now.timestamp()
+    if abs(drift) > skew:
+        raise NotAuthenticated(
+            f"Stale request: its timestamp is {drift:+.0f} s from the service's clock; "
+            f"the limit is {skew} s. Check the device's clock.",
+            extensions={"server_time": now.astimezone(UTC).isoformat()},
+        )
+    found = session.exec(
+        select(DeviceKey, Atm)
+        .join(Atm, col(Atm.id) == col(DeviceKey.atm_id))
+        .where(col(DeviceKey.key_id) == signed.key_id)
+    ).first()
+    if found is None:
+        raise PermissionDenied(
+            f"Key {signed.key_id} is not enrolled; an administrator enrols it for its ATM."
+        )
+    key, atm = found
+    try:
+        verify(
+            public_key=public_key_bytes(key),
+            signed=signed,
+            method=request.method,
+            target=request.target,
+            body=request.body,
+        )
+    except SignatureError as exc:
+        raise NotAuthenticated(str(exc)) from None
+    if key.revoked_at is not None:
+        raise PermissionDenied(f"Key {signed.key_id} was revoked; enrol a new key for the ATM.")
+    if terminal_id is not None and atm.terminal_id != terminal_id:
+        raise PermissionDenied(f"Key {signed.key_id} is not enrolled for terminal {terminal_id}.")
+    assert key.id is not None
+    assert atm.id is not None
+    expires_at = datetime.fromtimestamp(signed.timestamp + skew, UTC)
+    connection = session.connection()
+    nonces = table(DeviceNonce)
+    fresh = insert_ignoring_duplicates(
+        connection,
+        nonces,
+        {"device_key_id": key.id, "nonce": signed.nonce, "expires_at": expires_at},
+    )
+    if not fresh:
+        session.rollback()
+        raise NotAuthenticated(
+            "Replayed request: this nonce was already used with this key; sign every "
+            "request with a new nonce."
+        )
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        connection.execute(
+            sa.delete(nonces).where(nonces.c.device_key_id == key.id, nonces.c.expires_at < now)
+        )
+        keys = table(DeviceKey)
+        connection.execute(sa.update(keys).where(keys.c.id == key.id).values(last_used_at=now))
+    session.commit()
+    return DeviceIdentity(
+        atm_id=atm.id, terminal_id=atm.terminal_id, key_id=key.key_id, device_key_pk=key.id
+    )

@@ -16,6 +16,8 @@ from starlette.templating import Jinja2Templates
 from atm_service import problems
 from atm_service.api import api_router
 from atm_service.api import openapi as api_openapi
+from atm_service.api.body_limit import BodyLimit
+from atm_service.api.routes.devices import DEVICE_MAX_BODY_BYTES, DEVICE_PREFIX
 from atm_service.clock import Clock, system_clock
 from atm_service.config import Settings
 from atm_service.context import AppContext
@@ -114,6 +116,7 @@ def create_app(
             return JSONResponse(body, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    app.add_middleware(BodyLimit, prefix=DEVICE_PREFIX, max_bytes=DEVICE_MAX_BODY_BYTES)
     app.include_router(api_router)
     app.include_router(web_router)
     app.mount(

@@ -162,7 +162,7 @@ def install(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is nothing at {request.url.path}."

@@ -34,9 +34,15 @@ def _insert(connection: Connection, table: sa.Table) -> Any:
 def insert_ignoring_duplicates(
     connection: Connection, table: sa.Table, values: Mapping[str, Any]
 ) -> int:
-    """Insert one row unless its key exists; the number of rows inserted (0 or 1)."""
-    statement = _insert(connection, table).values(dict(values)).on_conflict_do_nothing()
-    return int(connection.execute(statement).rowcount)
+    """Insert one row unless its key exists; the number of rows inserted (0 or 1).
+
+    ``RETURNING`` tells, where ``rowcount`` would not: psycopg reports -1 here.
+    """
+    key = next(iter(table.primary_key.columns))
+    statement = (
+        _insert(connection, table).values(dict(values)).on_conflict_do_nothing().returning(key)
+    )
+    return 0 if connection.execute(statement).first() is None else 1
 
 
 def upsert(

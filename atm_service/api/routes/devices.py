@@ -23,15 +23,12 @@ from atm_service.models.fleet import TERMINAL_ID_PATTERN
 from atm_service.models.journals import JOURNAL_NAME_PATTERN, JournalAck
 from atm_service.services import ingest
 
-# The largest body a device may send in one request; agents send 64 KiB batches.
+# The largest body a device may send in one request (enforced by BodyLimit in the
+# app); agents send 64 KiB batches.
 DEVICE_MAX_BODY_BYTES = 1024 * 1024
+DEVICE_PREFIX = "/api/v1/devices/"
 
-router = APIRouter(
-    prefix="/devices",
-    tags=["device ingest"],
-    responses=problems(401, 403),
-    max_body_size=DEVICE_MAX_BODY_BYTES,
-)
+router = APIRouter(prefix="/devices", tags=["device ingest"], responses=problems(401, 403))
 
 TerminalId = Annotated[
     str, Path(pattern=TERMINAL_ID_PATTERN, description="The ATM's terminal id (DE41)")

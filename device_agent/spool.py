@@ -185,11 +185,13 @@ class Spool:
         clock: Clock = system_clock,
         event_memory: timedelta = timedelta(days=1),
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        chunk_target: int = CHUNK_TARGET,
         new_stream_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.path = Path(path)
         self.clock = clock
         self.event_memory = event_memory
+        self.chunk_target = chunk_target
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -400,7 +402,7 @@ class Spool:
                 "SELECT start, data FROM journal_chunk WHERE name = ? ORDER BY start DESC LIMIT 1",
                 (name,),
             ).fetchone()
-            if last is not None and len(last[1]) + len(new) <= CHUNK_TARGET:
+            if last is not None and len(last[1]) + len(new) <= self.chunk_target:
                 cursor.execute(
                     "UPDATE journal_chunk SET data = ? WHERE name = ? AND start = ?",
                     (bytes(last[1]) + new, name, last[0]),

@@ -8,6 +8,7 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from atm_service.context import AppContext
+from atm_service.db import Database
 from atm_service.models.devices import DeviceKeyCreate
 from atm_service.models.fleet import AtmCreate, SiteCreate
 from atm_service.services.device_keys import enrol_key
@@ -52,15 +54,22 @@ class Fleet:
 
 
 def make_fleet(context: AppContext, *terminal_ids: str, keys: bool = True) -> Fleet:
+    return make_fleet_in(context.database, context.clock(), *terminal_ids, keys=keys)
+
+
+def make_fleet_in(
+    database: Database, now: datetime, *terminal_ids: str, keys: bool = True
+) -> Fleet:
+    """A site with the ATMs ``terminal_ids``, each with an enrolled key unless ``keys`` is false."""
     fleet = Fleet()
-    with context.database.session() as session:
-        site = create_site(session, data=SiteCreate.model_validate(SITE), now=context.clock())
+    with database.session() as session:
+        site = create_site(session, data=SiteCreate.model_validate(SITE), now=now)
         assert site.id is not None
         for terminal_id in terminal_ids:
             atm = create_atm(
                 session,
                 data=AtmCreate.model_validate(atm_payload(site.id, terminal_id)),
-                now=context.clock(),
+                now=now,
             )
             fleet.atm_ids[terminal_id] = atm.id
             if keys:
@@ -69,7 +78,7 @@ def make_fleet(context: AppContext, *terminal_ids: str, keys: bool = True) -> Fl
                     session,
                     atm_id=atm.id,
                     data=DeviceKeyCreate(public_key=key.public_key_b64),
-                    now=context.clock(),
+                    now=now,
                 )
                 fleet.keys[terminal_id] = key
     return fleet

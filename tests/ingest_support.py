@@ -7,11 +7,13 @@ import asyncio
 import itertools
 import json
 import re
+import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -26,6 +28,7 @@ from atm_service.services.fleet import create_atm, create_site
 from device_agent.signing import DeviceKey, b64url
 from tests.support import SITE, atm_payload
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_EJ = ROOT.parent / "shared" / "formats" / "sample" / "ej"
 
@@ -148,6 +151,29 @@ class Signed:
             f"/api/v1/devices/{terminal_id}/records",
             payload={"stream": stream, "records": records},
         )
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion on an event loop of its own, in a thread of its own.
+
+    A plain ``asyncio.run`` would refuse to start while another test fixture (the
+    browser tests' Playwright session) keeps an event loop running in this thread.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="test-event-loop")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
 
 
 class SerialTransport(httpx.AsyncBaseTransport):

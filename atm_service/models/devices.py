@@ -94,15 +94,11 @@ class DeviceKeyPublic(SQLModel):
 
 
 class DeviceNonce(SQLModel, table=True):
+    """A nonce used by a key (by key id, checked before the key is looked up)."""
+
     __tablename__ = "device_nonce"
 
-    device_key_id: int = Field(
-        sa_column=sa.Column(
-            sa.Integer,
-            sa.ForeignKey("device_key.id", ondelete="CASCADE"),
-            primary_key=True,
-        )
-    )
+    key_id: str = Field(max_length=32, primary_key=True)
     nonce: str = Field(max_length=64, primary_key=True)
     expires_at: datetime = Field(sa_type=UTCDateTime)
 

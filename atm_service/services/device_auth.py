@@ -4,18 +4,21 @@ The order of the checks, and what each refusal is:
 
 1. the four signature headers are present and well formed, else 401;
 2. the timestamp is within ``device_clock_skew_s`` of the service's clock, else 401 (stale);
-3. the key id names an enrolled key, else 403;
-4. the signature verifies with that key over this request, else 401;
-5. the key is not revoked, else 403;
-6. the key is enrolled for the ATM the route names, else 403 (a foreign key);
-7. the nonce was not seen with this key before, else 401 (replayed).
+3. the nonce was not used with this key id before, else 401 (replayed);
+4. the key id names an enrolled key, else 403;
+5. the signature verifies with that key, else 401;
+6. the key is not revoked, else 403;
+7. the key is enrolled for the ATM the route names, else 403 (a foreign key).
 
-The nonce is recorded in a transaction of its own, committed before the
-request's work begins, so a request is accepted once even if its work then
-fails; ``INSERT ... ON CONFLICT DO NOTHING`` on the (key, nonce) primary key
-makes that hold across several service instances on one PostgreSQL. A nonce
-is kept until its timestamp could no longer pass step 2; expired ones of a key
-are swept when the key's ``last_used_at`` is refreshed (at most once a minute).
+The nonce is inserted first (``INSERT ... ON CONFLICT DO NOTHING`` on the
+(key id, nonce) primary key, which makes replay detection hold across several
+service instances on one PostgreSQL); on SQLite that first write also takes
+the write lock up front, so the transaction never has to upgrade a read lock,
+which SQLite refuses outright under concurrent writers. The nonce is committed
+only when the request passes every check, and before the request's work begins,
+so an accepted request is accepted once even if its work then fails. It is kept
+until its timestamp could no longer pass step 2; the expired nonces of a key are
+swept when the key's ``last_used_at`` is refreshed (at most once a minute).
 """
 
 from __future__ import annotations
@@ -25,13 +28,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from atm_service.config import Settings
-from atm_service.errors import NotAuthenticated, PermissionDenied
+from atm_service.errors import NotAuthenticated, PermissionDenied, ServiceError
 from atm_service.models.devices import DeviceKey, DeviceNonce
 from atm_service.models.fleet import Atm
-from atm_service.security.device_signatures import SignatureError, parse_headers, verify
+from atm_service.security.device_signatures import (
+    SignatureError,
+    SignedHeaders,
+    parse_headers,
+    verify,
+)
 from atm_service.services.device_keys import public_key_bytes
 from atm_service.services.sql import insert_ignoring_duplicates, table
 
@@ -79,6 +88,39 @@ def authenticate(
             f"the limit is {skew} s. Check the device's clock.",
             extensions={"server_time": now.astimezone(UTC).isoformat()},
         )
+    nonces = table(DeviceNonce)
+    connection = session.connection()
+    fresh = insert_ignoring_duplicates(
+        connection,
+        nonces,
+        {
+            "key_id": signed.key_id,
+            "nonce": signed.nonce,
+            "expires_at": datetime.fromtimestamp(signed.timestamp + skew, UTC),
+        },
+    )
+    if not fresh:
+        session.rollback()
+        raise NotAuthenticated(
+            "Replayed request: this nonce was already used with this key; sign every "
+            "request with a new nonce."
+        )
+    try:
+        return _check_key(session, connection, signed, request, terminal_id, now)
+    except ServiceError:
+        session.rollback()
+        raise
+
+
+def _check_key(
+    session: Session,
+    connection: Connection,
+    signed: SignedHeaders,
+    request: SignedRequest,
+    terminal_id: str | None,
+    now: datetime,
+) -> DeviceIdentity:
+    nonces = table(DeviceNonce)
     found = session.exec(
         select(DeviceKey, Atm)
         .join(Atm, col(Atm.id) == col(DeviceKey.atm_id))
@@ -105,23 +147,9 @@ def authenticate(
         raise PermissionDenied(f"Key {signed.key_id} is not enrolled for terminal {terminal_id}.")
     assert key.id is not None
     assert atm.id is not None
-    expires_at = datetime.fromtimestamp(signed.timestamp + skew, UTC)
-    connection = session.connection()
-    nonces = table(DeviceNonce)
-    fresh = insert_ignoring_duplicates(
-        connection,
-        nonces,
-        {"device_key_id": key.id, "nonce": signed.nonce, "expires_at": expires_at},
-    )
-    if not fresh:
-        session.rollback()
-        raise NotAuthenticated(
-            "Replayed request: this nonce was already used with this key; sign every "
-            "request with a new nonce."
-        )
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         connection.execute(
-            sa.delete(nonces).where(nonces.c.device_key_id == key.id, nonces.c.expires_at < now)
+            sa.delete(nonces).where(nonces.c.key_id == key.key_id, nonces.c.expires_at < now)
         )
         keys = table(DeviceKey)
         connection.execute(sa.update(keys).where(keys.c.id == key.id).values(last_used_at=now))

@@ -21,7 +21,13 @@ from device_agent.errors import LinkUnavailable
 from device_agent.ports import LinkRunner, LinkSink
 from device_agent.signing import write_key_file
 from device_agent.uploader import UploadPolicy
-from tests.ingest_support import Fleet, SerialTransport, make_fleet, sample_journal
+from tests.ingest_support import (
+    Fleet,
+    SerialTransport,
+    make_fleet,
+    run_async,
+    sample_journal,
+)
 from tests.support import FakeClock
 
 TERMINAL = "T1000001"
@@ -95,7 +101,7 @@ def _run_until(
         await asyncio.wait_for(agent.run(), timeout)
         await watcher
 
-    asyncio.run(main())
+    run_async(main())
 
 
 def test_agent_reads_spools_and_uploads_through_a_link_failure(

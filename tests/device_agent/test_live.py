@@ -24,7 +24,7 @@ from device_agent.signing import write_key_file
 from device_agent.uploader import UploadPolicy
 from tests.conftest import drop_postgres_schema, new_postgres_schema, postgres_url
 from tests.device_agent.test_agent import DAYS, TERMINAL, ScriptedLink
-from tests.ingest_support import make_fleet_in, sample_journal
+from tests.ingest_support import make_fleet_in, run_async, sample_journal
 from tests.support import make_settings
 
 
@@ -108,7 +108,7 @@ def test_agent_against_a_live_service(live: Live, tmp_path: Path) -> None:
         await asyncio.wait_for(agent.run(), 30)
         await watcher
 
-    asyncio.run(main())
+    run_async(main())
     assert agent.uploader is not None
     assert agent.uploader.state.last_heartbeat_at is not None
     assert agent.uploader.state.heartbeat_failures == 0

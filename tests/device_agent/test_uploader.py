@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -33,10 +33,12 @@ from tests.ingest_support import (
     SerialTransport,
     Signed,
     make_fleet,
+    run_async,
     sample_journal,
 )
 from tests.support import FakeClock
 
+T = TypeVar("T")
 DAY, NEXT = "20261116", "20261117"
 TERMINAL = "T1000001"
 
@@ -117,11 +119,8 @@ class Harness:
         await asyncio.sleep(0)
 
 
-def run(coroutine: Awaitable[Any]) -> Any:
-    async def main() -> Any:
-        return await coroutine
-
-    return asyncio.run(main())
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return run_async(coroutine)
 
 
 def service_has_exactly(context: AppContext, fleet: Fleet, journals: dict[str, bytes]) -> None:

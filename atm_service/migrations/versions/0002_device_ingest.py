@@ -145,16 +145,10 @@ def upgrade() -> None:
 
     op.create_table(
         "device_nonce",
-        sa.Column("device_key_id", sa.Integer(), nullable=False),
+        sa.Column("key_id", sa.String(length=32), nullable=False),
         sa.Column("nonce", sa.String(length=64), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["device_key_id"],
-            ["device_key.id"],
-            name=op.f("fk_device_nonce_device_key_id_device_key"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("device_key_id", "nonce", name=op.f("pk_device_nonce")),
+        sa.PrimaryKeyConstraint("key_id", "nonce", name=op.f("pk_device_nonce")),
     )
     op.create_table(
         "device_status",

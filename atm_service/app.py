@@ -19,7 +19,7 @@ from atm_service.api import openapi as api_openapi
 from atm_service.api.body_limit import BodyLimit
 from atm_service.api.routes.devices import DEVICE_MAX_BODY_BYTES, DEVICE_PREFIX
 from atm_service.clock import Clock, system_clock
-from atm_service.config import Settings
+from atm_service.config import Settings, get_settings
 from atm_service.context import AppContext
 from atm_service.db import Database
 from atm_service.migrate import ensure_migrated
@@ -127,3 +127,12 @@ def create_app(
     problems.install(app)
     api_openapi.install(app)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app with the environment's settings, for an ASGI server that imports a factory.
+
+    ``uvicorn --factory atm_service.app:create_app_from_environment --workers N`` runs
+    several worker processes over one database (PostgreSQL), as in production.
+    """
+    return create_app(get_settings())

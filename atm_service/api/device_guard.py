@@ -6,29 +6,63 @@ route depends on :class:`DeviceGuard`, which the role × route test recognises
 as device-authenticated, as it recognises :class:`~atm_service.api.deps.RoleGuard`
 on user routes. The guard reads the body (the signature covers its digest),
 verifies the request (:mod:`atm_service.services.device_auth`) and hands the
-route the device's identity and the body bytes.
+route a :class:`DeviceCall`: the device's identity, the body, and
+:meth:`DeviceCall.run`, which runs the route's use case in a database session.
+
+Device routes carry the fleet's whole ingest, so they are ``async`` and touch
+the thread pool exactly twice (verification, then the work), each time with a
+short session of its own, instead of once per synchronous dependency. On
+SQLite, which has one writer at a time, the two steps also queue on a lock of
+the process: a thread that finds the database locked would otherwise sleep in
+SQLite's busy handler (1, 2, 5, 10... ms at a time) instead of being woken as
+soon as the writer is done. PostgreSQL needs no such lock (row locks suffice).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from atm_service.api.deps import ContextDep, NowDep, SessionDep
+from atm_service.context import AppContext
 from atm_service.services import device_auth
 from atm_service.services.device_auth import DeviceIdentity, SignedRequest
+
+T = TypeVar("T")
+
+_SQLITE_WRITER = threading.Lock()
+
+
+def _exclusive(context: AppContext) -> AbstractContextManager[object]:
+    """SQLite's single writer, taken in order; nothing on PostgreSQL."""
+    return _SQLITE_WRITER if context.database.dialect == "sqlite" else nullcontext()
 
 
 @dataclass(frozen=True)
 class DeviceCall:
-    """A verified device request: who sent it, and its body."""
+    """A verified device request: who sent it, its body, and where to do its work."""
 
     identity: DeviceIdentity
     body: bytes
+    context: AppContext
+    now: datetime
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in the thread pool, with a session of its own."""
+
+        def in_session() -> T:
+            with _exclusive(self.context), self.context.database.session() as session:
+                return work(session)
+
+        return await run_in_threadpool(in_session)
 
 
 def request_target(request: Request) -> str:
@@ -45,9 +79,9 @@ class DeviceGuard:
     def __repr__(self) -> str:
         return "DeviceGuard()"
 
-    async def __call__(
-        self, request: Request, context: ContextDep, session: SessionDep, now: NowDep
-    ) -> DeviceCall:
+    async def __call__(self, request: Request) -> DeviceCall:
+        context: AppContext = request.app.state.context
+        now = context.clock()
         body = await request.body()
         signed = SignedRequest(
             method=request.method,
@@ -55,16 +89,21 @@ class DeviceGuard:
             body=body,
             headers=request.headers,
         )
-        identity = await run_in_threadpool(
-            device_auth.authenticate,
-            session,
-            settings=context.settings,
-            request=signed,
-            terminal_id=request.path_params.get("terminal_id"),
-            now=now,
-        )
+        terminal_id = request.path_params.get("terminal_id")
+
+        def verify() -> DeviceIdentity:
+            with _exclusive(context), context.database.session() as session:
+                return device_auth.authenticate(
+                    session,
+                    settings=context.settings,
+                    request=signed,
+                    terminal_id=terminal_id,
+                    now=now,
+                )
+
+        identity = await run_in_threadpool(verify)
         request.state.device = identity
-        return DeviceCall(identity=identity, body=body)
+        return DeviceCall(identity=identity, body=body, context=context, now=now)
 
 
 DeviceDep = Annotated[DeviceCall, Depends(DeviceGuard())]

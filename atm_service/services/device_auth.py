@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from atm_service.config import Settings
 from atm_service.errors import NotAuthenticated, PermissionDenied, ServiceError
@@ -38,10 +38,10 @@ from atm_service.models.fleet import Atm
 from atm_service.security.device_signatures import (
     SignatureError,
     SignedHeaders,
+    b64url_decode,
     parse_headers,
     verify,
 )
-from atm_service.services.device_keys import public_key_bytes
 from atm_service.services.sql import insert_ignoring_duplicates, table
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -120,20 +120,26 @@ def _check_key(
     terminal_id: str | None,
     now: datetime,
 ) -> DeviceIdentity:
-    nonces = table(DeviceNonce)
-    found = session.exec(
-        select(DeviceKey, Atm)
-        .join(Atm, col(Atm.id) == col(DeviceKey.atm_id))
-        .where(col(DeviceKey.key_id) == signed.key_id)
+    nonces, keys, atms = table(DeviceNonce), table(DeviceKey), table(Atm)
+    found = connection.execute(
+        sa.select(
+            keys.c.id,
+            keys.c.public_key,
+            keys.c.revoked_at,
+            keys.c.last_used_at,
+            atms.c.id.label("atm_id"),
+            atms.c.terminal_id,
+        )
+        .join(atms, atms.c.id == keys.c.atm_id)
+        .where(keys.c.key_id == signed.key_id)
     ).first()
     if found is None:
         raise PermissionDenied(
             f"Key {signed.key_id} is not enrolled; an administrator enrols it for its ATM."
         )
-    key, atm = found
     try:
         verify(
-            public_key=public_key_bytes(key),
+            public_key=b64url_decode(found.public_key),
             signed=signed,
             method=request.method,
             target=request.target,
@@ -141,19 +147,19 @@ def _check_key(
         )
     except SignatureError as exc:
         raise NotAuthenticated(str(exc)) from None
-    if key.revoked_at is not None:
+    if found.revoked_at is not None:
         raise PermissionDenied(f"Key {signed.key_id} was revoked; enrol a new key for the ATM.")
-    if terminal_id is not None and atm.terminal_id != terminal_id:
+    if terminal_id is not None and found.terminal_id != terminal_id:
         raise PermissionDenied(f"Key {signed.key_id} is not enrolled for terminal {terminal_id}.")
-    assert key.id is not None
-    assert atm.id is not None
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+    if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
         connection.execute(
-            sa.delete(nonces).where(nonces.c.key_id == key.key_id, nonces.c.expires_at < now)
+            sa.delete(nonces).where(nonces.c.key_id == signed.key_id, nonces.c.expires_at < now)
         )
-        keys = table(DeviceKey)
-        connection.execute(sa.update(keys).where(keys.c.id == key.id).values(last_used_at=now))
+        connection.execute(sa.update(keys).where(keys.c.id == found.id).values(last_used_at=now))
     session.commit()
     return DeviceIdentity(
-        atm_id=atm.id, terminal_id=atm.terminal_id, key_id=key.key_id, device_key_pk=key.id
+        atm_id=found.atm_id,
+        terminal_id=found.terminal_id,
+        key_id=signed.key_id,
+        device_key_pk=found.id,
     )

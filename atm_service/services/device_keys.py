@@ -21,7 +21,7 @@ from atm_service.models.devices import (
     decode_public_key,
 )
 from atm_service.models.fleet import Atm
-from atm_service.security.device_signatures import b64url_decode, key_id_of
+from atm_service.security.device_signatures import key_id_of
 from atm_service.services.fleet import get_atm
 
 
@@ -86,7 +86,3 @@ def revoke_key(session: Session, *, key_id: str, now: datetime) -> DeviceKeyPubl
         session.commit()
         session.refresh(key)
     return to_public(key, atm.terminal_id)
-
-
-def public_key_bytes(key: DeviceKey) -> bytes:
-    return b64url_decode(key.public_key)

@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from atm_service.api.deps import NowDep, SessionDep
 from atm_service.api.device_guard import DeviceDep
 from atm_service.api.openapi import problems
 from atm_service.models.devices import (
@@ -36,7 +35,7 @@ TerminalId = Annotated[
 
 
 @router.get("/me", response_model=DeviceWhoAmI, summary="Which ATM the signing key belongs to")
-def who_am_i(device: DeviceDep) -> DeviceWhoAmI:
+async def who_am_i(device: DeviceDep) -> DeviceWhoAmI:
     return DeviceWhoAmI(terminal_id=device.identity.terminal_id, key_id=device.identity.key_id)
 
 
@@ -60,16 +59,21 @@ def who_am_i(device: DeviceDep) -> DeviceWhoAmI:
         }
     },
 )
-def put_journal(
+async def put_journal(
     terminal_id: TerminalId,
     name: Annotated[str, Path(pattern=JOURNAL_NAME_PATTERN, description="Business day, YYYYMMDD")],
     offset: Annotated[int, Query(ge=0, description="Byte offset of the body in the file")],
     device: DeviceDep,
-    session: SessionDep,
-    now: NowDep,
 ) -> JournalAck:
-    return ingest.append_journal(
-        session, device=device.identity, name=name, offset=offset, data=device.body, now=now
+    return await device.run(
+        lambda session: ingest.append_journal(
+            session,
+            device=device.identity,
+            name=name,
+            offset=offset,
+            data=device.body,
+            now=device.now,
+        )
     )
 
 
@@ -79,14 +83,14 @@ def put_journal(
     summary="Upload status, event and counter records (idempotent by stream and sequence)",
     responses=problems(409, 413, 422),
 )
-def post_records(
-    terminal_id: TerminalId,
-    batch: RecordBatch,
-    device: DeviceDep,
-    session: SessionDep,
-    now: NowDep,
+async def post_records(
+    terminal_id: TerminalId, batch: RecordBatch, device: DeviceDep
 ) -> RecordsAck:
-    return ingest.ingest_records(session, device=device.identity, batch=batch, now=now)
+    return await device.run(
+        lambda session: ingest.ingest_records(
+            session, device=device.identity, batch=batch, now=device.now
+        )
+    )
 
 
 @router.post(
@@ -95,11 +99,11 @@ def post_records(
     summary="The agent's heartbeat: its state and backlog",
     responses=problems(413, 422),
 )
-def post_heartbeat(
-    terminal_id: TerminalId,
-    beat: HeartbeatIn,
-    device: DeviceDep,
-    session: SessionDep,
-    now: NowDep,
+async def post_heartbeat(
+    terminal_id: TerminalId, beat: HeartbeatIn, device: DeviceDep
 ) -> HeartbeatReply:
-    return ingest.record_heartbeat(session, device=device.identity, beat=beat, now=now)
+    return await device.run(
+        lambda session: ingest.record_heartbeat(
+            session, device=device.identity, beat=beat, now=device.now
+        )
+    )

@@ -13,8 +13,9 @@ agent's real ``Uploader`` (signed requests, batches, acknowledgements):
    service divided by the wall time until every agent is done; the figure is
    checked against the service's own line count and sizes.
 2. steady state: the agents run live for ``--seconds``: a heartbeat every
-   ``--heartbeat-interval`` seconds each (1 s: thirty times the agent's default
-   rate) with random phase, and new journal lines uploaded every few seconds.
+   ``--heartbeat-interval`` seconds each (2 s by default: fifteen times the
+   agent's default rate) with random phase, and new journal lines uploaded every
+   ``--journal-interval`` seconds (10 s) each.
    ``heartbeat_p99_ms`` is the 99th percentile of the heartbeats' HTTP round
    trip as the agents see it (signed request sent to answer received).
 
@@ -324,7 +325,11 @@ def add_records(spool: Spool) -> None:
 
 
 async def steady_state(
-    agents: list[BenchAgent], seconds: float, interval: float, live_day: str
+    agents: list[BenchAgent],
+    seconds: float,
+    interval: float,
+    journal_interval: float,
+    live_day: str,
 ) -> tuple[list[float], int]:
     latencies: list[float] = []
     failures = 0
@@ -346,7 +351,7 @@ async def steady_state(
 
     async def live_journal(agent: BenchAgent) -> None:
         nonlocal failures
-        await asyncio.sleep(agent.uploader.rng.uniform(0, 5))
+        await asyncio.sleep(agent.uploader.rng.uniform(0, journal_interval))
         while time.monotonic() < end:
             offset = agent.spool.journal_offset(live_day)
             agent.spool.store_journal(live_day, offset, line * 3)
@@ -355,7 +360,7 @@ async def steady_state(
             except Exception as exc:
                 failures += 1
                 reasons[f"upload: {exc}"[:160]] += 1
-            await asyncio.sleep(5)
+            await asyncio.sleep(journal_interval)
 
     for agent in agents:
         agent.heartbeat_round_trips.clear()
@@ -451,7 +456,13 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
         server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
         steady_started = time.perf_counter()
         latencies, failures = await asyncio.wait_for(
-            steady_state(agents, arguments.seconds, arguments.heartbeat_interval, "20261201"),
+            steady_state(
+                agents,
+                arguments.seconds,
+                arguments.heartbeat_interval,
+                arguments.journal_interval,
+                "20261201",
+            ),
             arguments.timeout,
         )
         wall = time.perf_counter() - steady_started
@@ -485,8 +496,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2, help="journal days per agent")
     parser.add_argument("--replicas", type=int, default=2, help="sample file copies per day")
     parser.add_argument("--workers", type=int, default=0, help="uvicorn workers (0: by backend)")
-    parser.add_argument("--seconds", type=float, default=15.0, help="steady-state duration")
-    parser.add_argument("--heartbeat-interval", type=float, default=1.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="steady-state duration")
+    parser.add_argument("--heartbeat-interval", type=float, default=2.0)
+    parser.add_argument("--journal-interval", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on each phase")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)

@@ -4,15 +4,19 @@ Device routes are not user routes: no session cookie, no role, no CSRF token
 (nothing a browser sends automatically can authenticate them). Every device
 route depends on :class:`DeviceGuard`, which the role × route test recognises
 as device-authenticated, as it recognises :class:`~atm_service.api.deps.RoleGuard`
-on user routes. The guard reads the body (the signature covers its digest),
-verifies the request (:mod:`atm_service.services.device_auth`) and hands the
-route a :class:`DeviceCall`: the device's identity, the body, and
-:meth:`DeviceCall.run`, which runs the route's use case in a database session.
+on user routes.
 
-Device routes carry the fleet's whole ingest, so they are ``async`` and touch
-the thread pool exactly twice (verification, then the work), each time with a
-short session of its own, instead of once per synchronous dependency. On
-SQLite, which has one writer at a time, the two steps also queue on a lock of
+The guard reads the body (the signature covers its digest) and refuses at once
+what needs no database: missing or malformed signature headers, a stale
+timestamp. It hands the route a :class:`DeviceCall`, whose :meth:`~DeviceCall.run`
+is the only way to the device's identity: it verifies the rest (nonce, key,
+signature, revocation, binding to the route's ATM;
+:mod:`atm_service.services.device_auth`) and then runs the route's use case,
+in one trip to the thread pool with one session. Device routes carry the
+fleet's whole ingest, and every hand-over between the event loop and a worker
+thread costs a wake-up, which on a busy host is where latency goes.
+
+On SQLite, which has one writer at a time, that trip also queues on a lock of
 the process: a thread that finds the database locked would otherwise sleep in
 SQLite's busy handler (1, 2, 5, 10... ms at a time) instead of being woken as
 soon as the writer is done. PostgreSQL needs no such lock (row locks suffice).
@@ -37,6 +41,7 @@ from atm_service.services import device_auth
 from atm_service.services.device_auth import DeviceIdentity, SignedRequest
 
 T = TypeVar("T")
+Work = Callable[[Session, DeviceIdentity], T]
 
 _SQLITE_WRITER = threading.Lock()
 
@@ -48,21 +53,33 @@ def _exclusive(context: AppContext) -> AbstractContextManager[object]:
 
 @dataclass(frozen=True)
 class DeviceCall:
-    """A verified device request: who sent it, its body, and where to do its work."""
+    """A device request whose signature is yet to be verified against the database."""
 
-    identity: DeviceIdentity
-    body: bytes
+    signed: SignedRequest
+    terminal_id: str | None
     context: AppContext
     now: datetime
 
-    async def run(self, work: Callable[[Session], T]) -> T:
-        """``work(session)`` in the thread pool, with a session of its own."""
+    @property
+    def body(self) -> bytes:
+        return self.signed.body
 
-        def in_session() -> T:
+    async def run(self, work: Work[T]) -> T:
+        """Verify the request, then ``work(session, identity)``: one worker thread, one
+        session, one transaction (see :func:`~atm_service.services.device_auth.run_verified`)."""
+
+        def verified_work() -> T:
             with _exclusive(self.context), self.context.database.session() as session:
-                return work(session)
+                return device_auth.run_verified(
+                    session,
+                    settings=self.context.settings,
+                    request=self.signed,
+                    terminal_id=self.terminal_id,
+                    now=self.now,
+                    work=work,
+                )
 
-        return await run_in_threadpool(in_session)
+        return await run_in_threadpool(verified_work)
 
 
 def request_target(request: Request) -> str:
@@ -82,28 +99,19 @@ class DeviceGuard:
     async def __call__(self, request: Request) -> DeviceCall:
         context: AppContext = request.app.state.context
         now = context.clock()
-        body = await request.body()
         signed = SignedRequest(
             method=request.method,
             target=request_target(request),
-            body=body,
+            body=await request.body(),
             headers=request.headers,
         )
-        terminal_id = request.path_params.get("terminal_id")
-
-        def verify() -> DeviceIdentity:
-            with _exclusive(context), context.database.session() as session:
-                return device_auth.authenticate(
-                    session,
-                    settings=context.settings,
-                    request=signed,
-                    terminal_id=terminal_id,
-                    now=now,
-                )
-
-        identity = await run_in_threadpool(verify)
-        request.state.device = identity
-        return DeviceCall(identity=identity, body=body, context=context, now=now)
+        device_auth.check_freshness(signed, settings=context.settings, now=now)
+        return DeviceCall(
+            signed=signed,
+            terminal_id=request.path_params.get("terminal_id"),
+            context=context,
+            now=now,
+        )
 
 
 DeviceDep = Annotated[DeviceCall, Depends(DeviceGuard())]

@@ -14,18 +14,20 @@ The nonce is inserted first (``INSERT ... ON CONFLICT DO NOTHING`` on the
 (key id, nonce) primary key, which makes replay detection hold across several
 service instances on one PostgreSQL); on SQLite that first write also takes
 the write lock up front, so the transaction never has to upgrade a read lock,
-which SQLite refuses outright under concurrent writers. The nonce is committed
-only when the request passes every check, and before the request's work begins,
-so an accepted request is accepted once even if its work then fails. It is kept
-until its timestamp could no longer pass step 2; the expired nonces of a key are
-swept when the key's ``last_used_at`` is refreshed (at most once a minute).
+which SQLite refuses outright under concurrent writers. :func:`run_verified`
+commits the nonce together with the request's work (one commit per accepted
+request); a request refused by its work has its nonce recorded alone, and a
+request refused by the checks above keeps none. A nonce is kept until its
+timestamp could no longer pass step 2; the expired nonces of a key are swept
+when the key's ``last_used_at`` is refreshed (at most once a minute).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -45,6 +47,7 @@ from atm_service.security.device_signatures import (
 from atm_service.services.sql import insert_ignoring_duplicates, table
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,8 @@ class DeviceIdentity:
     device_key_pk: int
 
 
-def authenticate(
-    session: Session,
-    *,
-    settings: Settings,
-    request: SignedRequest,
-    terminal_id: str | None,
-    now: datetime,
-) -> DeviceIdentity:
-    """Verify ``request``; ``terminal_id`` is the ATM the route names (None: any)."""
+def check_freshness(request: SignedRequest, *, settings: Settings, now: datetime) -> SignedHeaders:
+    """Checks 1 and 2, which need no database: the headers' shape and the timestamp."""
     try:
         signed = parse_headers(request.headers)
     except SignatureError as exc:
@@ -88,32 +84,84 @@ def authenticate(
             f"the limit is {skew} s. Check the device's clock.",
             extensions={"server_time": now.astimezone(UTC).isoformat()},
         )
-    nonces = table(DeviceNonce)
-    connection = session.connection()
-    fresh = insert_ignoring_duplicates(
-        connection,
-        nonces,
-        {
-            "key_id": signed.key_id,
-            "nonce": signed.nonce,
-            "expires_at": datetime.fromtimestamp(signed.timestamp + skew, UTC),
-        },
+    return signed
+
+
+def _record_nonce(connection: Connection, signed: SignedHeaders, skew: int) -> bool:
+    """Insert the nonce; False when the key has used it before."""
+    return bool(
+        insert_ignoring_duplicates(
+            connection,
+            table(DeviceNonce),
+            {
+                "key_id": signed.key_id,
+                "nonce": signed.nonce,
+                "expires_at": datetime.fromtimestamp(signed.timestamp + skew, UTC),
+            },
+        )
     )
-    if not fresh:
+
+
+def run_verified(
+    session: Session,
+    *,
+    settings: Settings,
+    request: SignedRequest,
+    terminal_id: str | None,
+    now: datetime,
+    work: Callable[[Session, DeviceIdentity], T],
+) -> T:
+    """Verify ``request``, then ``work(session, identity)``, in one transaction.
+
+    ``terminal_id`` is the ATM the route names (None: any). The nonce commits
+    with the work, so an accepted request costs one commit; when the work is
+    refused (a domain error), the nonce is recorded on its own before the error
+    goes on, so the refused request cannot be replayed either.
+    """
+    signed = check_freshness(request, settings=settings, now=now)
+    connection = session.connection()
+    if not _record_nonce(connection, signed, settings.device_clock_skew_s):
         session.rollback()
         raise NotAuthenticated(
             "Replayed request: this nonce was already used with this key; sign every "
             "request with a new nonce."
         )
     try:
-        return _check_key(session, connection, signed, request, terminal_id, now)
+        identity = _check_key(connection, signed, request, terminal_id, now)
     except ServiceError:
         session.rollback()
         raise
+    try:
+        result = work(session, identity)
+    except ServiceError:
+        session.rollback()
+        _record_nonce(session.connection(), signed, settings.device_clock_skew_s)
+        session.commit()
+        raise
+    session.commit()
+    return result
+
+
+def authenticate(
+    session: Session,
+    *,
+    settings: Settings,
+    request: SignedRequest,
+    terminal_id: str | None,
+    now: datetime,
+) -> DeviceIdentity:
+    """Verify ``request`` and record its nonce; the device's identity."""
+    return run_verified(
+        session,
+        settings=settings,
+        request=request,
+        terminal_id=terminal_id,
+        now=now,
+        work=lambda _session, identity: identity,
+    )
 
 
 def _check_key(
-    session: Session,
     connection: Connection,
     signed: SignedHeaders,
     request: SignedRequest,
@@ -156,7 +204,6 @@ def _check_key(
             sa.delete(nonces).where(nonces.c.key_id == signed.key_id, nonces.c.expires_at < now)
         )
         connection.execute(sa.update(keys).where(keys.c.id == found.id).values(last_used_at=now))
-    session.commit()
     return DeviceIdentity(
         atm_id=found.atm_id,
         terminal_id=found.terminal_id,

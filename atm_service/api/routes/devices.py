@@ -36,7 +36,11 @@ TerminalId = Annotated[
 
 @router.get("/me", response_model=DeviceWhoAmI, summary="Which ATM the signing key belongs to")
 async def who_am_i(device: DeviceDep) -> DeviceWhoAmI:
-    return DeviceWhoAmI(terminal_id=device.identity.terminal_id, key_id=device.identity.key_id)
+    return await device.run(
+        lambda _session, identity: DeviceWhoAmI(
+            terminal_id=identity.terminal_id, key_id=identity.key_id
+        )
+    )
 
 
 @router.put(
@@ -66,9 +70,9 @@ async def put_journal(
     device: DeviceDep,
 ) -> JournalAck:
     return await device.run(
-        lambda session: ingest.append_journal(
+        lambda session, identity: ingest.append_journal(
             session,
-            device=device.identity,
+            device=identity,
             name=name,
             offset=offset,
             data=device.body,
@@ -87,8 +91,8 @@ async def post_records(
     terminal_id: TerminalId, batch: RecordBatch, device: DeviceDep
 ) -> RecordsAck:
     return await device.run(
-        lambda session: ingest.ingest_records(
-            session, device=device.identity, batch=batch, now=device.now
+        lambda session, identity: ingest.ingest_records(
+            session, device=identity, batch=batch, now=device.now
         )
     )
 
@@ -103,7 +107,7 @@ async def post_heartbeat(
     terminal_id: TerminalId, beat: HeartbeatIn, device: DeviceDep
 ) -> HeartbeatReply:
     return await device.run(
-        lambda session: ingest.record_heartbeat(
-            session, device=device.identity, beat=beat, now=device.now
+        lambda session, identity: ingest.record_heartbeat(
+            session, device=identity, beat=beat, now=device.now
         )
     )

@@ -47,6 +47,7 @@ from collections import Counter
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -198,7 +199,7 @@ def start_service(url: str, port: int, workers: int, directory: Path) -> subproc
         "ATM_SECRET_KEY": secrets.token_hex(32),
         "ATM_ARGON2_TIME_COST": "1",
         "ATM_ARGON2_MEMORY_KIB": "1024",
-        "ATM_DATABASE_POOL_SIZE": "20",
+        "ATM_DATABASE_POOL_SIZE": "6",
     }
     command = [
         sys.executable,
@@ -489,6 +490,15 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
         database.dispose()
 
 
+def _loop_factory() -> Any:
+    """uvloop when installed (as with the service), so the agents' side costs little CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
@@ -506,7 +516,8 @@ def main() -> None:
         directory = Path(name)
         backend = Backend(arguments.db, directory)
         try:
-            asyncio.run(run(arguments, directory, backend))
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(run(arguments, directory, backend))
         except Exception as exc:
             log_path = directory / "service.log"
             if log_path.exists():

@@ -227,4 +227,4 @@ class SpoolMachine(RuleBasedStateMachine):
         assert sorted(self.service.records) == list(range(1, len(self.service.records) + 1))
 
 
-TestSpoolMachine = SpoolMachine.TestCase
+TestSpoolMachine = pytest.mark.slow(SpoolMachine.TestCase)

@@ -331,8 +331,7 @@ def test_fleet_page_shows_status_last_seen_and_cassettes(
     assert page.status_code == 200
     html = page.text
     first, second = html.split("<h2>T1000002")
-    assert "in service" in first
-    assert "Last seen 2 min ago" in first
+    assert "Reports in service · last seen 2 min ago" in first
     assert "dispenser fault" in first
     for unit in sample_cash_units():
         if unit["usType"] == 3:

@@ -16,6 +16,12 @@ in one trip to the thread pool with one session. Device routes carry the
 fleet's whole ingest, and every hand-over between the event loop and a worker
 thread costs a wake-up, which on a busy host is where latency goes.
 
+At most :data:`DEVICE_THREADS` device requests are in worker threads at once
+(per event loop, so per server process); the rest wait their turn on the loop.
+Threads beyond that would only contend for the interpreter lock, and on a
+loaded host that contention, not the work, makes the slow tail: measured with
+200 agents, bounding it cut the heartbeats' 99th percentile several-fold.
+
 On SQLite, which has one writer at a time, that trip also queues on a lock of
 the process: a thread that finds the database locked would otherwise sleep in
 SQLite's busy handler (1, 2, 5, 10... ms at a time) instead of being woken as
@@ -24,7 +30,9 @@ soon as the writer is done. PostgreSQL needs no such lock (row locks suffice).
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -32,9 +40,10 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 from urllib.parse import quote
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from atm_service.context import AppContext
 from atm_service.services import device_auth
@@ -43,7 +52,21 @@ from atm_service.services.device_auth import DeviceIdentity, SignedRequest
 T = TypeVar("T")
 Work = Callable[[Session, DeviceIdentity], T]
 
+DEVICE_THREADS = 4
+
 _SQLITE_WRITER = threading.Lock()
+_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _device_threads() -> anyio.CapacityLimiter:
+    """The running event loop's limiter of device work in worker threads."""
+    loop = asyncio.get_running_loop()
+    limiter = _LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(DEVICE_THREADS)
+    return limiter
 
 
 def _exclusive(context: AppContext) -> AbstractContextManager[object]:
@@ -79,7 +102,7 @@ class DeviceCall:
                     work=work,
                 )
 
-        return await run_in_threadpool(verified_work)
+        return await anyio.to_thread.run_sync(verified_work, limiter=_device_threads())
 
 
 def request_target(request: Request) -> str:

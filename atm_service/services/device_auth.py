@@ -44,7 +44,7 @@ from atm_service.security.device_signatures import (
     parse_headers,
     verify,
 )
-from atm_service.services.sql import insert_ignoring_duplicates, table
+from atm_service.services.sql import cached, insert_ignoring_duplicates, table
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 T = TypeVar("T")
@@ -170,16 +170,23 @@ def _check_key(
 ) -> DeviceIdentity:
     nonces, keys, atms = table(DeviceNonce), table(DeviceKey), table(Atm)
     found = connection.execute(
-        sa.select(
-            keys.c.id,
-            keys.c.public_key,
-            keys.c.revoked_at,
-            keys.c.last_used_at,
-            atms.c.id.label("atm_id"),
-            atms.c.terminal_id,
-        )
-        .join(atms, atms.c.id == keys.c.atm_id)
-        .where(keys.c.key_id == signed.key_id)
+        cached(
+            "device-key",
+            connection,
+            lambda: (
+                sa.select(
+                    keys.c.id,
+                    keys.c.public_key,
+                    keys.c.revoked_at,
+                    keys.c.last_used_at,
+                    atms.c.id.label("atm_id"),
+                    atms.c.terminal_id,
+                )
+                .join(atms, atms.c.id == keys.c.atm_id)
+                .where(keys.c.key_id == sa.bindparam("key_id"))
+            ),
+        ),
+        {"key_id": signed.key_id},
     ).first()
     if found is None:
         raise PermissionDenied(

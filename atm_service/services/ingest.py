@@ -45,7 +45,7 @@ from atm_service.models.devices import (
 from atm_service.models.journals import JournalAck, JournalChunk, JournalFile
 from atm_service.services.device_auth import DeviceIdentity
 from atm_service.services.journals import check_journal_name, read_range
-from atm_service.services.sql import insert_ignoring_duplicates, table, upsert
+from atm_service.services.sql import cached, insert_ignoring_duplicates, table, upsert
 
 _FILES = table(JournalFile)
 _CHUNKS = table(JournalChunk)
@@ -64,7 +64,7 @@ def _touch(connection: Connection, atm_id: int, now: datetime, **fields: Any) ->
         _STATE,
         key=["atm_id"],
         values=values,
-        update={name: value for name, value in values.items() if name != "atm_id"},
+        update=[name for name in values if name != "atm_id"],
     )
 
 
@@ -99,9 +99,18 @@ def append_journal(
         },
     )
     journal_id, size = connection.execute(
-        sa.select(_FILES.c.id, _FILES.c.size)
-        .where(_FILES.c.atm_id == device.atm_id, _FILES.c.name == name)
-        .with_for_update()
+        cached(
+            "journal-lock",
+            connection,
+            lambda: (
+                sa.select(_FILES.c.id, _FILES.c.size)
+                .where(
+                    _FILES.c.atm_id == sa.bindparam("atm_id"), _FILES.c.name == sa.bindparam("name")
+                )
+                .with_for_update()
+            ),
+        ),
+        {"atm_id": device.atm_id, "name": name},
     ).one()
     if offset > size:
         session.rollback()
@@ -128,14 +137,30 @@ def append_journal(
         new = data[size - offset :]
         appended, lines = len(new), new.count(b"\n")
         connection.execute(
-            _CHUNKS.insert().values(
-                journal_id=journal_id, start=size, length=appended, data=new, received_at=now
-            )
+            cached("chunk-insert", connection, _CHUNKS.insert),
+            {
+                "journal_id": journal_id,
+                "start": size,
+                "length": appended,
+                "data": new,
+                "received_at": now,
+            },
         )
         connection.execute(
-            _FILES.update()
-            .where(_FILES.c.id == journal_id)
-            .values(size=end, line_count=_FILES.c.line_count + lines, updated_at=now)
+            cached(
+                "journal-grow",
+                connection,
+                lambda: (
+                    _FILES.update()
+                    .where(_FILES.c.id == sa.bindparam("journal_id"))
+                    .values(
+                        size=sa.bindparam("size"),
+                        line_count=_FILES.c.line_count + sa.bindparam("lines"),
+                        updated_at=sa.bindparam("now"),
+                    )
+                ),
+            ),
+            {"journal_id": journal_id, "size": end, "lines": lines, "now": now},
         )
         _touch(connection, device.atm_id, now, last_journal_at=now)
     else:
@@ -236,9 +261,19 @@ def ingest_records(
         },
     )
     stream_id, last_seq = connection.execute(
-        sa.select(_STREAMS.c.id, _STREAMS.c.last_seq)
-        .where(_STREAMS.c.atm_id == device.atm_id, _STREAMS.c.stream == batch.stream)
-        .with_for_update()
+        cached(
+            "stream-lock",
+            connection,
+            lambda: (
+                sa.select(_STREAMS.c.id, _STREAMS.c.last_seq)
+                .where(
+                    _STREAMS.c.atm_id == sa.bindparam("atm_id"),
+                    _STREAMS.c.stream == sa.bindparam("stream"),
+                )
+                .with_for_update()
+            ),
+        ),
+        {"atm_id": device.atm_id, "stream": batch.stream},
     ).one()
     first = batch.records[0].seq
     if first > last_seq + 1:
@@ -343,9 +378,15 @@ def record_heartbeat(
         ingest_lag_s=lag,
     )
     acked = connection.execute(
-        sa.select(_STREAMS.c.last_seq).where(
-            _STREAMS.c.atm_id == device.atm_id, _STREAMS.c.stream == beat.stream
-        )
+        cached(
+            "stream-position",
+            connection,
+            lambda: sa.select(_STREAMS.c.last_seq).where(
+                _STREAMS.c.atm_id == sa.bindparam("atm_id"),
+                _STREAMS.c.stream == sa.bindparam("stream"),
+            ),
+        ),
+        {"atm_id": device.atm_id, "stream": beat.stream},
     ).scalar()
     session.commit()
     return HeartbeatReply(terminal_id=device.terminal_id, server_time=now, acked_seq=acked or 0)

@@ -143,6 +143,7 @@ def test_a_body_over_the_limit_is_413(device: Signed, client: TestClient) -> Non
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert "exceeds 1048576 bytes" in response.json()["detail"]
+    assert response.headers["x-content-type-options"] == "nosniff"
 
     def chunks() -> Any:
         for _ in range(20):

@@ -119,7 +119,6 @@ def create_app(
         templates=_templates(),
     )
 
-
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import jinja2
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.datastructures import MutableHeaders
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atm_service import problems
 from atm_service.api import api_router
 from atm_service.api import openapi as api_openapi
+from atm_service.api.body_limit import BodyLimit
+from atm_service.api.routes.devices import DEVICE_MAX_BODY_BYTES, DEVICE_PREFIX
 from atm_service.clock import Clock, system_clock
-from atm_service.config import Settings
+from atm_service.config import Settings, get_settings
 from atm_service.context import AppContext
 from atm_service.db import Database
 from atm_service.migrate import ensure_migrated
@@ -34,6 +38,32 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(self)",
 }
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` (and ``no-store`` outside ``/static/``) to every response
+    that does not set them itself. Plain ASGI: it runs on every request, device ingest
+    included, so it avoids the per-request task group of an ``@app.middleware`` function."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if not static:
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _templates() -> Jinja2Templates:
@@ -89,17 +119,6 @@ def create_app(
         templates=_templates(),
     )
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -114,6 +133,8 @@ def create_app(
             return JSONResponse(body, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    app.add_middleware(BodyLimit, prefix=DEVICE_PREFIX, max_bytes=DEVICE_MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers
     app.include_router(api_router)
     app.include_router(web_router)
     app.mount(
@@ -124,3 +145,12 @@ def create_app(
     problems.install(app)
     api_openapi.install(app)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app with the environment's settings, for an ASGI server that imports a factory.
+
+    ``uvicorn --factory atm_service.app:create_app_from_environment --workers N`` runs
+    several worker processes over one database (PostgreSQL), as in production.
+    """
+    return create_app(get_settings())

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
     argon2_parallelism: int = Field(default=2, ge=1)
 
+    # Device ingest: how far a signed request's timestamp may be from the service's
+    # clock, and how long an ATM may stay silent before it is shown as offline.
+    device_clock_skew_s: int = Field(default=300, ge=5, le=3600)
+    device_offline_after_s: int = Field(default=180, ge=10)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -6,14 +6,20 @@ HTTP responses in the RFC 9457 problem-details shape, or to an HTML page.
     ServiceError
     ├── NotFound                  404  an entity that does not exist
     ├── Conflict                  409  a uniqueness or state rule would break
-    │   └── IllegalTransition     409  a state machine refuses the change
+    │   ├── IllegalTransition     409  a state machine refuses the change
+    │   ├── OffsetMismatch        409  a device stream is sent from the wrong offset or sequence
+    │   └── JournalConflict       409  journal bytes differ from those already stored
     ├── InvalidInput              422  a value is wrong; names the field
     ├── NotAuthenticated          401  no valid session or credentials
     │   └── LoginFailed           401  wrong user name or password
     ├── AccountLocked             423  too many failed logins; retry later
     ├── PermissionDenied          403  authenticated, but not allowed
     ├── CsrfFailed                403  missing or wrong CSRF token
+    ├── PayloadTooLarge           413  a request body over the limit
     └── TooManyRequests           429  a rate limit was hit
+
+A problem may carry extension members (RFC 9457 section 3.2) in ``extensions``,
+e.g. the offset a device must resend from.
 
     DatabaseNotMigrated           raised at start-up, never over HTTP
 """
@@ -30,10 +36,17 @@ class ServiceError(Exception):
     slug = "bad-request"
     title = "Bad request"
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        extensions: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.extensions = extensions or {}
 
 
 class NotFound(ServiceError):
@@ -51,6 +64,16 @@ class Conflict(ServiceError):
 class IllegalTransition(Conflict):
     slug = "illegal-transition"
     title = "Illegal state transition"
+
+
+class OffsetMismatch(Conflict):
+    slug = "offset-mismatch"
+    title = "Offset mismatch"
+
+
+class JournalConflict(Conflict):
+    slug = "journal-conflict"
+    title = "Journal bytes conflict"
 
 
 class InvalidInput(ServiceError):
@@ -89,6 +112,12 @@ class PermissionDenied(ServiceError):
 class CsrfFailed(PermissionDenied):
     slug = "csrf-failed"
     title = "CSRF check failed"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
 
 
 class TooManyRequests(ServiceError):

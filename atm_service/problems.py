@@ -17,7 +17,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atm_service.context import AppContext
@@ -38,7 +38,9 @@ class ProblemField(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details; extension members (e.g. ``expected_offset``) may follow."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: str
     title: str
@@ -61,6 +63,7 @@ def problem_response(
     slug: str | None = None,
     errors: Sequence[ProblemField] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, object] | None = None,
 ) -> Response:
     if not _is_api(request):
         context: AppContext = request.app.state.context
@@ -78,6 +81,7 @@ def problem_response(
         detail=detail,
         instance=request.url.path,
         errors=list(errors) if errors else None,
+        **(extensions or {}),
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -140,6 +144,7 @@ def install(app: FastAPI) -> None:
             slug=exc.slug,
             errors=errors,
             headers=headers or None,
+            extensions=exc.extensions,
         )
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
@@ -157,7 +162,7 @@ def install(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is nothing at {request.url.path}."

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from device_agent import __version__
+from device_agent.agent import AgentConfig, run_agent
+from device_agent.errors import AgentError
+from device_agent.signing import DeviceKey, load_key_file, write_key_file
+from device_agent.spool import Spool
+from device_agent.uploader import UploadPolicy
 
 app = typer.Typer(
     help=(
@@ -16,6 +25,14 @@ app = typer.Typer(
     add_completion=False,
 )
 
+KeyOption = Annotated[Path, typer.Option("--key", help="The device's Ed25519 private key file")]
+SpoolOption = Annotated[Path, typer.Option("--spool", help="The agent's SQLite spool file")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
 
 @app.callback()
 def _group() -> None:
@@ -26,6 +43,110 @@ def _group() -> None:
 def version() -> None:
     """Print the version."""
     typer.echo(f"atm-agent {__version__}")
+
+
+def _describe(key: DeviceKey) -> None:
+    typer.echo(f"public key: {key.public_key_b64}")
+    typer.echo(f"key id:     {key.key_id}")
+
+
+@app.command()
+def keygen(
+    key: KeyOption,
+    force: Annotated[bool, typer.Option(help="Replace an existing key file")] = False,
+) -> None:
+    """Create the device's Ed25519 key (mode 0600) and print the public key to enrol."""
+    device_key = DeviceKey.generate()
+    try:
+        write_key_file(key, device_key, overwrite=force)
+    except AgentError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {key}")
+    _describe(device_key)
+    typer.echo(
+        "enrol it: POST /api/v1/atms/{atm_id}/device-keys "
+        f'{{"public_key": "{device_key.public_key_b64}"}} (as an administrator)'
+    )
+
+
+@app.command("public-key")
+def public_key(key: KeyOption) -> None:
+    """Print the public key and key id of an existing key file."""
+    try:
+        _describe(load_key_file(key))
+    except AgentError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def status(spool: SpoolOption) -> None:
+    """Show what the spool holds and what the service has not acknowledged yet."""
+    if not spool.exists():
+        raise _fail(f"no spool at {spool}")
+    try:
+        with Spool(spool) as opened:
+            backlog = opened.backlog()
+            typer.echo(f"terminal:          {opened.terminal_id() or '(not yet known)'}")
+            typer.echo(f"record stream:     {opened.stream_id}")
+            typer.echo(
+                f"records pending:   {backlog.records} (acknowledged up to "
+                f"{opened.records_acked} of {opened.last_seq()})"
+            )
+            typer.echo(f"journal bytes pending: {backlog.journal_bytes}")
+            oldest = backlog.oldest_pending_at
+            typer.echo(f"oldest pending:    {oldest.isoformat() if oldest else '-'}")
+            for journal in opened.journals():
+                typer.echo(
+                    f"  journal {journal.name}: {journal.size} bytes stored, "
+                    f"{journal.acked} acknowledged"
+                )
+    except AgentError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def run(
+    port: Annotated[
+        str, typer.Option(help="pyserial URL of the device: /dev/ttyS0, socket://host:port, ...")
+    ],
+    service: Annotated[str, typer.Option(help="Base URL of the central service")],
+    key: KeyOption,
+    spool: SpoolOption,
+    terminal_id: Annotated[
+        str | None,
+        typer.Option(help="The ATM's terminal id; asked of the service when not given"),
+    ] = None,
+    heartbeat_interval: Annotated[
+        float, typer.Option(help="Seconds between heartbeats", min=1.0)
+    ] = 30.0,
+    batch_bytes: Annotated[
+        int, typer.Option(help="Journal bytes per upload request", min=4096)
+    ] = 64 * 1024,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+) -> None:
+    """Read the device, spool what it says, upload it to the service; until stopped."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if not service.startswith(("http://", "https://")):
+        raise _fail(f"--service must be an http:// or https:// URL, not {service!r}")
+    try:
+        load_key_file(key)
+    except AgentError as exc:
+        raise _fail(str(exc)) from None
+    config = AgentConfig(
+        port=port,
+        service_url=service.rstrip("/"),
+        key_path=key,
+        spool_path=spool,
+        terminal_id=terminal_id,
+        policy=UploadPolicy(heartbeat_interval_s=heartbeat_interval, max_batch_bytes=batch_bytes),
+    )
+    try:
+        run_agent(config)
+    except AgentError as exc:
+        raise _fail(str(exc)) from None
 
 
 def main() -> None:

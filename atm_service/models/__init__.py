@@ -5,6 +5,18 @@ the Alembic environment compares against the migrations.
 """
 
 from atm_service.models.base import UTCDateTime
+from atm_service.models.cash import CountersSnapshot
+from atm_service.models.devices import (
+    AtmState,
+    AtmStatePublic,
+    DeviceEvent,
+    DeviceKey,
+    DeviceKeyCreate,
+    DeviceKeyPublic,
+    DeviceNonce,
+    DeviceStatus,
+    RecordStream,
+)
 from atm_service.models.fleet import (
     Atm,
     AtmCreate,
@@ -24,6 +36,7 @@ from atm_service.models.fleet import (
     SitePublic,
     SiteUpdate,
 )
+from atm_service.models.journals import JournalChunk, JournalFile, JournalPublic
 from atm_service.models.users import (
     Role,
     User,
@@ -37,12 +50,25 @@ __all__ = [
     "Atm",
     "AtmCreate",
     "AtmPublic",
+    "AtmState",
+    "AtmStatePublic",
     "AtmStatus",
     "AtmUpdate",
     "Cassette",
     "CassetteIn",
     "CassettePublic",
+    "CountersSnapshot",
+    "DeviceEvent",
+    "DeviceKey",
+    "DeviceKeyCreate",
+    "DeviceKeyPublic",
+    "DeviceNonce",
+    "DeviceStatus",
     "EjDialect",
+    "JournalChunk",
+    "JournalFile",
+    "JournalPublic",
+    "RecordStream",
     "Role",
     "ServiceContract",
     "ServiceContractCreate",

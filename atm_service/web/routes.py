@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -25,10 +26,22 @@ from atm_service.security.cookies import (
     clear_session_cookie,
     set_session_cookie,
 )
-from atm_service.services import auth, fleet
+from atm_service.services import auth, fleet, fleet_state
 from atm_service.web.capabilities import CAPABILITIES, ROLE_TITLES
 
 router = APIRouter(include_in_schema=False)
+
+
+def ago(now: datetime, then: datetime) -> str:
+    """``then`` relative to ``now``, as a person says it: "just now", "5 min ago"."""
+    seconds = int((now - then).total_seconds())
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
 
 
 def _safe_next(target: str | None) -> str:
@@ -167,6 +180,14 @@ def fleet_page(
     atms, total = fleet.list_atms(session, region=region, limit=500)
     regions = sorted({site.region for site in fleet.list_sites(session, limit=500)[0]})
     sites_by_id = {site.id: site for site in sites}
+    now = context.clock()
+    states, _ = fleet_state.list_states(
+        session,
+        now=now,
+        offline_after=timedelta(seconds=context.settings.device_offline_after_s),
+        region=region,
+        limit=500,
+    )
     return context.templates.TemplateResponse(
         request,
         "fleet.html",
@@ -178,5 +199,9 @@ def fleet_page(
             "sites": sites_by_id,
             "regions": regions,
             "region": region,
+            "states": {state.atm_id: state for state in states},
+            "seen": {
+                state.atm_id: ago(now, state.last_seen_at) for state in states if state.last_seen_at
+            },
         },
     )

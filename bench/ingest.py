@@ -1,0 +1,532 @@
+"""Device ingest through the real HTTP API: journal lines a second, and heartbeat latency.
+
+Starts the service under uvicorn on a loopback port over a fresh database
+(SQLite file, or a new PostgreSQL schema), migrates it, registers ``--agents``
+ATMs and enrols one Ed25519 key each through the admin API, then runs that many
+agents in this process, each with its own spool and HTTP connection, using the
+agent's real ``Uploader`` (signed requests, batches, acknowledgements):
+
+1. catch-up: every agent's spool holds ``--days`` business days of journal (the
+   sample EJ files of ``shared/formats/sample/ej``, each replicated
+   ``--replicas`` times) and a few records; all agents upload at once, as after
+   a service outage. ``ingest_lines_per_s`` is the journal lines stored by the
+   service divided by the wall time until every agent is done; the figure is
+   checked against the service's own line count and sizes.
+2. steady state: the agents run live for ``--seconds``: a heartbeat every
+   ``--heartbeat-interval`` seconds each (2 s by default: fifteen times the
+   agent's default rate) with random phase, and new journal lines uploaded every
+   ``--journal-interval`` seconds (10 s) each.
+   ``heartbeat_p99_ms`` is the 99th percentile of the heartbeats' HTTP round
+   trip as the agents see it (signed request sent to answer received).
+
+Everything stops at the end, or after ``--timeout`` seconds, and the database is
+dropped. Traffic goes to 127.0.0.1 only. Figures are JSON lines on stdout;
+progress goes to stderr.
+
+    .venv/bin/python bench/ingest.py --db sqlite
+    .venv/bin/python bench/ingest.py --db postgresql   # ATM_BENCH_DATABASE_URL or the test server
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import sqlalchemy as sa
+
+from atm_service.config import Settings
+from atm_service.db import Database, create_engine
+from atm_service.migrate import upgrade
+from atm_service.models.fleet import AtmCreate, SiteCreate
+from atm_service.models.users import Role, UserCreate
+from atm_service.security.passwords import Passwords
+from atm_service.services.fleet import create_atm, create_site
+from atm_service.services.users import create_user
+from device_agent.signing import DeviceKey, RequestSigner
+from device_agent.spool import Spool
+from device_agent.uploader import Uploader, UploadPolicy
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_EJ = ROOT.parent / "shared" / "formats" / "sample" / "ej"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+ADMIN_PASSWORD = "bench admin password"  # a throw-away database, dropped at the end
+SAMPLE_TERMINALS = [f"T100000{n}" for n in range(1, 7)]
+SAMPLE_DAYS = ["20261116", "20261117"]
+
+
+def log(message: str) -> None:
+    print(f"[ingest] {message}", file=sys.stderr, flush=True)
+
+
+def emit(metric: str, value: float, unit: str) -> None:
+    print(json.dumps({"metric": metric, "value": round(value, 2), "unit": unit}), flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used by a process and its children so far (Linux /proc)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    with suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for each in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Backend:
+    """A fresh database for the run, and its removal afterwards."""
+
+    def __init__(self, kind: str, directory: Path) -> None:
+        self.kind = kind
+        self.schema: str | None = None
+        if kind == "sqlite":
+            self.url = f"sqlite:///{directory / 'bench.db'}"
+            self.admin_url = None
+        else:
+            base = os.environ.get(
+                "ATM_BENCH_DATABASE_URL", os.environ.get("ATM_TEST_DATABASE_URL", DEFAULT_POSTGRES)
+            )
+            self.admin_url = base
+            self.schema = f"bench_ingest_{secrets.token_hex(4)}"
+            engine = create_engine(base)
+            with engine.begin() as connection:
+                connection.execute(sa.text(f'CREATE SCHEMA "{self.schema}"'))
+            engine.dispose()
+            separator = "&" if "?" in base else "?"
+            self.url = f"{base}{separator}options={quote(f'-csearch_path={self.schema}')}"
+
+    def drop(self) -> None:
+        if self.schema is not None and self.admin_url is not None:
+            engine = create_engine(self.admin_url)
+            with engine.begin() as connection:
+                connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+            engine.dispose()
+
+
+def journal_content(index: int, day: str, replicas: int) -> bytes:
+    terminal = SAMPLE_TERMINALS[index % len(SAMPLE_TERMINALS)]
+    return (SAMPLE_EJ / f"{terminal}_{day}.txt").read_bytes() * replicas
+
+
+def seed(database: Database, settings: Settings, agents: int) -> list[tuple[str, int]]:
+    """A site, the ATMs and an administrator; returns (terminal id, ATM id) pairs."""
+    now = datetime.now(UTC)
+    atms = []
+    with database.session() as session:
+        site = create_site(
+            session,
+            data=SiteCreate(
+                code="BENCH",
+                name="Benchmark site",
+                address_line="1 Loopback Road",
+                city="Localhost",
+                country="US",
+                region="Bench",
+                latitude=0.0,
+                longitude=0.0,
+            ),
+            now=now,
+        )
+        assert site.id is not None
+        for n in range(agents):
+            terminal_id = f"B{n:07d}"
+            atm = create_atm(
+                session,
+                data=AtmCreate.model_validate(
+                    {
+                        "terminal_id": terminal_id,
+                        "site_id": site.id,
+                        "vendor": "NCR",
+                        "model": "SelfServ 84",
+                        "ej_dialect": "ndc",
+                        "cassettes": [
+                            {"number": c, "denomination": d, "currency": "USD"}
+                            for c, d in enumerate((20, 50, 100, 100), start=1)
+                        ],
+                    }
+                ),
+                now=now,
+            )
+            atms.append((terminal_id, atm.id))
+        create_user(
+            session,
+            data=UserCreate(
+                username="bench-admin",
+                full_name="Benchmark administrator",
+                role=Role.ADMIN,
+                password=ADMIN_PASSWORD,
+            ),
+            passwords=Passwords.from_settings(settings),
+            now=now,
+        )
+    return atms
+
+
+def start_service(url: str, port: int, workers: int, directory: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ATM_DATABASE_URL": url,
+        "ATM_ENVIRONMENT": "test",
+        "ATM_SECRET_KEY": secrets.token_hex(32),
+        "ATM_ARGON2_TIME_COST": "1",
+        "ATM_ARGON2_MEMORY_KIB": "1024",
+        "ATM_DATABASE_POOL_SIZE": "6",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "atm_service.app:create_app_from_environment",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--timeout-keep-alive",
+        "75",
+    ]
+    output = (directory / "service.log").open("wb")
+    return subprocess.Popen(
+        command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_service(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("the service exited at start; see its log")
+            with suppress(httpx.TransportError):
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the service did not become ready in time")
+            await asyncio.sleep(0.2)
+
+
+async def enrol(base_url: str, atms: list[tuple[str, int]]) -> dict[str, DeviceKey]:
+    keys = {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as admin:
+        login = await admin.post(
+            "/api/v1/session", json={"username": "bench-admin", "password": ADMIN_PASSWORD}
+        )
+        login.raise_for_status()
+        csrf = login.json()["csrf_token"]
+        for terminal_id, atm_id in atms:
+            key = DeviceKey.generate()
+            response = await admin.post(
+                f"/api/v1/atms/{atm_id}/device-keys",
+                json={"public_key": key.public_key_b64, "label": "bench agent"},
+                headers={"X-CSRF-Token": csrf},
+            )
+            response.raise_for_status()
+            keys[terminal_id] = key
+    return keys
+
+
+class BenchAgent:
+    def __init__(
+        self, index: int, terminal_id: str, key: DeviceKey, spool: Spool, base_url: str
+    ) -> None:
+        self.index = index
+        self.terminal_id = terminal_id
+        self.spool = spool
+        self.heartbeat_round_trips: list[float] = []
+        self.client = httpx.AsyncClient(
+            base_url=base_url,
+            auth=RequestSigner(key),
+            timeout=60,
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
+            event_hooks={"request": [self._sent], "response": [self._answered]},
+        )
+        self.uploader: Uploader = Uploader(
+            spool=spool,
+            client=self.client,
+            policy=UploadPolicy(max_batch_bytes=64 * 1024),
+            terminal_id=terminal_id,
+            rng=random.Random(index),
+        )
+
+    async def _sent(self, request: httpx.Request) -> None:
+        request.extensions["bench_sent"] = time.perf_counter()
+
+    async def _answered(self, response: httpx.Response) -> None:
+        """The round trip of each heartbeat: from sending (signed) to the answer's headers."""
+        if response.request.url.path.endswith("/heartbeat") and response.status_code == 200:
+            sent = response.request.extensions["bench_sent"]
+            self.heartbeat_round_trips.append(time.perf_counter() - sent)
+
+
+def add_records(spool: Spool) -> None:
+    """What a link delivers besides the journal: a status, counters, an event."""
+    spool.store_status(
+        {
+            "time": "2026-11-16T08:00:00",
+            "in_service": True,
+            "safe_door": "closed",
+            "devices": {"dispenser": "ok", "card_reader": "ok"},
+        }
+    )
+    spool.store_cash_units(
+        [
+            {"usNumber": n, "usType": 3, "ulValues": 20, "ulCount": 1000, "usStatus": 0}
+            for n in range(1, 5)
+        ],
+        "start_of_day",
+    )
+    spool.store_event({"kind": "safe_door", "time": "2026-11-16T08:00:05", "state": "closed"})
+
+
+async def steady_state(
+    agents: list[BenchAgent],
+    seconds: float,
+    interval: float,
+    journal_interval: float,
+    live_day: str,
+) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    failures = 0
+    reasons: Counter[str] = Counter()
+    end = time.monotonic() + seconds
+    line = b"08:00:00 CARD INSERTED\n"
+
+    async def heartbeats(agent: BenchAgent) -> None:
+        nonlocal failures
+        await asyncio.sleep(agent.uploader.rng.uniform(0, interval))
+        while time.monotonic() < end:
+            started = time.perf_counter()
+            try:
+                await agent.uploader.heartbeat()
+            except Exception as exc:
+                failures += 1
+                reasons[f"heartbeat: {exc}"[:160]] += 1
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+    async def live_journal(agent: BenchAgent) -> None:
+        nonlocal failures
+        await asyncio.sleep(agent.uploader.rng.uniform(0, journal_interval))
+        while time.monotonic() < end:
+            offset = agent.spool.journal_offset(live_day)
+            agent.spool.store_journal(live_day, offset, line * 3)
+            try:
+                await agent.uploader.upload_pending()
+            except Exception as exc:
+                failures += 1
+                reasons[f"upload: {exc}"[:160]] += 1
+            await asyncio.sleep(journal_interval)
+
+    for agent in agents:
+        agent.heartbeat_round_trips.clear()
+    await asyncio.gather(
+        *(heartbeats(agent) for agent in agents), *(live_journal(agent) for agent in agents)
+    )
+    for agent in agents:
+        latencies.extend(agent.heartbeat_round_trips)
+    for reason, count in reasons.most_common(5):
+        log(f"{count} x {reason}")
+    return latencies, failures
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) -> None:
+    settings = Settings.model_validate(
+        {
+            "environment": "test",
+            "argon2_time_cost": 1,
+            "argon2_memory_kib": 1024,
+            "argon2_parallelism": 1,
+        }
+    )
+    database = Database(create_engine(backend.url))
+    upgrade(database)
+    atms = seed(database, settings, arguments.agents)
+    log(f"{backend.kind}: migrated and seeded {len(atms)} ATMs")
+    workers = arguments.workers or (2 if backend.kind == "postgresql" else 1)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = start_service(backend.url, port, workers, directory)
+    agents: list[BenchAgent] = []
+    try:
+        await wait_ready(base_url, process, 60)
+        keys = await enrol(base_url, atms)
+        log(f"service on {base_url} ({workers} worker(s)); {len(keys)} keys enrolled")
+        days = (
+            SAMPLE_DAYS[: arguments.days]
+            if arguments.days <= 2
+            else [f"202611{16 + d:02d}" for d in range(arguments.days)]
+        )
+        expected_lines = 0
+        for index, (terminal_id, _atm_id) in enumerate(atms):
+            spool = Spool(directory / f"spool-{terminal_id}.db", synchronous="NORMAL")
+            sample_days = [SAMPLE_DAYS[d % 2] for d in range(len(days))]
+            lines = 0
+            for day, sample_day in zip(days, sample_days, strict=True):
+                data = journal_content(index, sample_day, arguments.replicas)
+                for start in range(0, len(data), 16 * 1024):
+                    spool.store_journal(day, start, data[start : start + 16 * 1024])
+                lines += data.count(b"\n")
+            add_records(spool)
+            expected_lines += lines
+            agents.append(BenchAgent(index, terminal_id, keys[terminal_id], spool, base_url))
+        backlog = sum(agent.spool.backlog().journal_bytes for agent in agents)
+        log(f"{len(agents)} agents hold {backlog / 1e6:.1f} MB, {expected_lines} journal lines")
+
+        server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
+        started = time.perf_counter()
+        await asyncio.wait_for(
+            asyncio.gather(*(agent.uploader.upload_pending() for agent in agents)),
+            arguments.timeout,
+        )
+        elapsed = time.perf_counter() - started
+        log(
+            f"catch-up CPU: service {(cpu_seconds(process.pid) - server_cpu) / elapsed:.0%} "
+            f"of a core, agents {(time.process_time() - client_cpu) / elapsed:.0%}"
+        )
+        with database.session() as session:
+            held_lines, held_bytes = (
+                session.connection()
+                .execute(
+                    sa.text(
+                        "SELECT coalesce(sum(line_count), 0), coalesce(sum(size), 0) "
+                        "FROM journal_file"
+                    )
+                )
+                .one()
+            )
+        if held_lines != expected_lines or held_bytes != backlog:
+            raise RuntimeError(
+                f"the service holds {held_lines} lines / {held_bytes} bytes, "
+                f"expected {expected_lines} / {backlog}"
+            )
+        log(f"catch-up: {expected_lines} lines, {backlog / 1e6:.1f} MB in {elapsed:.2f} s")
+        emit("ingest_lines_per_s", expected_lines / elapsed, "lines/s")
+        emit("ingest_mb_per_s", backlog / 1e6 / elapsed, "MB/s")
+
+        server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
+        steady_started = time.perf_counter()
+        latencies, failures = await asyncio.wait_for(
+            steady_state(
+                agents,
+                arguments.seconds,
+                arguments.heartbeat_interval,
+                arguments.journal_interval,
+                "20261201",
+            ),
+            arguments.timeout,
+        )
+        wall = time.perf_counter() - steady_started
+        log(
+            f"steady state CPU: service {(cpu_seconds(process.pid) - server_cpu) / wall:.0%} "
+            f"of a core, agents {(time.process_time() - client_cpu) / wall:.0%}"
+        )
+        if not latencies:
+            raise RuntimeError("no heartbeat succeeded")
+        log(
+            f"steady state: {len(latencies)} heartbeats in {arguments.seconds:.0f} s from "
+            f"{len(agents)} agents, {failures} failures, "
+            f"p50 {statistics.median(latencies) * 1000:.1f} ms"
+        )
+        emit("heartbeat_p99_ms", percentile(latencies, 0.99) * 1000, "ms")
+        emit("heartbeat_p50_ms", statistics.median(latencies) * 1000, "ms")
+        if failures:
+            raise RuntimeError(f"{failures} requests failed in the steady state")
+    finally:
+        for agent in agents:
+            await agent.client.aclose()
+            agent.spool.close()
+        stop_service(process)
+        database.dispose()
+
+
+def _loop_factory() -> Any:
+    """uvloop when installed (as with the service), so the agents' side costs little CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--days", type=int, default=2, help="journal days per agent")
+    parser.add_argument("--replicas", type=int, default=2, help="sample file copies per day")
+    parser.add_argument("--workers", type=int, default=0, help="uvicorn workers (0: by backend)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="steady-state duration")
+    parser.add_argument("--heartbeat-interval", type=float, default=2.0)
+    parser.add_argument("--journal-interval", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound on each phase")
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="atm-bench-ingest-") as name:
+        directory = Path(name)
+        backend = Backend(arguments.db, directory)
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(run(arguments, directory, backend))
+        except Exception as exc:
+            log_path = directory / "service.log"
+            if log_path.exists():
+                sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+            log(f"failed: {exc}")
+            raise SystemExit(1) from None
+        finally:
+            backend.drop()
+
+
+if __name__ == "__main__":
+    main()

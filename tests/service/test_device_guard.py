@@ -1,0 +1,39 @@
+"""The device guard's plumbing: the request target it verifies, and its bound on threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from starlette.requests import Request
+
+from atm_service.api.device_guard import DEVICE_THREADS, _device_threads, request_target
+from tests.ingest_support import run_async
+
+
+@pytest.mark.parametrize(
+    ("scope", "target"),
+    [
+        ({"raw_path": b"/api/v1/devices/me", "query_string": b""}, "/api/v1/devices/me"),
+        (
+            {"raw_path": b"/api/v1/devices/T1/journals/20261116", "query_string": b"offset=5"},
+            "/api/v1/devices/T1/journals/20261116?offset=5",
+        ),
+        ({"path": "/a b", "query_string": b""}, "/a%20b"),
+    ],
+)
+def test_request_target_is_what_the_client_sent(scope: dict[str, Any], target: str) -> None:
+    full = {"type": "http", "method": "GET", "headers": [], "path": "/", **scope}
+    assert request_target(Request(full)) == target
+
+
+def test_device_work_is_bounded_per_event_loop() -> None:
+    async def limiter() -> anyio.CapacityLimiter:
+        first = _device_threads()
+        assert _device_threads() is first
+        return first
+
+    one, other = run_async(limiter()), run_async(limiter())
+    assert one is not other
+    assert one.total_tokens == DEVICE_THREADS

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
     argon2_parallelism: int = Field(default=2, ge=1)
 
+    # Dispatch: travel estimates, live updates, and the periodic sweep that assigns
+    # waiting tasks and escalates deadlines at risk (0 turns the sweep off).
+    dispatch_road_speed_kmh: float = Field(default=40.0, gt=0, le=200)
+    dispatch_poll_interval_ms: int = Field(default=200, ge=20, le=5000)
+    dispatch_sweep_seconds: float = Field(default=30.0, ge=0)
+    dispatch_stream_max_seconds: int = Field(default=600, ge=1)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

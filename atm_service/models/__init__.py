@@ -5,6 +5,14 @@ the Alembic environment compares against the migrations.
 """
 
 from atm_service.models.base import UTCDateTime
+from atm_service.models.condition import AtmCondition, AtmOutage
+from atm_service.models.engineers import (
+    Engineer,
+    EngineerCreate,
+    EngineerPublic,
+    EngineerUpdate,
+    Skill,
+)
 from atm_service.models.fleet import (
     Atm,
     AtmCreate,
@@ -24,6 +32,16 @@ from atm_service.models.fleet import (
     SitePublic,
     SiteUpdate,
 )
+from atm_service.models.notifications import Audience, DispatchNotification
+from atm_service.models.tasks import (
+    ReplenishmentCount,
+    ResolutionCode,
+    Task,
+    TaskEvent,
+    TaskKind,
+    TaskState,
+    UnitKind,
+)
 from atm_service.models.users import (
     Role,
     User,
@@ -35,14 +53,24 @@ from atm_service.models.users import (
 
 __all__ = [
     "Atm",
+    "AtmCondition",
     "AtmCreate",
+    "AtmOutage",
     "AtmPublic",
     "AtmStatus",
     "AtmUpdate",
+    "Audience",
     "Cassette",
     "CassetteIn",
     "CassettePublic",
+    "DispatchNotification",
     "EjDialect",
+    "Engineer",
+    "EngineerCreate",
+    "EngineerPublic",
+    "EngineerUpdate",
+    "ReplenishmentCount",
+    "ResolutionCode",
     "Role",
     "ServiceContract",
     "ServiceContractCreate",
@@ -52,7 +80,13 @@ __all__ = [
     "SiteCreate",
     "SitePublic",
     "SiteUpdate",
+    "Skill",
+    "Task",
+    "TaskEvent",
+    "TaskKind",
+    "TaskState",
     "UTCDateTime",
+    "UnitKind",
     "User",
     "UserCreate",
     "UserPublic",

@@ -24,6 +24,7 @@ from atm_service.live import LiveUpdates
 from atm_service.migrate import ensure_migrated
 from atm_service.security.passwords import Passwords
 from atm_service.sweeper import Sweeper
+from atm_service.web import formatting
 from atm_service.web import router as web_router
 
 SECURITY_HEADERS = {
@@ -44,6 +45,7 @@ def _templates() -> Jinja2Templates:
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+    formatting.install(environment)
     return Jinja2Templates(env=environment)
 
 

@@ -13,6 +13,7 @@ HTTP responses in the RFC 9457 problem-details shape, or to an HTML page.
     ├── AccountLocked             423  too many failed logins; retry later
     ├── PermissionDenied          403  authenticated, but not allowed
     ├── CsrfFailed                403  missing or wrong CSRF token
+    ├── NotAcceptable             406  the client cannot take what the route sends
     └── TooManyRequests           429  a rate limit was hit
 
     DatabaseNotMigrated           raised at start-up, never over HTTP
@@ -89,6 +90,12 @@ class PermissionDenied(ServiceError):
 class CsrfFailed(PermissionDenied):
     slug = "csrf-failed"
     title = "CSRF check failed"
+
+
+class NotAcceptable(ServiceError):
+    status = 406
+    slug = "not-acceptable"
+    title = "Not acceptable"
 
 
 class TooManyRequests(ServiceError):

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from atm_service.api.routes import atms, contracts, session, sites, users
+from atm_service.api.routes import (
+    atms,
+    contracts,
+    device_signals,
+    engineers,
+    kpis,
+    session,
+    sites,
+    tasks,
+    users,
+)
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(session.router)
@@ -12,3 +22,7 @@ api_router.include_router(users.router)
 api_router.include_router(sites.router)
 api_router.include_router(contracts.router)
 api_router.include_router(atms.router)
+api_router.include_router(device_signals.router)
+api_router.include_router(engineers.router)
+api_router.include_router(tasks.router)
+api_router.include_router(kpis.router)

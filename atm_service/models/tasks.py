@@ -243,6 +243,7 @@ class TaskPublic(SQLModel):
     site_name: str
     address: str
     region: str
+    site_timezone: str
     latitude: float
     longitude: float
     kind: TaskKind
@@ -336,9 +337,25 @@ class AssignIn(Expected):
     reason: str = Field(default="", max_length=500)
 
 
+class ReassignIn(Expected):
+    engineer_id: int | None = Field(
+        default=None, gt=0, description="Leave out to let dispatch choose another engineer"
+    )
+    reason: str = Field(min_length=3, max_length=500)
+
+
 class CloseIn(Expected):
     notes: str = Field(default="", max_length=2000)
 
 
 class CountsIn(Expected):
     units: list[CountIn] = Field(min_length=1, max_length=10)
+
+
+class NeedsPartsOut(SQLModel):
+    task: TaskPublic
+    follow_up: TaskPublic = Field(description="The second-line task that brings the parts")
+
+
+class SignalResult(SQLModel):
+    tasks: list[TaskPublic] = Field(description="Tasks the signal opened or updated")

@@ -18,8 +18,9 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from atm_service.errors import Conflict, NotFound
+from atm_service.models.condition import AtmCondition
 from atm_service.models.engineers import Engineer
-from atm_service.models.fleet import Atm, ServiceContract, Site
+from atm_service.models.fleet import Atm, Cassette, ServiceContract, Site
 from atm_service.models.notifications import Audience
 from atm_service.models.tasks import (
     HELD_STATES,
@@ -34,6 +35,7 @@ from atm_service.models.tasks import (
     TaskKind,
     TaskPublic,
     TaskState,
+    UnitKind,
 )
 from atm_service.models.users import Role, User
 from atm_service.services import notifications
@@ -294,6 +296,7 @@ def to_public(task: Task, *, place: Place, engineer_name: str | None, now: datet
             "site_name": place.site.name,
             "address": place.address,
             "region": place.site.region,
+            "site_timezone": place.site.timezone,
             "latitude": place.site.latitude,
             "longitude": place.site.longitude,
             "due": due,
@@ -527,3 +530,111 @@ def announce(
             payload={**payload, "removed": task.state not in OPEN_STATES},
             now=now,
         )
+
+
+# --- what a task's page shows ---------------------------------------------------------
+
+XFS_STATUS_NAMES = {
+    0: "ok",
+    1: "full",
+    2: "high",
+    3: "low",
+    4: "empty",
+    5: "inoperative",
+    6: "missing",
+    7: "no value",
+    8: "no reference",
+    9: "manipulated",
+}
+_BIN_TYPES = {UnitKind.REJECT_BIN: 2, UnitKind.RETRACT_BIN: 6}
+
+
+@dataclass(frozen=True)
+class UnitView:
+    """A cassette or bin: configuration, last reported state, and the counts entered."""
+
+    kind: UnitKind
+    number: int
+    label: str
+    denomination: int | None
+    currency: str
+    capacity: int | None
+    status: str | None
+    count: int | None
+    removed: int | None
+    loaded: int | None
+
+    @property
+    def field(self) -> str:
+        return f"c{self.number}" if self.kind is UnitKind.CASSETTE else self.kind.value
+
+
+@dataclass(frozen=True)
+class TaskView:
+    task: TaskDetail
+    place: Place
+    units: list[UnitView]
+    units_reported_at: datetime | None
+    previous: list[TaskPublic]
+
+
+def view(session: Session, task: Task, *, now: datetime) -> TaskView:
+    assert task.id is not None
+    place = place_of(session, atm_id=task.atm_id)
+    condition = session.get(AtmCondition, task.atm_id)
+    reported = condition.cash_units if condition is not None else []
+    counts = {(c.unit_kind, c.unit_number): c for c in counts_of(session, task_id=task.id)}
+    cassettes = session.exec(
+        select(Cassette).where(col(Cassette.atm_id) == task.atm_id).order_by(col(Cassette.number))
+    )
+    units = []
+    for cassette in cassettes:
+        unit = next(
+            (u for u in reported if int(u.get("usNumber", 0)) == cassette.number),
+            None,
+        )
+        counted = counts.get((UnitKind.CASSETTE, cassette.number))
+        units.append(
+            UnitView(
+                kind=UnitKind.CASSETTE,
+                number=cassette.number,
+                label=f"Cassette {cassette.number}",
+                denomination=cassette.denomination,
+                currency=cassette.currency,
+                capacity=cassette.capacity,
+                status=XFS_STATUS_NAMES.get(int(unit.get("usStatus", 0))) if unit else None,
+                count=int(unit.get("ulCount", 0)) if unit else None,
+                removed=counted.removed if counted else None,
+                loaded=counted.loaded if counted else None,
+            )
+        )
+    for kind, xfs_type in _BIN_TYPES.items():
+        unit = next((u for u in reported if int(u.get("usType", 0)) == xfs_type), None)
+        counted = counts.get((kind, 0))
+        units.append(
+            UnitView(
+                kind=kind,
+                number=0,
+                label=kind.value.replace("_", " ").capitalize(),
+                denomination=None,
+                currency=place.atm.currency,
+                capacity=(
+                    place.atm.reject_bin_capacity
+                    if kind is UnitKind.REJECT_BIN
+                    else place.atm.retract_bin_capacity
+                ),
+                status=XFS_STATUS_NAMES.get(int(unit.get("usStatus", 0))) if unit else None,
+                count=int(unit.get("ulCount", 0)) if unit else None,
+                removed=counted.removed if counted else None,
+                loaded=None,
+            )
+        )
+    return TaskView(
+        task=detail(session, task, now=now),
+        place=place,
+        units=units,
+        units_reported_at=condition.cash_units_at if condition is not None else None,
+        previous=publics(
+            session, previous_work(session, atm_id=task.atm_id, before_task=task.id), now=now
+        ),
+    )

@@ -403,8 +403,13 @@ def _raise(
     existing.updated_at = run.now
     data = _signal_data(signal)
     if priority < existing.priority:
+        # More urgent now: the deadlines of the higher priority, counted from this
+        # signal, apply where they are earlier.
+        response_due, restore_due = tasks.deadlines(run.place, opened_at=at, priority=priority)
         data["priority"] = {"from": existing.priority, "to": priority}
         existing.priority = priority
+        existing.response_due = min(existing.response_due, response_due)
+        existing.restore_due = min(existing.restore_due, restore_due)
     run.session.add(existing)
     tasks.record(
         run.session, existing, action="signal", by=RULES, at=run.now, reason=summary, data=data

@@ -81,11 +81,12 @@ def compute(
     for place in places:
         assert place.atm.id is not None
         hours = place.hours
-        service = hours.between(start, end_clip)
+        since = max(start, place.atm.created_at)  # not before the ATM was registered
+        service = hours.between(since, end_clip)
         down = timedelta(0)
         for outage in outages[place.atm.id]:
             down += hours.between(
-                max(start, outage.started_at), min(end_clip, outage.ended_at or now)
+                max(since, outage.started_at), min(end_clip, outage.ended_at or now)
             )
         down = min(down, service)
         fleet_service += service

@@ -82,7 +82,8 @@ class ServiceHours:
         return start, end
 
     def windows(self, after: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """The service windows that end after ``after``, in order, without end."""
+        """The service windows (UTC) that end after ``after``, in order, without end."""
+        after = _utc(after)
         day = after.astimezone(self.zone).date() - _DAY
         while True:
             window = self._window(day)
@@ -91,29 +92,29 @@ class ServiceHours:
             day += _DAY
 
     def contains(self, moment: datetime) -> bool:
+        moment = _utc(moment)
         window = next(self.windows(moment))
         return window[0] <= moment < window[1]
 
     def add(self, start: datetime, minutes: float) -> datetime:
         """The instant when ``minutes`` of service time have passed since ``start``."""
-        _check_aware(start)
+        start = _utc(start)
         remaining = timedelta(minutes=minutes)
         if remaining <= timedelta(0):
-            return start.astimezone(UTC)
+            return start
         if self.is_always:
-            return start.astimezone(UTC) + remaining
+            return start + remaining
         for window_start, window_end in self.windows(start):
             begin = max(window_start, start)
             available = window_end - begin
             if available >= remaining:
-                return (begin + remaining).astimezone(UTC)
+                return begin + remaining
             remaining -= available
         raise AssertionError("unreachable: windows() never ends")  # pragma: no cover
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Service time from ``start`` to ``end`` (zero when ``end`` is not later)."""
-        _check_aware(start)
-        _check_aware(end)
+        start, end = _utc(start), _utc(end)
         if end <= start:
             return timedelta(0)
         if self.is_always:
@@ -127,10 +128,13 @@ class ServiceHours:
 
     def next_start(self, moment: datetime) -> datetime:
         """``moment`` itself when inside service hours, else the next window's start."""
+        moment = _utc(moment)
         window_start, _ = next(self.windows(moment))
-        return max(window_start, moment).astimezone(UTC)
+        return max(window_start, moment)
 
 
-def _check_aware(moment: datetime) -> None:
+def _utc(moment: datetime) -> datetime:
+    """In UTC, so differences are real elapsed time (same-zone subtraction is wall time)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime given to the SLA clock")
+    return moment.astimezone(UTC)

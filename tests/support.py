@@ -78,6 +78,9 @@ class Api:
     def post(self, url: str, **kwargs: Any) -> Any:
         return self.request("POST", url, **kwargs)
 
+    def put(self, url: str, **kwargs: Any) -> Any:
+        return self.request("PUT", url, **kwargs)
+
     def patch(self, url: str, **kwargs: Any) -> Any:
         return self.request("PATCH", url, **kwargs)
 

@@ -91,8 +91,14 @@ def running(app: FastAPI) -> Iterator[str]:
             raise RuntimeError("the service instance did not start")
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}"
+    # FastAPI builds its routes on the first request, inside warnings.catch_warnings(),
+    # which is not thread-safe: two instances in one process building at once can
+    # turn a suppressed warning into an error. A request that matches nothing builds
+    # every route now, before any test traffic (separate processes never race).
+    assert httpx.get(f"{base_url}/warm-up-every-route").status_code == 404
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield base_url
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -220,6 +220,11 @@ class Lifecycle(RuleBasedStateMachine):
         if step is not None:
             self.holder_acts(step)
 
+    @precondition(lambda self: self.state is S.ON_SITE)
+    @rule(finish=st.sampled_from([Action.RESOLVE, Action.NEEDS_PARTS]))
+    def holder_finishes_on_site(self, finish: Action) -> None:
+        self.holder_acts(finish)
+
     @rule()
     def replay_the_last_action(self) -> None:
         if not self.keys:

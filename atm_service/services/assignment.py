@@ -28,6 +28,7 @@ so assignments cannot deadlock.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,7 +37,7 @@ from sqlmodel import Session, col, select
 from atm_service.errors import Conflict, InvalidInput, NotFound
 from atm_service.models.engineers import Engineer
 from atm_service.models.fleet import Atm, Site
-from atm_service.models.tasks import Task, TaskEvent, TaskKind, TaskState
+from atm_service.models.tasks import HELD_STATES, Task, TaskEvent, TaskKind, TaskState
 from atm_service.services import tasks
 from atm_service.services.sla import ServiceHours
 from atm_service.services.task_states import Action, check
@@ -96,31 +97,31 @@ def _minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60
 
 
-def plan_for(
-    session: Session,
+def estimate(
     engineer: Engineer,
+    queue: Sequence[Task],
+    sites: Mapping[int, Site],
     task: Task,
     place: Place,
     *,
     now: datetime,
     speed_kmh: float,
 ) -> Plan:
-    """Where ``engineer`` would fit ``task``: after their queue, at the ATM, for the work time."""
+    """Where ``engineer`` would fit ``task``: after their queue, at the ATM, for the work time.
+
+    ``queue`` is what they hold; ``sites`` maps the ATMs of those tasks to their sites.
+    """
     assert engineer.id is not None
-    queue = [held for held in tasks.held_by(session, engineer_id=engineer.id) if held.id != task.id]
     free_at = now
     origin = (engineer.latitude, engineer.longitude)
     last: Task | None = None
-    for held in queue:
-        end = held.planned_end or now
+    held = [other for other in queue if other.id != task.id]
+    for other in held:
+        end = other.planned_end or now
         if end >= free_at:
-            free_at, last = end, held
-    if last is not None:
-        site = session.exec(
-            select(Site)
-            .join(Atm, col(Atm.site_id) == col(Site.id))
-            .where(col(Atm.id) == last.atm_id)
-        ).one()
+            free_at, last = end, other
+    if last is not None and last.atm_id in sites:
+        site = sites[last.atm_id]
         origin = (site.latitude, site.longitude)
     distance = haversine_km(origin[0], origin[1], place.site.latitude, place.site.longitude)
     travel = distance / speed_kmh * 60 + ACCESS_MINUTES
@@ -140,9 +141,53 @@ def plan_for(
         on_shift=shift_of(engineer).contains(eta),
         in_region=in_region,
         late_minutes=late,
-        held=len(queue),
+        held=len(held),
         cost=cost,
     )
+
+
+def _queues(session: Session, engineer_ids: Sequence[int]) -> dict[int, list[Task]]:
+    """What each engineer holds, in one query."""
+    queues: dict[int, list[Task]] = {engineer_id: [] for engineer_id in engineer_ids}
+    if not engineer_ids:
+        return queues
+    rows = session.exec(
+        select(Task)
+        .where(col(Task.engineer_id).in_(list(engineer_ids)), col(Task.state).in_(HELD_STATES))
+        .order_by(col(Task.planned_start), col(Task.id))
+        .execution_options(populate_existing=True)
+    )
+    for held in rows:
+        if held.engineer_id is not None:
+            queues[held.engineer_id].append(held)
+    return queues
+
+
+def _sites(session: Session, atm_ids: Sequence[int]) -> dict[int, Site]:
+    if not atm_ids:
+        return {}
+    rows = session.exec(
+        select(Atm.id, Site)
+        .join(Site, col(Site.id) == col(Atm.site_id))
+        .where(col(Atm.id).in_(list(set(atm_ids))))
+    )
+    return {atm_id: site for atm_id, site in rows if atm_id is not None}
+
+
+def plan_for(
+    session: Session,
+    engineer: Engineer,
+    task: Task,
+    place: Place,
+    *,
+    now: datetime,
+    speed_kmh: float,
+) -> Plan:
+    """The estimate for one engineer, from their queue as it is in the database now."""
+    assert engineer.id is not None
+    queue = _queues(session, [engineer.id])[engineer.id]
+    sites = _sites(session, [held.atm_id for held in queue])
+    return estimate(engineer, queue, sites, task, place, now=now, speed_kmh=speed_kmh)
 
 
 def decliners(session: Session, *, task_id: int) -> set[int]:
@@ -166,12 +211,21 @@ def candidates(
     """Engineers who could take ``task`` (skill, active, on shift at arrival), best first."""
     assert task.id is not None
     skip = (exclude or set()) | decliners(session, task_id=task.id)
+    engineers = [
+        engineer
+        for engineer in session.exec(select(Engineer).where(col(Engineer.active).is_(True)))
+        if engineer.id is not None
+        and engineer.id not in skip
+        and engineer.has_skill(task.kind.skill)
+    ]
+    queues = _queues(session, [engineer.id for engineer in engineers if engineer.id is not None])
+    sites = _sites(session, [held.atm_id for queue in queues.values() for held in queue])
     plans = []
-    engineers = list(session.exec(select(Engineer).where(col(Engineer.active).is_(True))))
     for engineer in engineers:
-        if engineer.id in skip or not engineer.has_skill(task.kind.skill):
-            continue
-        plan = plan_for(session, engineer, task, place, now=now, speed_kmh=speed_kmh)
+        assert engineer.id is not None
+        plan = estimate(
+            engineer, queues[engineer.id], sites, task, place, now=now, speed_kmh=speed_kmh
+        )
         if plan.on_shift:
             plans.append(plan)
     return sorted(plans, key=lambda p: (p.cost, p.held, p.engineer_id))

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, delete
 from atm_service.models.notifications import Audience, DispatchNotification
 
 CHANNEL = "atm_dispatch"
+_NOTIFIED = "atm_dispatch_notified"
 
 
 def publish(
@@ -36,9 +37,13 @@ def publish(
             created_at=now, audience=audience, user_id=user_id, task_id=task_id, payload=payload
         )
     )
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
+    # One NOTIFY per transaction is enough to wake the pollers.
+    transaction = session.get_transaction()
+    if session.get_bind().dialect.name == "postgresql" and (
+        session.info.get(_NOTIFIED) is not transaction or transaction is None
+    ):
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        session.info[_NOTIFIED] = transaction
 
 
 def prune(session: Session, *, older_than: timedelta, now: datetime) -> int:

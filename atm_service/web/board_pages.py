@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from atm_service.api.deps import AuthDep, ContextDep, Dispatcher, KpiReader, NowDep, SessionDep
@@ -83,10 +84,12 @@ def board(
 
 @router.get("/board/stream")
 async def board_stream(
-    request: Request, _user: Dispatcher, context: ContextDep, now: NowDep
+    request: Request, _user: Dispatcher, context: ContextDep, session: SessionDep, now: NowDep
 ) -> Response:
     """Server-sent events: every change to any task, for the boards."""
     wants_event_stream(request)
+    # The stream holds no database connection while it waits.
+    await run_in_threadpool(session.close)
     subscription = context.live.subscribe(audience=Audience.BOARD, user_id=None)
     body = stream(
         context.live,

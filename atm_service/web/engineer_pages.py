@@ -13,6 +13,7 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
@@ -92,10 +93,12 @@ def wants_event_stream(request: Request) -> None:
 
 @router.get("/my/stream")
 async def my_stream(
-    request: Request, user: EngineerUser, context: ContextDep, now: NowDep
+    request: Request, user: EngineerUser, context: ContextDep, session: SessionDep, now: NowDep
 ) -> Response:
     """Server-sent events: each change to one of my dispatches, as the list shows it."""
     wants_event_stream(request)
+    # The stream holds no database connection while it waits.
+    await run_in_threadpool(session.close)
     subscription = context.live.subscribe(audience=Audience.ENGINEER, user_id=user.id)
     body = stream(
         context.live,

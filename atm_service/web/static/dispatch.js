@@ -193,9 +193,42 @@
     };
   }
 
+  /* "Share my location": the phone's position becomes the start of travel estimates. */
+  function shareLocation() {
+    var box = document.getElementById("share-location");
+    if (!box || !navigator.geolocation || !window.fetch) { return; }
+    box.hidden = false;
+    var button = document.getElementById("share-location-button");
+    var note = document.getElementById("share-location-status");
+    button.addEventListener("click", function () {
+      note.textContent = "Finding you…";
+      navigator.geolocation.getCurrentPosition(function (position) {
+        fetch(box.getAttribute("data-url"), {
+          method: "PUT",
+          credentials: "same-origin",
+          headers: {
+            "Content-Type": "application/json",
+            "X-CSRF-Token": box.getAttribute("data-csrf")
+          },
+          body: JSON.stringify({
+            latitude: position.coords.latitude,
+            longitude: position.coords.longitude
+          })
+        }).then(function (response) {
+          note.textContent = response.ok ? "Location shared." : "Could not share the location.";
+        }, function () {
+          note.textContent = "No connection; try again.";
+        });
+      }, function () {
+        note.textContent = "The phone did not give a location.";
+      }, { enableHighAccuracy: false, timeout: 15000, maximumAge: 60000 });
+    });
+  }
+
   function start() {
     var list = document.getElementById("tasks") || document.getElementById("board");
     if (list) { connect(list); }
+    shareLocation();
     tick();
     window.setInterval(tick, 5000);
   }

@@ -229,6 +229,29 @@ def counts_of(session: Session, *, task_id: int) -> list[ReplenishmentCount]:
     )
 
 
+def replenishments(
+    session: Session, *, atm_id: int, start: datetime, end: datetime
+) -> list[tuple[Task, list[ReplenishmentCount]]]:
+    """Replenishments resolved at an ATM in ``[start, end)``, each with its counts.
+
+    This is what settlement reads: per cassette and bin, the notes the engineer
+    took out (to compare with the counters) and loaded (the new starting point).
+    """
+    found = list(
+        session.exec(
+            select(Task)
+            .where(
+                col(Task.atm_id) == atm_id,
+                col(Task.kind) == TaskKind.REPLENISHMENT,
+                col(Task.resolved_at) >= start,
+                col(Task.resolved_at) < end,
+            )
+            .order_by(col(Task.resolved_at))
+        )
+    )
+    return [(task, counts_of(session, task_id=task.id or 0)) for task in found]
+
+
 def previous_work(session: Session, *, atm_id: int, before_task: int, limit: int = 3) -> list[Task]:
     """What was done at this ATM last time: its latest finished tasks."""
     return list(

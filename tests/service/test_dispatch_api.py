@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from atm_service.context import AppContext
 from atm_service.models.users import Role
+from atm_service.services import tasks
 from atm_service.services.users import find_user
 from tests.service.dispatch_world import World, cash_units, fault
 from tests.support import Api, FakeClock, add_user, login
@@ -129,7 +130,7 @@ def test_an_engineer_works_a_task_and_retries_change_nothing(
 
 
 def test_replenishment_needs_counts_and_validates_them(
-    app: FastAPI, dana: Api, world: World
+    app: FastAPI, dana: Api, world: World, session: Session, clock: FakeClock
 ) -> None:
     response = dana.post(
         f"/api/v1/atms/{world.atms['T1000001']}/cash-units", json=cash_units(3, 4, 0, 0)
@@ -182,6 +183,16 @@ def test_replenishment_needs_counts_and_validates_them(
     assert detail["counts"][0]["removed"] == 99
     done = step(eli, task, "resolve", json={"resolution_code": "replenished"})
     assert done.status_code == 200, done.text
+    # Settlement finds the counts by ATM and time.
+    now = clock()
+    found = tasks.replenishments(
+        session,
+        atm_id=world.atms["T1000001"],
+        start=now - timedelta(hours=1),
+        end=now + timedelta(seconds=1),
+    )
+    assert [(t.id, len(counts)) for t, counts in found] == [(task["id"], 6)]
+    assert found[0][1][0].removed == 99
 
 
 def test_needs_parts_opens_a_second_line_follow_up(

@@ -7,6 +7,7 @@ above zero; stopped with it.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 
 from atm_service.clock import Clock
@@ -38,7 +39,10 @@ class Sweeper:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # Instances started together should not sweep in step.
+        pause = self.interval * random.uniform(0.5, 1.5)
+        while not self._stop.wait(pause):
+            pause = self.interval
             try:
                 result = sweep.run(
                     self.database.session, now=self.clock(), speed_kmh=self.speed_kmh

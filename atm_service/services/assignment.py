@@ -28,7 +28,7 @@ so assignments cannot deadlock.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -97,32 +97,27 @@ def _minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60
 
 
-def estimate(
-    engineer: Engineer,
-    queue: Sequence[Task],
-    sites: Mapping[int, Site],
-    task: Task,
-    place: Place,
-    *,
-    now: datetime,
-    speed_kmh: float,
-) -> Plan:
-    """Where ``engineer`` would fit ``task``: after their queue, at the ATM, for the work time.
+@dataclass(frozen=True)
+class Queue:
+    """What an engineer holds, as assignment needs it: how many, when the last ends, where."""
 
-    ``queue`` is what they hold; ``sites`` maps the ATMs of those tasks to their sites.
-    """
+    held: int = 0
+    last_end: datetime | None = None
+    last_latitude: float | None = None
+    last_longitude: float | None = None
+
+
+def estimate(
+    engineer: Engineer, queue: Queue, task: Task, place: Place, *, now: datetime, speed_kmh: float
+) -> Plan:
+    """Where ``engineer`` would fit ``task``: after their queue, at the ATM, for the work time."""
     assert engineer.id is not None
     free_at = now
     origin = (engineer.latitude, engineer.longitude)
-    last: Task | None = None
-    held = [other for other in queue if other.id != task.id]
-    for other in held:
-        end = other.planned_end or now
-        if end >= free_at:
-            free_at, last = end, other
-    if last is not None and last.atm_id in sites:
-        site = sites[last.atm_id]
-        origin = (site.latitude, site.longitude)
+    if queue.last_end is not None and queue.last_end >= now:
+        free_at = queue.last_end
+    if queue.held and queue.last_latitude is not None and queue.last_longitude is not None:
+        origin = (queue.last_latitude, queue.last_longitude)
     distance = haversine_km(origin[0], origin[1], place.site.latitude, place.site.longitude)
     travel = distance / speed_kmh * 60 + ACCESS_MINUTES
     eta = free_at + timedelta(minutes=travel)
@@ -141,37 +136,43 @@ def estimate(
         on_shift=shift_of(engineer).contains(eta),
         in_region=in_region,
         late_minutes=late,
-        held=len(held),
+        held=queue.held,
         cost=cost,
     )
 
 
-def _queues(session: Session, engineer_ids: Sequence[int]) -> dict[int, list[Task]]:
-    """What each engineer holds, in one query."""
-    queues: dict[int, list[Task]] = {engineer_id: [] for engineer_id in engineer_ids}
+def queues(
+    session: Session, engineer_ids: Sequence[int], *, besides: int | None = None
+) -> dict[int, Queue]:
+    """Each engineer's queue in one query (plain columns, no ORM objects: this is hot).
+
+    ``besides`` leaves one task out (the one being placed, when it is already theirs).
+    """
+    found: dict[int, Queue] = {engineer_id: Queue() for engineer_id in engineer_ids}
     if not engineer_ids:
-        return queues
-    rows = session.exec(
-        select(Task)
-        .where(col(Task.engineer_id).in_(list(engineer_ids)), col(Task.state).in_(HELD_STATES))
-        .order_by(col(Task.planned_start), col(Task.id))
-        .execution_options(populate_existing=True)
-    )
-    for held in rows:
-        if held.engineer_id is not None:
-            queues[held.engineer_id].append(held)
-    return queues
-
-
-def _sites(session: Session, atm_ids: Sequence[int]) -> dict[int, Site]:
-    if not atm_ids:
-        return {}
-    rows = session.exec(
-        select(Atm.id, Site)
+        return found
+    query = (
+        select(Task.engineer_id, Task.planned_end, Site.latitude, Site.longitude)
+        .join(Atm, col(Atm.id) == col(Task.atm_id))
         .join(Site, col(Site.id) == col(Atm.site_id))
-        .where(col(Atm.id).in_(list(set(atm_ids))))
+        .where(col(Task.engineer_id).in_(list(engineer_ids)), col(Task.state).in_(HELD_STATES))
     )
-    return {atm_id: site for atm_id, site in rows if atm_id is not None}
+    if besides is not None:
+        query = query.where(col(Task.id) != besides)
+    for engineer_id, planned_end, latitude, longitude in session.exec(query):
+        if engineer_id is None:
+            continue
+        queue = found[engineer_id]
+        later = queue.last_end is None or (
+            planned_end is not None and planned_end >= queue.last_end
+        )
+        found[engineer_id] = Queue(
+            held=queue.held + 1,
+            last_end=planned_end if later else queue.last_end,
+            last_latitude=latitude if later else queue.last_latitude,
+            last_longitude=longitude if later else queue.last_longitude,
+        )
+    return found
 
 
 def plan_for(
@@ -185,9 +186,8 @@ def plan_for(
 ) -> Plan:
     """The estimate for one engineer, from their queue as it is in the database now."""
     assert engineer.id is not None
-    queue = _queues(session, [engineer.id])[engineer.id]
-    sites = _sites(session, [held.atm_id for held in queue])
-    return estimate(engineer, queue, sites, task, place, now=now, speed_kmh=speed_kmh)
+    queue = queues(session, [engineer.id], besides=task.id)[engineer.id]
+    return estimate(engineer, queue, task, place, now=now, speed_kmh=speed_kmh)
 
 
 def decliners(session: Session, *, task_id: int) -> set[int]:
@@ -218,14 +218,15 @@ def candidates(
         and engineer.id not in skip
         and engineer.has_skill(task.kind.skill)
     ]
-    queues = _queues(session, [engineer.id for engineer in engineers if engineer.id is not None])
-    sites = _sites(session, [held.atm_id for queue in queues.values() for held in queue])
+    held = queues(
+        session,
+        [engineer.id for engineer in engineers if engineer.id is not None],
+        besides=task.id,
+    )
     plans = []
     for engineer in engineers:
         assert engineer.id is not None
-        plan = estimate(
-            engineer, queues[engineer.id], sites, task, place, now=now, speed_kmh=speed_kmh
-        )
+        plan = estimate(engineer, held[engineer.id], task, place, now=now, speed_kmh=speed_kmh)
         if plan.on_shift:
             plans.append(plan)
     return sorted(plans, key=lambda p: (p.cost, p.held, p.engineer_id))
@@ -273,31 +274,49 @@ def _try_best(
     return None
 
 
-def auto_assign(
-    session: Session, *, task_id: int, now: datetime, speed_kmh: float, by: Doer | None = None
-) -> Task:
-    """Give a new task to the best engineer; a task no longer new is left as it is.
+def offer(
+    session: Session, task: Task, *, now: datetime, speed_kmh: float, by: Doer | None = None
+) -> bool:
+    """Assign a new, locked task to the best engineer inside the caller's transaction.
 
-    When nobody can take it, it stays new (the board shows it; the periodic
-    sweep tries again) and its history says why, once.
+    True when someone got it; otherwise it stays new (the board shows it, the
+    periodic sweep tries again) and its history says why, once. Nothing is
+    committed: the rules open and assign a task in one transaction.
     """
     by = by or Doer.system()
-    task = tasks.lock_task(session, task_id=task_id)
     if task.state is not TaskState.NEW:
-        session.commit()
-        return task
+        return False
     place = tasks.place_of(session, atm_id=task.atm_id)
     plan = _try_best(session, task, place, now=now, speed_kmh=speed_kmh)
     if plan is None:
         _note_waiting(session, task, now=now, by=by)
-        session.commit()
-        return task
+        return False
     tasks.transition(
         session, task, Action.ASSIGN, by=by, now=now, data=plan.describe(), reason="best estimate"
     )
     tasks.announce(session, task, now=now)
+    return True
+
+
+def auto_assign(
+    session: Session,
+    *,
+    task_id: int,
+    now: datetime,
+    speed_kmh: float,
+    by: Doer | None = None,
+    skip_locked: bool = False,
+) -> Task:
+    """Give a new task to the best engineer and commit; a task no longer new is left as it is.
+
+    With ``skip_locked`` a task another transaction is working on is skipped
+    (the periodic sweep on several instances) instead of waited for.
+    """
+    task = tasks.lock_task(session, task_id=task_id, skip_locked=skip_locked)
+    if task is not None:
+        offer(session, task, now=now, speed_kmh=speed_kmh, by=by)
     session.commit()
-    return task
+    return task if task is not None else tasks.get_task(session, task_id=task_id)
 
 
 def _note_waiting(session: Session, task: Task, *, now: datetime, by: Doer) -> None:

@@ -57,8 +57,13 @@ def new_task(
     facts: dict[str, object] | None = None,
     parent_id: int | None = None,
     reason: str = "",
+    announce: bool = True,
 ) -> Task:
-    """Add an open task (not committed) with its deadlines and its first history entry."""
+    """Add an open task (not committed) with its deadlines and its first history entry.
+
+    ``announce=False`` when the caller assigns it in the same transaction (which
+    announces it then, or says why it waits).
+    """
     assert place.atm.id is not None
     response_due, restore_due = tasks.deadlines(place, opened_at=opened_at, priority=priority)
     task = Task(
@@ -91,7 +96,8 @@ def new_task(
         reason=reason or title,
         data={"priority": priority, "source": source.value},
     )
-    tasks.announce(session, task, now=now)
+    if announce:
+        tasks.announce(session, task, now=now)
     return task
 
 

@@ -27,8 +27,9 @@ The rules:
   a core device is in fault, or every cassette is empty.
 
 Each call locks the ATM's row first, so signals for one ATM are applied one at
-a time whichever instance receives them. New tasks go to the best engineer
-right away (:func:`atm_service.services.assignment.auto_assign`).
+a time whichever instance receives them. A new task goes to the best engineer
+in the same transaction (:func:`atm_service.services.assignment.offer`), so it
+reaches the engineer's page with one commit.
 """
 
 from __future__ import annotations
@@ -351,11 +352,10 @@ def _end(run: _Run, road_speed_kmh: float) -> list[Task]:
     run.condition.details = dict(run.condition.details)
     run.condition.cash_units = list(run.condition.cash_units)
     run.session.add(run.condition)
+    for task in run.touched:
+        if task.id in run.created:
+            assignment.offer(run.session, task, now=run.now, speed_kmh=road_speed_kmh)
     run.session.commit()
-    for task_id in run.created:
-        assignment.auto_assign(
-            run.session, task_id=task_id, now=run.now, speed_kmh=road_speed_kmh, by=Doer.system()
-        )
     return run.touched
 
 
@@ -391,6 +391,7 @@ def _raise(
             by=RULES,
             facts=facts,
             reason=summary,
+            announce=False,
         )
         run.touch(task, created=True)
         return task

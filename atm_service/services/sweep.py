@@ -40,8 +40,14 @@ class SweepResult:
 
 
 def escalate(session: Session, *, task_id: int, now: datetime) -> bool:
-    """Raise a task's escalation level to where its risk now is; True when it rose."""
-    task = tasks.lock_task(session, task_id=task_id)
+    """Raise a task's escalation level to where its risk now is; True when it rose.
+
+    A task another transaction holds (another instance's sweep) is left to it.
+    """
+    task = tasks.lock_task(session, task_id=task_id, skip_locked=True)
+    if task is None:
+        session.commit()
+        return False
     level = ESCALATION_LEVEL.get(tasks.risk(task, now=now), 0) if task.state in OPEN_STATES else 0
     if level <= task.escalation_level:
         session.commit()
@@ -99,7 +105,7 @@ def run(sessions: Callable[[], Session], *, now: datetime, speed_kmh: float) -> 
         with sessions() as session:
             try:
                 task = assignment.auto_assign(
-                    session, task_id=task_id, now=now, speed_kmh=speed_kmh
+                    session, task_id=task_id, now=now, speed_kmh=speed_kmh, skip_locked=True
                 )
             except ServiceError:
                 logger.exception("could not assign task", extra={"task_id": task_id})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlmodel import Session, col, func, select
 
@@ -127,15 +127,28 @@ def deadlines(place: Place, *, opened_at: datetime, priority: int) -> tuple[date
 # --- reading -------------------------------------------------------------------------
 
 
-def lock_task(session: Session, *, task_id: int) -> Task:
-    """The task, locked for this transaction (``SELECT ... FOR UPDATE`` on PostgreSQL)."""
+@overload
+def lock_task(session: Session, *, task_id: int) -> Task: ...
+
+
+@overload
+def lock_task(session: Session, *, task_id: int, skip_locked: bool) -> Task | None: ...
+
+
+def lock_task(session: Session, *, task_id: int, skip_locked: bool = False) -> Task | None:
+    """The task, locked for this transaction (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL).
+
+    With ``skip_locked``, ``None`` when another transaction holds the lock.
+    """
     task = session.exec(
         select(Task)
         .where(col(Task.id) == task_id)
-        .with_for_update()
+        .with_for_update(key_share=True, skip_locked=skip_locked)
         .execution_options(populate_existing=True)
     ).first()
     if task is None:
+        if skip_locked and session.get(Task, task_id) is not None:
+            return None
         raise NotFound(f"No task with id {task_id}.")
     return task
 

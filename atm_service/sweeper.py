@@ -28,6 +28,10 @@ class Sweeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         if self._thread is None and self.interval > 0:
             self._thread = threading.Thread(target=self._run, name="dispatch-sweep", daemon=True)

@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,17 +260,23 @@ async def stream(
     *,
     max_seconds: float,
     hello: dict[str, Any],
+    backlog: Sequence[Update] = (),
 ) -> AsyncIterator[str]:
     """The body of an SSE response: a hello, then updates and keep-alives until ``max_seconds``.
 
-    The browser's EventSource reconnects by itself after the stream ends, which
-    re-checks the session; ``reload`` tells it to reload the page instead (its
-    queue overflowed and it missed updates).
+    The browser's EventSource reconnects by itself after the stream ends (or
+    the network drops), which re-checks the session, and sends the last event
+    id it saw: ``backlog`` holds what it missed, read after subscribing, so
+    nothing falls between the two (an update in both is sent once).
+    ``reload`` tells a page to reload instead (its queue overflowed).
     """
     deadline = time.monotonic() + max_seconds
+    sent = {update.id for update in backlog}
     try:
         yield "retry: 2000\n\n"
         yield format_event("hello", hello)
+        for update in backlog:
+            yield format_event("task", update.payload, event_id=update.id)
         while (left := deadline - time.monotonic()) > 0:
             try:
                 update = await asyncio.wait_for(
@@ -282,6 +288,23 @@ async def stream(
             if subscription.overflowed:
                 yield format_event("reload", {})
                 return
+            if update.id in sent:
+                continue
             yield format_event("task", update.payload, event_id=update.id)
     finally:
         live.unsubscribe(subscription)
+
+
+def last_event_id(header: str | None) -> int | None:
+    """The ``Last-Event-ID`` a reconnecting EventSource sends, when it is one of ours."""
+    if header is None or not header.strip().isdigit() or len(header) > 18:
+        return None
+    return int(header)
+
+
+def as_updates(rows: Sequence[DispatchNotification]) -> list[Update]:
+    return [
+        Update(id=row.id, task_id=row.task_id, payload=row.payload)
+        for row in rows
+        if row.id is not None
+    ]

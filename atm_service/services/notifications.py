@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlmodel import Session, col, delete
+from sqlmodel import Session, col, delete, select
 
 from atm_service.models.notifications import Audience, DispatchNotification
 
@@ -44,6 +44,25 @@ def publish(
     ):
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
         session.info[_NOTIFIED] = transaction
+
+
+def since(
+    session: Session,
+    *,
+    audience: Audience,
+    user_id: int | None,
+    after_id: int,
+    limit: int = 500,
+) -> list[DispatchNotification]:
+    """Updates for one audience (and engineer) after ``after_id``: what a page missed
+    while it reconnected."""
+    query = select(DispatchNotification).where(
+        col(DispatchNotification.id) > after_id,
+        col(DispatchNotification.audience) == audience,
+    )
+    if audience is Audience.ENGINEER:
+        query = query.where(col(DispatchNotification.user_id) == user_id)
+    return list(session.exec(query.order_by(col(DispatchNotification.id)).limit(limit)))
 
 
 def prune(session: Session, *, older_than: timedelta, now: datetime) -> int:

@@ -139,13 +139,19 @@ class SseEvent:
     event: str
     data: dict[str, object]
     received: float  # time.monotonic()
+    id: str | None = None
 
 
 class EventReader:
     """Reads a server-sent-event stream on a thread of its own until the server ends it."""
 
-    def __init__(self, login: Login, base_url: str, path: str) -> None:
+    def __init__(
+        self, login: Login, base_url: str, path: str, *, last_event_id: str | None = None
+    ) -> None:
         self.events: list[SseEvent] = []
+        self._headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            self._headers["Last-Event-ID"] = last_event_id
         self.status: int | None = None
         self._client = login.client(base_url, timeout=httpx.Timeout(30, read=60))
         self._path = path
@@ -157,21 +163,23 @@ class EventReader:
 
     def _read(self) -> None:
         try:
-            with self._client.stream(
-                "GET", self._path, headers={"Accept": "text/event-stream"}
-            ) as response:
+            with self._client.stream("GET", self._path, headers=self._headers) as response:
                 self.status = response.status_code
-                event, data = "message", ""
+                event, data, event_id = "message", "", None
                 for line in response.iter_lines():
                     if line.startswith("event: "):
                         event = line.removeprefix("event: ")
+                    elif line.startswith("id: "):
+                        event_id = line.removeprefix("id: ")
                     elif line.startswith("data: "):
                         data = line.removeprefix("data: ")
                     elif line == "" and data:
-                        self.events.append(SseEvent(event, json.loads(data), time.monotonic()))
+                        self.events.append(
+                            SseEvent(event, json.loads(data), time.monotonic(), event_id)
+                        )
                         if event == "hello":
                             self._connected.set()
-                        event, data = "message", ""
+                        event, data, event_id = "message", "", None
         finally:
             self._connected.set()
             self._client.close()

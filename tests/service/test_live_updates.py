@@ -116,3 +116,11 @@ def test_a_dispatch_reaches_the_engineer_on_the_other_instance(
         # Erin never saw anything while the task was Eli's.
         before = [e for e in erin.events if e.event == "task" and e.received < gained.received]
         assert before == []
+        # A page that reconnects says what it saw last, and gets what it missed.
+        assert arrived.id is not None
+        again = EventReader(log_in(second, "eli"), second, "/my/stream", last_event_id=arrived.id)
+        missed = again.wait_for(lambda e: e.event == "task", timeout=2)
+        assert missed.data["id"] == task["id"]
+        assert missed.data["removed"] is True
+        assert int(missed.id or 0) > int(arrived.id)
+        again.join()

@@ -161,6 +161,8 @@
     existing.setAttribute("data-due", t.due);
     setText(existing, ".state", label(t.state));
     setText(existing, ".risk", label(t.risk));
+    var risk = existing.querySelector(".risk");
+    if (risk) { risk.className = "tag risk risk-" + t.risk; }
     setText(existing, ".task-title", t.title);
     setText(existing, ".task-engineer", t.engineer_name || "No engineer yet");
     setText(existing, ".due-label", t.due_label + " " + clock(t.due, t.site_timezone));

@@ -29,6 +29,7 @@ from sqlmodel import col, func, select
 
 from atm_service.db import Database
 from atm_service.models.notifications import Audience, DispatchNotification
+from atm_service.services import notifications
 from atm_service.services.notifications import CHANNEL
 
 logger = logging.getLogger("atm_service.live")
@@ -117,10 +118,11 @@ class LiveUpdates:
 
     # --- subscribers ---------------------------------------------------------------
 
-    def subscribe(self, *, audience: Audience, user_id: int | None) -> Subscription:
-        subscription = Subscription(
-            audience=audience, user_id=user_id, loop=asyncio.get_running_loop()
-        )
+    def subscribe(
+        self, *, audience: Audience, user_id: int | None, loop: asyncio.AbstractEventLoop
+    ) -> Subscription:
+        """Register a page; call it off the event loop (the first one starts the poller)."""
+        subscription = Subscription(audience=audience, user_id=user_id, loop=loop)
         with self._lock:
             self._subscribers.add(subscription)
             if self._thread is None and not self._stop.is_set():
@@ -308,3 +310,42 @@ def as_updates(rows: Sequence[DispatchNotification]) -> list[Update]:
         for row in rows
         if row.id is not None
     ]
+
+
+async def open_stream(
+    live: LiveUpdates,
+    database: Database,
+    *,
+    audience: Audience,
+    user_id: int | None,
+    last_event_id_header: str | None,
+    max_seconds: float,
+    hello: dict[str, Any],
+) -> AsyncIterator[str]:
+    """Subscribe, read what a reconnecting page missed, and return the stream's body.
+
+    The caller must have closed its own database session: on SQLite an open
+    transaction holds the lock the poller and the backlog query need.
+    """
+    loop = asyncio.get_running_loop()
+    subscription = await asyncio.to_thread(
+        live.subscribe, audience=audience, user_id=user_id, loop=loop
+    )
+    try:
+        after = last_event_id(last_event_id_header)
+        backlog: list[Update] = []
+        if after is not None:
+
+            def missed() -> list[Update]:
+                with database.session() as session:
+                    return as_updates(
+                        notifications.since(
+                            session, audience=audience, user_id=user_id, after_id=after
+                        )
+                    )
+
+            backlog = await asyncio.to_thread(missed)
+    except BaseException:
+        live.unsubscribe(subscription)
+        raise
+    return stream(live, subscription, max_seconds=max_seconds, hello=hello, backlog=backlog)

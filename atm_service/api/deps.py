@@ -69,6 +69,9 @@ def optional_auth(
     if token is None:
         return None
     found = auth.resolve_session(session, settings=context.settings, token=token, now=now)
+    # End the read transaction: on SQLite it holds the write lock (BEGIN IMMEDIATE),
+    # which must not wait on a slow client sending the rest of a form.
+    session.commit()
     if found is None:
         return None
     user, user_session = found

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from atm_service.api.deps import AuthDep, ContextDep, Dispatcher, KpiReader, NowDep, SessionDep
 from atm_service.errors import InvalidInput, NotFound, ServiceError
-from atm_service.live import Update, as_updates, last_event_id, stream
+from atm_service.live import open_stream
 from atm_service.models.notifications import Audience
 from atm_service.models.tasks import OPEN_STATES, Risk, TaskPublic
 from atm_service.models.users import User
@@ -29,7 +29,6 @@ from atm_service.services import (
     engineers,
     fleet,
     kpis,
-    notifications,
     tasks,
 )
 from atm_service.services.task_states import Actor, allowed_actions
@@ -96,26 +95,16 @@ async def board_stream(
 ) -> Response:
     """Server-sent events: every change to any task, for the boards."""
     wants_event_stream(request)
-    subscription = context.live.subscribe(audience=Audience.BOARD, user_id=None)
-    try:
-        after = last_event_id(request.headers.get("last-event-id"))
-        backlog: list[Update] = []
-        if after is not None:
-            rows = await run_in_threadpool(
-                notifications.since, session, audience=Audience.BOARD, user_id=None, after_id=after
-            )
-            backlog = as_updates(rows)
-        # The stream holds no database connection while it waits.
-        await run_in_threadpool(session.close)
-    except BaseException:
-        context.live.unsubscribe(subscription)
-        raise
-    body = stream(
+    # The stream holds no database connection (nor, on SQLite, its lock) while it waits.
+    await run_in_threadpool(session.close)
+    body = await open_stream(
         context.live,
-        subscription,
+        context.database,
+        audience=Audience.BOARD,
+        user_id=None,
+        last_event_id_header=request.headers.get("last-event-id"),
         max_seconds=context.settings.dispatch_stream_max_seconds,
         hello={"server_time": now.isoformat()},
-        backlog=backlog,
     )
     return StreamingResponse(
         body, media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from atm_service.api.deps import AuthDep, ContextDep, EngineerUser, NowDep, SessionDep
 from atm_service.errors import InvalidInput, NotAcceptable, NotFound, ServiceError
-from atm_service.live import Update, as_updates, last_event_id, stream
+from atm_service.live import open_stream
 from atm_service.models.engineers import Engineer
 from atm_service.models.notifications import Audience
 from atm_service.models.tasks import (
@@ -32,7 +32,7 @@ from atm_service.models.tasks import (
     UnitKind,
 )
 from atm_service.models.users import User
-from atm_service.services import dispatch, engineers, notifications, tasks
+from atm_service.services import dispatch, engineers, tasks
 from atm_service.services.task_states import Action, Actor, allowed_actions
 from atm_service.services.tasks import Doer
 
@@ -97,30 +97,16 @@ async def my_stream(
 ) -> Response:
     """Server-sent events: each change to one of my dispatches, as the list shows it."""
     wants_event_stream(request)
-    subscription = context.live.subscribe(audience=Audience.ENGINEER, user_id=user.id)
-    try:
-        after = last_event_id(request.headers.get("last-event-id"))
-        backlog: list[Update] = []
-        if after is not None:
-            rows = await run_in_threadpool(
-                notifications.since,
-                session,
-                audience=Audience.ENGINEER,
-                user_id=user.id,
-                after_id=after,
-            )
-            backlog = as_updates(rows)
-        # The stream holds no database connection while it waits.
-        await run_in_threadpool(session.close)
-    except BaseException:
-        context.live.unsubscribe(subscription)
-        raise
-    body = stream(
+    # The stream holds no database connection (nor, on SQLite, its lock) while it waits.
+    await run_in_threadpool(session.close)
+    body = await open_stream(
         context.live,
-        subscription,
+        context.database,
+        audience=Audience.ENGINEER,
+        user_id=user.id,
+        last_event_id_header=request.headers.get("last-event-id"),
         max_seconds=context.settings.dispatch_stream_max_seconds,
         hello={"server_time": now.isoformat()},
-        backlog=backlog,
     )
     return StreamingResponse(
         body, media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}

@@ -24,8 +24,11 @@ from atm_service.clock import Clock, system_clock
 from atm_service.config import Settings, get_settings
 from atm_service.context import AppContext
 from atm_service.db import Database
+from atm_service.live import LiveUpdates
 from atm_service.migrate import ensure_migrated
 from atm_service.security.passwords import Passwords
+from atm_service.sweeper import Sweeper
+from atm_service.web import formatting
 from atm_service.web import router as web_router
 
 SECURITY_HEADERS = {
@@ -72,6 +75,7 @@ def _templates() -> Jinja2Templates:
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+    formatting.install(environment)
     return Jinja2Templates(env=environment)
 
 
@@ -92,9 +96,20 @@ def create_app(
     if check_migrations:
         ensure_migrated(database)
 
+    live = LiveUpdates(database, poll_interval=settings.dispatch_poll_interval_ms / 1000)
+    sweeper = Sweeper(
+        database,
+        clock=clock,
+        interval=settings.dispatch_sweep_seconds,
+        speed_kmh=settings.dispatch_road_speed_kmh,
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper.start()
         yield
+        sweeper.stop()
+        live.stop()
         if owns_database:
             database.dispose()
 
@@ -117,6 +132,7 @@ def create_app(
         clock=clock,
         passwords=Passwords.from_settings(settings),
         templates=_templates(),
+        live=live,
     )
 
     @app.get("/healthz", include_in_schema=False)

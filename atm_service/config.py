@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # clock, and how long an ATM may stay silent before it is shown as offline.
     device_clock_skew_s: int = Field(default=300, ge=5, le=3600)
     device_offline_after_s: int = Field(default=180, ge=10)
+    # Dispatch: travel estimates, live updates, and the periodic sweep that assigns
+    # waiting tasks and escalates deadlines at risk (0 turns the sweep off).
+    dispatch_road_speed_kmh: float = Field(default=40.0, gt=0, le=200)
+    dispatch_poll_interval_ms: int = Field(default=200, ge=20, le=5000)
+    dispatch_sweep_seconds: float = Field(default=30.0, ge=0)
+    dispatch_stream_max_seconds: int = Field(default=600, ge=1)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -9,6 +9,7 @@ from starlette.templating import Jinja2Templates
 from atm_service.clock import Clock
 from atm_service.config import Settings
 from atm_service.db import Database
+from atm_service.live import LiveUpdates
 from atm_service.security.passwords import Passwords
 
 
@@ -19,6 +20,7 @@ class AppContext:
     clock: Clock
     passwords: Passwords
     templates: Jinja2Templates
+    live: LiveUpdates
 
     @property
     def secret(self) -> bytes:

@@ -43,7 +43,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock at the start, so concurrent requests wait
+        # for each other (busy_timeout) instead of failing with "database is
+        # locked" when a read transaction cannot be upgraded to a write.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:

@@ -1,17 +1,21 @@
-"""Demo data: a small fleet matching the reference sample's terminals, and one user per role.
+"""Demo data: a small fleet matching the reference sample's terminals, one user per role,
+engineer profiles, and a few faults reported through the dispatch rules.
 
-Seeding is idempotent: existing sites, contracts and ATMs are kept, and the
-demo users get fresh random passwords each time, which the caller prints.
+Seeding is idempotent: existing sites, contracts, ATMs, profiles and tasks are
+kept, and the demo users get fresh random passwords each time, which the
+caller prints.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from atm_service.models.engineers import EngineerCreate
 from atm_service.models.fleet import (
     Atm,
     AtmCreate,
@@ -22,9 +26,10 @@ from atm_service.models.fleet import (
     Site,
     SiteCreate,
 )
+from atm_service.models.tasks import Task
 from atm_service.models.users import Role, UserCreate
 from atm_service.security.passwords import Passwords
-from atm_service.services import fleet, users
+from atm_service.services import dispatch_rules, engineers, fleet, users
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,110 @@ def seed_users(session: Session, *, passwords: Passwords, now: datetime) -> list
     return logins
 
 
+# user name → profile: Eli covers the North around the clock (first line and cash);
+# Erin covers the South on a long day that runs past midnight, and does second line.
+_ENGINEERS = {
+    "engineer": {
+        "skills": "flm,cash",
+        "home_region": "North",
+        "shift_days": "1234567",
+        "shift_start": "00:00",
+        "shift_end": "24:00",
+        "timezone": "America/New_York",
+        "latitude": 40.7411,
+        "longitude": -73.9897,
+        "phone": "+1 555 0101",
+    },
+    "engineer2": {
+        "skills": "flm,slm,cash",
+        "home_region": "South",
+        "shift_days": "1234567",
+        "shift_start": "06:00",
+        "shift_end": "02:00",
+        "timezone": "America/New_York",
+        "latitude": 40.6602,
+        "longitude": -73.9690,
+        "phone": "+1 555 0102",
+    },
+}
+
+
+def seed_engineers(session: Session, *, now: datetime) -> None:
+    for username, profile in _ENGINEERS.items():
+        user = users.find_user(session, username=username)
+        if user is None or user.id is None:
+            continue
+        if engineers.engineer_of(session, user_id=user.id) is None:
+            engineers.create_engineer(
+                session,
+                data=EngineerCreate.model_validate({"user_id": user.id, **profile}),
+                now=now,
+            )
+
+
+def _local(now: datetime, minutes_ago: int, timezone: str) -> str:
+    return (
+        (now - timedelta(minutes=minutes_ago))
+        .astimezone(ZoneInfo(timezone))
+        .strftime("%Y-%m-%dT%H:%M:%S")
+    )
+
+
+def seed_faults(session: Session, *, now: datetime) -> None:
+    """A dispenser jam, a failed card reader and low cash, through the real rules (once)."""
+    if session.exec(select(Task)).first() is not None:
+        return
+    tz = "America/New_York"
+    first = fleet.get_atm_by_terminal(session, terminal_id="T1000001")
+    fifth = fleet.get_atm_by_terminal(session, terminal_id="T1000005")
+    third = fleet.get_atm_by_terminal(session, terminal_id="T1000003")
+    assert first.id is not None
+    assert fifth.id is not None
+    assert third.id is not None
+    dispatch_rules.on_device_event(
+        session,
+        atm_id=first.id,
+        event={
+            "kind": "hardware_error",
+            "time": _local(now, 12, tz),
+            "device": "dispenser",
+            "severity": "fatal",
+            "code": "M-05",
+            "description": "note jam in presenter",
+        },
+        now=now,
+    )
+    dispatch_rules.on_device_event(
+        session,
+        atm_id=fifth.id,
+        event={
+            "kind": "hardware_error",
+            "time": _local(now, 40, tz),
+            "device": "card_reader",
+            "severity": "fatal",
+            "code": "C-21",
+            "description": "card reader module failure",
+        },
+        now=now,
+    )
+    dispatch_rules.on_cash_units(
+        session,
+        atm_id=third.id,
+        units=[
+            {"usNumber": 1, "usType": 3, "usStatus": 3, "ulValues": 20, "ulCount": 180},
+            {"usNumber": 2, "usType": 3, "usStatus": 0, "ulValues": 20, "ulCount": 900},
+            {"usNumber": 3, "usType": 3, "usStatus": 0, "ulValues": 50, "ulCount": 1200},
+            {"usNumber": 4, "usType": 3, "usStatus": 4, "ulValues": 100, "ulCount": 0},
+            {"usNumber": 5, "usType": 2, "usStatus": 0, "ulCount": 40, "ulMaximum": 300},
+            {"usNumber": 6, "usType": 6, "usStatus": 0, "ulCount": 3, "ulMaximum": 100},
+        ],
+        now=now,
+    )
+
+
 def seed(session: Session, *, passwords: Passwords, now: datetime) -> list[DemoLogin]:
     seed_fleet(session, now=now)
-    return seed_users(session, passwords=passwords, now=now)
+    logins = seed_users(session, passwords=passwords, now=now)
+    seed_engineers(session, now=now)
+    seed_faults(session, now=now)
+    return logins

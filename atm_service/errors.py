@@ -16,6 +16,7 @@ HTTP responses in the RFC 9457 problem-details shape, or to an HTML page.
     ├── PermissionDenied          403  authenticated, but not allowed
     ├── CsrfFailed                403  missing or wrong CSRF token
     ├── PayloadTooLarge           413  a request body over the limit
+    ├── NotAcceptable             406  the client cannot take what the route sends
     └── TooManyRequests           429  a rate limit was hit
 
 A problem may carry extension members (RFC 9457 section 3.2) in ``extensions``,
@@ -118,6 +119,12 @@ class PayloadTooLarge(ServiceError):
     status = 413
     slug = "payload-too-large"
     title = "Payload too large"
+
+
+class NotAcceptable(ServiceError):
+    status = 406
+    slug = "not-acceptable"
+    title = "Not acceptable"
 
 
 class TooManyRequests(ServiceError):

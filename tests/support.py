@@ -23,6 +23,7 @@ def make_settings(**overrides: object) -> Settings:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
+        "dispatch_sweep_seconds": 0,
     }
     values.update(overrides)
     return Settings.model_validate(values)
@@ -76,6 +77,9 @@ class Api:
 
     def post(self, url: str, **kwargs: Any) -> Any:
         return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Any:
+        return self.request("PUT", url, **kwargs)
 
     def patch(self, url: str, **kwargs: Any) -> Any:
         return self.request("PATCH", url, **kwargs)

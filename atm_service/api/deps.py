@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
 from atm_service.context import AppContext
-from atm_service.errors import CsrfFailed, NotAuthenticated, PermissionDenied
+from atm_service.errors import CsrfFailed, NotAuthenticated, NotFound, PermissionDenied
+from atm_service.models.engineers import Engineer
 from atm_service.models.users import Role, User, UserSession
 from atm_service.security import tokens
 from atm_service.security.cookies import SESSION_PURPOSE
-from atm_service.services import auth
+from atm_service.services import auth, engineers
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -68,6 +69,9 @@ def optional_auth(
     if token is None:
         return None
     found = auth.resolve_session(session, settings=context.settings, token=token, now=now)
+    # End the read transaction: on SQLite it holds the write lock (BEGIN IMMEDIATE),
+    # which must not wait on a slow client sending the rest of a form.
+    session.commit()
     if found is None:
         return None
     user, user_session = found
@@ -134,3 +138,29 @@ FleetReader = Annotated[
     User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role.RECONCILER, Role.AUDITOR))
 ]
 FleetEditor = Annotated[User, Depends(RoleGuard(Role.ADMIN))]
+
+# Dispatch: who may see and change tasks, engineers and the service figures.
+Dispatcher = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER))]
+TaskReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role.ENGINEER))]
+EngineerUser = Annotated[User, Depends(RoleGuard(Role.ENGINEER))]
+KpiReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role.AUDITOR))]
+
+
+def current_engineer(session: SessionDep, user: EngineerUser) -> Engineer:
+    """The logged-in engineer's dispatch profile."""
+    assert user.id is not None
+    engineer = engineers.engineer_of(session, user_id=user.id)
+    if engineer is None:
+        raise NotFound("Your account has no engineer profile yet; ask a dispatcher to add one.")
+    return engineer
+
+
+CurrentEngineer = Annotated[Engineer, Depends(current_engineer)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=64,
+        description="Repeat a request with the same key and it is done once",
+    ),
+]

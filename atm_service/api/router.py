@@ -8,11 +8,15 @@ from atm_service.api.routes import (
     atms,
     contracts,
     device_keys,
+    device_signals,
     devices,
+    engineers,
     fleet_state,
     journals,
+    kpis,
     session,
     sites,
+    tasks,
     users,
 )
 
@@ -26,3 +30,7 @@ api_router.include_router(fleet_state.router)
 api_router.include_router(journals.router)
 api_router.include_router(device_keys.router)
 api_router.include_router(devices.router)
+api_router.include_router(device_signals.router)
+api_router.include_router(engineers.router)
+api_router.include_router(tasks.router)
+api_router.include_router(kpis.router)

@@ -6,6 +6,7 @@ the Alembic environment compares against the migrations.
 
 from atm_service.models.base import UTCDateTime
 from atm_service.models.cash import CountersSnapshot
+from atm_service.models.condition import AtmCondition, AtmOutage
 from atm_service.models.devices import (
     AtmState,
     AtmStatePublic,
@@ -16,6 +17,13 @@ from atm_service.models.devices import (
     DeviceNonce,
     DeviceStatus,
     RecordStream,
+)
+from atm_service.models.engineers import (
+    Engineer,
+    EngineerCreate,
+    EngineerPublic,
+    EngineerUpdate,
+    Skill,
 )
 from atm_service.models.fleet import (
     Atm,
@@ -37,6 +45,16 @@ from atm_service.models.fleet import (
     SiteUpdate,
 )
 from atm_service.models.journals import JournalChunk, JournalFile, JournalPublic
+from atm_service.models.notifications import Audience, DispatchNotification
+from atm_service.models.tasks import (
+    ReplenishmentCount,
+    ResolutionCode,
+    Task,
+    TaskEvent,
+    TaskKind,
+    TaskState,
+    UnitKind,
+)
 from atm_service.models.users import (
     Role,
     User,
@@ -48,12 +66,15 @@ from atm_service.models.users import (
 
 __all__ = [
     "Atm",
+    "AtmCondition",
     "AtmCreate",
+    "AtmOutage",
     "AtmPublic",
     "AtmState",
     "AtmStatePublic",
     "AtmStatus",
     "AtmUpdate",
+    "Audience",
     "Cassette",
     "CassetteIn",
     "CassettePublic",
@@ -64,11 +85,18 @@ __all__ = [
     "DeviceKeyPublic",
     "DeviceNonce",
     "DeviceStatus",
+    "DispatchNotification",
     "EjDialect",
+    "Engineer",
+    "EngineerCreate",
+    "EngineerPublic",
+    "EngineerUpdate",
     "JournalChunk",
     "JournalFile",
     "JournalPublic",
     "RecordStream",
+    "ReplenishmentCount",
+    "ResolutionCode",
     "Role",
     "ServiceContract",
     "ServiceContractCreate",
@@ -78,7 +106,13 @@ __all__ = [
     "SiteCreate",
     "SitePublic",
     "SiteUpdate",
+    "Skill",
+    "Task",
+    "TaskEvent",
+    "TaskKind",
+    "TaskState",
     "UTCDateTime",
+    "UnitKind",
     "User",
     "UserCreate",
     "UserPublic",

@@ -21,16 +21,28 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
             "Users and roles",
             "Create accounts, change roles, unlock after failed logins (API: /api/v1/users).",
         ),
+        Capability("Dispatch board", "Open tasks, engineers and SLA risk.", "/board"),
+        Capability("Service figures", "Availability, response and restore times, SLA.", "/kpis"),
         Capability("API", "The REST API and its OpenAPI document.", "/openapi.json"),
     ),
     Role.DISPATCHER: (
         Capability("Fleet", "Every ATM with its site, region, contract and cassettes.", "/fleet"),
-        Capability("Dispatch", "Turn faults and low cash into tasks and send the right engineer."),
+        Capability(
+            "Dispatch board",
+            "Open tasks by SLA risk: who has them, where they stand; assign and reassign.",
+            "/board",
+        ),
+        Capability(
+            "Service figures",
+            "Availability, time to respond and to restore, first-time fix, SLA compliance.",
+            "/kpis",
+        ),
     ),
     Role.ENGINEER: (
         Capability(
             "My dispatches",
             "The tasks assigned to you, by deadline: accept, travel, arrive, resolve.",
+            "/my",
         ),
         Capability("Safe access", "One-time codes for the safe lock of an ATM you are at."),
     ),
@@ -43,6 +55,7 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
     ),
     Role.AUDITOR: (
         Capability("Fleet", "Read-only view of sites and ATMs.", "/fleet"),
+        Capability("Service figures", "Availability and SLA compliance per ATM.", "/kpis"),
         Capability("Lock-access log", "Who opened which safe when, and the log's verification."),
     ),
 }

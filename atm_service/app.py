@@ -27,6 +27,7 @@ from atm_service.db import Database
 from atm_service.live import LiveUpdates
 from atm_service.migrate import ensure_migrated
 from atm_service.security.passwords import Passwords
+from atm_service.services.lock_secrets import LockSecrets
 from atm_service.sweeper import Sweeper
 from atm_service.web import formatting
 from atm_service.web import router as web_router
@@ -97,11 +98,13 @@ def create_app(
         ensure_migrated(database)
 
     live = LiveUpdates(database, poll_interval=settings.dispatch_poll_interval_ms / 1000)
+    locks = LockSecrets(settings)
     sweeper = Sweeper(
         database,
         clock=clock,
         interval=settings.dispatch_sweep_seconds,
         speed_kmh=settings.dispatch_road_speed_kmh,
+        locks=locks,
     )
 
     @asynccontextmanager
@@ -133,6 +136,7 @@ def create_app(
         passwords=Passwords.from_settings(settings),
         templates=_templates(),
         live=live,
+        locks=locks,
     )
 
     @app.get("/healthz", include_in_schema=False)

@@ -7,6 +7,7 @@ cached one from :func:`get_settings`) and pass it to :func:`atm_service.create_a
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -48,6 +49,25 @@ class Settings(BaseSettings):
     dispatch_poll_interval_ms: int = Field(default=200, ge=20, le=5000)
     dispatch_sweep_seconds: float = Field(default=30.0, ge=0)
     dispatch_stream_max_seconds: int = Field(default=600, ge=1)
+
+    # Lock control: the master key that encrypts the lock keys (a file made by
+    # `atm-lock new-master-key`, or its text in ATM_LOCK_MASTER_KEY) and the Ed25519 key
+    # that signs the lock-access log's checkpoints (a PEM file made by `atm-lock
+    # new-signing-key`, or its text in ATM_LOCK_LOG_SIGNING_KEY). Neither is ever stored
+    # in the database. Without them every lock operation is refused with a 503.
+    lock_master_key_file: Path | None = None
+    lock_master_key: SecretStr | None = None
+    lock_log_signing_key_file: Path | None = None
+    lock_log_signing_key: SecretStr | None = None
+    lock_log_id: str = Field(
+        default="atm-service:locks", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+    )
+    lock_checkpoint_every: int = Field(default=1000, ge=1, le=1_000_000)
+    # A code may be issued from the engineer's arrival until the task's restore
+    # deadline or this many minutes after arrival, whichever is later.
+    lock_access_minutes: int = Field(default=240, ge=10, le=24 * 60)
+    # A close seal not reported this long after its code stops opening raises an alarm.
+    lock_seal_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

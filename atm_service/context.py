@@ -11,6 +11,8 @@ from atm_service.config import Settings
 from atm_service.db import Database
 from atm_service.live import LiveUpdates
 from atm_service.security.passwords import Passwords
+from atm_service.services.lock_secrets import LockSecrets
+from atm_service.services.locks import Timing
 
 
 @dataclass
@@ -21,6 +23,14 @@ class AppContext:
     passwords: Passwords
     templates: Jinja2Templates
     live: LiveUpdates
+    locks: LockSecrets
+
+    @property
+    def lock_timing(self) -> Timing:
+        return Timing(
+            access_minutes=self.settings.lock_access_minutes,
+            seal_grace_minutes=self.settings.lock_seal_grace_minutes,
+        )
 
     @property
     def secret(self) -> bytes:

@@ -17,7 +17,8 @@ HTTP responses in the RFC 9457 problem-details shape, or to an HTML page.
     ├── CsrfFailed                403  missing or wrong CSRF token
     ├── PayloadTooLarge           413  a request body over the limit
     ├── NotAcceptable             406  the client cannot take what the route sends
-    └── TooManyRequests           429  a rate limit was hit
+    ├── TooManyRequests           429  a rate limit was hit
+    └── NotConfigured             503  a feature needs configuration the service lacks
 
 A problem may carry extension members (RFC 9457 section 3.2) in ``extensions``,
 e.g. the offset a device must resend from.
@@ -135,6 +136,14 @@ class TooManyRequests(ServiceError):
     def __init__(self, detail: str, *, retry_after_s: int) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class NotConfigured(ServiceError):
+    """The service lacks configuration a feature needs (e.g. lock control's master key)."""
+
+    status = 503
+    slug = "not-configured"
+    title = "Not configured"
 
 
 class DatabaseNotMigrated(Exception):

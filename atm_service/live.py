@@ -246,6 +246,12 @@ class _Listener:
             self._raw = None
 
 
+def event_name(update: Update) -> str:
+    """``task`` for a task's change; a payload may name another event (``alarm``)."""
+    name = update.payload.get("event")
+    return name if isinstance(name, str) and name.isalpha() else "task"
+
+
 def format_event(event: str, data: dict[str, Any], *, event_id: int | None = None) -> str:
     """One server-sent event."""
     lines = []
@@ -278,7 +284,7 @@ async def stream(
         yield "retry: 2000\n\n"
         yield format_event("hello", hello)
         for update in backlog:
-            yield format_event("task", update.payload, event_id=update.id)
+            yield format_event(event_name(update), update.payload, event_id=update.id)
         while (left := deadline - time.monotonic()) > 0:
             try:
                 update = await asyncio.wait_for(
@@ -292,7 +298,7 @@ async def stream(
                 return
             if update.id in sent:
                 continue
-            yield format_event("task", update.payload, event_id=update.id)
+            yield format_event(event_name(update), update.payload, event_id=update.id)
     finally:
         live.unsubscribe(subscription)
 

@@ -1,4 +1,5 @@
-"""Runs the dispatch sweep (:mod:`atm_service.services.sweep`) on a thread of each instance.
+"""Runs the dispatch sweep (:mod:`atm_service.services.sweep`) and the lock sweep
+(:mod:`atm_service.services.lock_sweep`: seals overdue) on a thread of each instance.
 
 Started by the application's lifespan when ``dispatch_sweep_seconds`` is
 above zero; stopped with it.
@@ -12,16 +13,24 @@ import threading
 
 from atm_service.clock import Clock
 from atm_service.db import Database
-from atm_service.services import sweep
+from atm_service.services import lock_sweep, sweep
+from atm_service.services.lock_secrets import LockSecrets
 
 logger = logging.getLogger("atm_service.dispatch")
 
 
 class Sweeper:
     def __init__(
-        self, database: Database, *, clock: Clock, interval: float, speed_kmh: float
+        self,
+        database: Database,
+        *,
+        clock: Clock,
+        interval: float,
+        speed_kmh: float,
+        locks: LockSecrets | None = None,
     ) -> None:
         self.database = database
+        self.locks = locks
         self.clock = clock
         self.interval = interval
         self.speed_kmh = speed_kmh
@@ -54,6 +63,11 @@ class Sweeper:
             except Exception:
                 logger.exception("dispatch sweep failed; trying again next time")
                 continue
+            if self.locks is not None:
+                try:
+                    lock_sweep.run(self.database.session, secrets=self.locks, now=self.clock())
+                except Exception:
+                    logger.exception("lock sweep failed; trying again next time")
             if result.assigned or result.escalated:
                 logger.info(
                     "dispatch sweep",

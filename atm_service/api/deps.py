@@ -145,6 +145,11 @@ TaskReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role
 EngineerUser = Annotated[User, Depends(RoleGuard(Role.ENGINEER))]
 KpiReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role.AUDITOR))]
 
+# Lock control: locks and alarms are seen by dispatchers and auditors; the
+# lock-access log by auditors (read-only) and administrators only.
+LockReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role.AUDITOR))]
+LogReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.AUDITOR))]
+
 
 def current_engineer(session: SessionDep, user: EngineerUser) -> Engineer:
     """The logged-in engineer's dispatch profile."""

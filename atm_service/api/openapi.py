@@ -18,6 +18,7 @@ _DESCRIPTIONS = {
     422: "Invalid input; `errors` names each bad field",
     423: "Account locked after repeated failed logins",
     429: "Rate limit hit; see Retry-After",
+    503: "Not configured: e.g. lock control without its master key",
 }
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

@@ -14,6 +14,8 @@ from atm_service.api.routes import (
     fleet_state,
     journals,
     kpis,
+    lock_log,
+    locks,
     session,
     sites,
     tasks,
@@ -34,3 +36,5 @@ api_router.include_router(device_signals.router)
 api_router.include_router(engineers.router)
 api_router.include_router(tasks.router)
 api_router.include_router(kpis.router)
+api_router.include_router(locks.router)
+api_router.include_router(lock_log.router)

@@ -45,6 +45,15 @@ from atm_service.models.fleet import (
     SiteUpdate,
 )
 from atm_service.models.journals import JournalChunk, JournalFile, JournalPublic
+from atm_service.models.locks import (
+    Lock,
+    LockAlarm,
+    LockIssuance,
+    LockKeyRecord,
+    LockLogCheckpoint,
+    LockLogEntry,
+    TaskCustodian,
+)
 from atm_service.models.notifications import Audience, DispatchNotification
 from atm_service.models.tasks import (
     ReplenishmentCount,
@@ -94,6 +103,12 @@ __all__ = [
     "JournalChunk",
     "JournalFile",
     "JournalPublic",
+    "Lock",
+    "LockAlarm",
+    "LockIssuance",
+    "LockKeyRecord",
+    "LockLogCheckpoint",
+    "LockLogEntry",
     "RecordStream",
     "ReplenishmentCount",
     "ResolutionCode",
@@ -108,6 +123,7 @@ __all__ = [
     "SiteUpdate",
     "Skill",
     "Task",
+    "TaskCustodian",
     "TaskEvent",
     "TaskKind",
     "TaskState",

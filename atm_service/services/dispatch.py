@@ -35,7 +35,7 @@ from atm_service.models.tasks import (
     TaskState,
     UnitKind,
 )
-from atm_service.services import assignment, tasks
+from atm_service.services import assignment, locks, tasks
 from atm_service.services.task_states import Action
 from atm_service.services.tasks import Doer, Place
 
@@ -276,6 +276,7 @@ def resolve(
 
     def prepare(task: Task) -> None:
         assert task.id is not None
+        locks.check_no_code_out(session, task_id=task.id)
         if task.kind is TaskKind.REPLENISHMENT:
             counted = {
                 (count.unit_kind, count.unit_number)
@@ -322,6 +323,8 @@ def needs_parts(
     """
 
     def prepare(task: Task) -> None:
+        assert task.id is not None
+        locks.check_no_code_out(session, task_id=task.id)
         task.parts = data.parts.strip()
         task.resolution_notes = data.notes.strip()
 

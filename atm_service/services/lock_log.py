@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import datetime
 from typing import IO
 
@@ -207,3 +208,16 @@ def export(
     count = log.export(out, now=now, by=by, start=start)
     session.commit()
     return count
+
+
+SPOOL_BYTES = 8 * 1024 * 1024
+
+
+def read_chunks(spool: IO[bytes], size: int = 256 * 1024) -> Iterator[bytes]:
+    """An export written to ``spool``, from the start, in chunks; closes it at the end."""
+    try:
+        spool.seek(0)
+        while chunk := spool.read(size):
+            yield chunk
+    finally:
+        spool.close()

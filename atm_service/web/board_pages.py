@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from atm_service.api.deps import AuthDep, ContextDep, Dispatcher, KpiReader, NowDep, SessionDep
 from atm_service.errors import InvalidInput, NotFound, ServiceError
 from atm_service.live import open_stream
+from atm_service.models.locks import AlarmState
 from atm_service.models.notifications import Audience
 from atm_service.models.tasks import OPEN_STATES, Risk, TaskPublic
 from atm_service.models.users import User
@@ -29,6 +30,7 @@ from atm_service.services import (
     engineers,
     fleet,
     kpis,
+    lock_alarms,
     tasks,
 )
 from atm_service.services.task_states import Actor, allowed_actions
@@ -85,6 +87,9 @@ def board(
                 "breached": sum(1 for t in shown if t.risk is Risk.BREACHED),
             },
             "next": "/board" + (f"?{urlencode({'region': region})}" if region else ""),
+            "alarms": lock_alarms.publics(
+                session, lock_alarms.list_alarms(session, state=AlarmState.OPEN, limit=50)[0]
+            ),
         },
     )
 

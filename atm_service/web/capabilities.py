@@ -23,6 +23,14 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
         ),
         Capability("Dispatch board", "Open tasks, engineers and SLA risk.", "/board"),
         Capability("Service figures", "Availability, response and restore times, SLA.", "/kpis"),
+        Capability(
+            "Safe locks",
+            "Locks and their code chains, alarms, provisioning records.",
+            "/locks",
+        ),
+        Capability(
+            "Lock-access log", "Every code, seal and decision; verify and export.", "/audit/locks"
+        ),
         Capability("API", "The REST API and its OpenAPI document.", "/openapi.json"),
     ),
     Role.DISPATCHER: (
@@ -37,6 +45,11 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
             "Availability, time to respond and to restore, first-time fix, SLA compliance.",
             "/kpis",
         ),
+        Capability(
+            "Safe locks and alarms",
+            "Codes out, seals overdue, duress and lockouts; force-close, resync, lock trails.",
+            "/locks",
+        ),
     ),
     Role.ENGINEER: (
         Capability(
@@ -44,7 +57,11 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
             "The tasks assigned to you, by deadline: accept, travel, arrive, resolve.",
             "/my",
         ),
-        Capability("Safe access", "One-time codes for the safe lock of an ATM you are at."),
+        Capability(
+            "Safe access",
+            "On site, open a task: get the safe lock's one-time code and report its close seal.",
+            "/my",
+        ),
     ),
     Role.RECONCILER: (
         Capability("Fleet", "Terminals, dialects and cassette denominations.", "/fleet"),
@@ -56,7 +73,12 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
     Role.AUDITOR: (
         Capability("Fleet", "Read-only view of sites and ATMs.", "/fleet"),
         Capability("Service figures", "Availability and SLA compliance per ATM.", "/kpis"),
-        Capability("Lock-access log", "Who opened which safe when, and the log's verification."),
+        Capability(
+            "Lock-access log",
+            "Who opened which safe when, filtered by ATM, user, event and date; verify and export.",
+            "/audit/locks",
+        ),
+        Capability("Safe locks", "Every lock, its chain and its alarms (read-only).", "/locks"),
     ),
 }
 

@@ -32,7 +32,7 @@ from atm_service.models.tasks import (
     UnitKind,
 )
 from atm_service.models.users import User
-from atm_service.services import dispatch, engineers, tasks
+from atm_service.services import dispatch, engineers, locks, tasks
 from atm_service.services.task_states import Action, Actor, allowed_actions
 from atm_service.services.tasks import Doer
 
@@ -66,10 +66,14 @@ def my_dispatches(
 ) -> Response:
     engineer = _engineer(session, user)
     held = []
+    custody = []
     if engineer is not None:
         assert engineer.id is not None
         held = tasks.publics(session, tasks.held_by(session, engineer_id=engineer.id), now=now)
         held.sort(key=lambda task: (task.due, task.priority, task.id))
+        custody = tasks.publics(
+            session, locks.custody_tasks(session, engineer_id=engineer.id), now=now
+        )
     return context.templates.TemplateResponse(
         request,
         "my_dispatches.html",
@@ -78,6 +82,7 @@ def my_dispatches(
             "csrf_token": found.session.csrf_token,
             "engineer": engineer,
             "tasks": held,
+            "custody": custody,
             "now": now,
         },
     )
@@ -129,6 +134,7 @@ def _detail_page(
     task = tasks.get_task(session, task_id=task_id, engineer=engineer)
     shown = tasks.view(session, task, now=now)
     actions = allowed_actions(task.state, Actor.ENGINEER)
+    panel = locks.panel(session, task=task, user=user, now=now, timing=context.lock_timing)
     return context.templates.TemplateResponse(
         request,
         "dispatch_detail.html",
@@ -144,6 +150,10 @@ def _detail_page(
             "unit_cassette": UnitKind.CASSETTE,
             "now": now,
             "error": error,
+            "lockp": panel,
+            "lock_user": user.id,
+            "lock_error": None,
+            "lock_note": None,
         },
         status_code=status_code,
     )

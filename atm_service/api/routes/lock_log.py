@@ -8,9 +8,7 @@ offline (the export itself is logged first).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from datetime import datetime
-from typing import IO
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
@@ -24,8 +22,6 @@ from atm_service.services import lock_log, locks, users
 from lockctl.signing import public_key_text
 
 router = APIRouter(prefix="/lock-log", tags=["lock log"], responses=problems(401, 403))
-
-SPOOL_BYTES = 8 * 1024 * 1024
 
 
 @router.get("", response_model=Page[LogEntryPublic], summary="Entries, newest first, filtered")
@@ -81,15 +77,6 @@ def public_key(context: ContextDep, _user: LogReader) -> str:
     return public_key_text(context.locks.signer().public_key) + "\n"
 
 
-def _stream(spool: IO[bytes]) -> Iterator[bytes]:
-    try:
-        spool.seek(0)
-        while chunk := spool.read(256 * 1024):
-            yield chunk
-    finally:
-        spool.close()
-
-
 @router.post(
     "/export",
     summary="A signed export for offline verification (the export is logged)",
@@ -101,7 +88,7 @@ def _stream(spool: IO[bytes]) -> Iterator[bytes]:
 async def export(
     data: ExportIn, session: SessionDep, context: ContextDep, now: NowDep, user: LogReader
 ) -> StreamingResponse:
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed by _stream
+    spool = tempfile.SpooledTemporaryFile(max_size=lock_log.SPOOL_BYTES)  # noqa: SIM115 - closed by _stream
     try:
         await run_in_threadpool(
             lock_log.export,
@@ -117,7 +104,7 @@ async def export(
         raise
     name = f"lock-log-{now:%Y%m%dT%H%M%SZ}.jsonl"
     return StreamingResponse(
-        _stream(spool),
+        lock_log.read_chunks(spool),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -171,6 +171,29 @@
     tick();
   }
 
+  /* Dispatcher: a lock alarm raised or acknowledged (dispatchers' boards only). */
+  function onAlarm(a) {
+    var box = document.getElementById("lock-alarms");
+    var feed = document.getElementById("alarm-feed");
+    var count = document.getElementById("alarm-count");
+    if (!box || !feed || !count) { return; }
+    var existing = document.getElementById("feed-alarm-" + a.id);
+    var open = parseInt(count.textContent, 10) || 0;
+    if (a.state === "open" && !existing) {
+      var item = el("li", "fresh sev-" + a.severity);
+      item.id = "feed-alarm-" + a.id;
+      item.appendChild(el("strong", "", a.label));
+      item.appendChild(document.createTextNode(" · " + a.terminal_id + " · " + a.message));
+      feed.insertBefore(item, feed.firstChild);
+      open += 1;
+    } else if (a.state !== "open" && existing) {
+      existing.parentNode.removeChild(existing);
+      open = Math.max(0, open - 1);
+    }
+    count.textContent = String(open);
+    box.classList.toggle("quiet", open === 0);
+  }
+
   function connect(list) {
     var url = list.getAttribute("data-stream");
     var serverTime = list.getAttribute("data-server-now");
@@ -188,6 +211,7 @@
       var t = JSON.parse(e.data);
       if (board) { onBoard(list, t); } else { onMine(list, t); }
     });
+    source.addEventListener("alarm", function (e) { onAlarm(JSON.parse(e.data)); });
     source.addEventListener("reload", function () { window.location.reload(); });
     source.onerror = function () {
       list.removeAttribute("data-live");

@@ -101,8 +101,10 @@ def on_site(
     terminal: str = "T1000001",
     kind: TaskKind = TaskKind.FLM,
     engineer: str = "eli",
+    steps: int = 3,
 ) -> Task:
-    """A task at ``terminal`` held by ``engineer``, accepted, travelled and arrived."""
+    """A task at ``terminal`` held by ``engineer``, accepted, travelled and arrived (or only
+    the first ``steps`` of those)."""
     atm_id = world.atms[terminal]
     if kind is TaskKind.REPLENISHMENT:
         task = dispatch_rules.on_cash_units(
@@ -135,7 +137,7 @@ def on_site(
         )
     by = Doer.of(user(session, engineer))
     profile = engineers.get_engineer(session, engineer_id=world.engineers[engineer])
-    for step in (dispatch.accept, dispatch.depart, dispatch.arrive):
+    for step in (dispatch.accept, dispatch.depart, dispatch.arrive)[:steps]:
         task = step(session, task_id=task.id, engineer=profile, by=by, now=clock())
     return task
 

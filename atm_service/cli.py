@@ -136,14 +136,26 @@ def demo(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Migrate, load the demo fleet and users, print the logins, and serve."""
-    from atm_service.demo import seed
+    from pathlib import Path
 
-    settings = _settings(database_url)
+    from atm_service.demo import lock_settings, seed, seed_locks
+    from atm_service.services.lock_secrets import LockSecrets
+
+    data_dir = Path("var")
+    settings = lock_settings(_settings(database_url), data_dir)
     database = Database.from_settings(settings)
     try:
         upgrade(database)
         with database.session() as session:
             logins = seed(session, passwords=Passwords.from_settings(settings), now=system_clock())
+            seed_locks(
+                session,
+                secrets=LockSecrets(settings),
+                now=system_clock(),
+                records_dir=data_dir / "locks",
+            )
+    except ServiceError as exc:
+        raise _fail(str(exc)) from None
     finally:
         database.dispose()
     host = host or settings.host
@@ -155,6 +167,11 @@ def demo(
     for login in logins:
         table.add_row(login.role.value, login.username, login.password)
     console.print(table)
+    console.print(
+        "Each ATM has a safe lock; start one with "
+        f"[bold]atm-sim lock --provisioning {data_dir / 'locks' / 'CX-1000001.json'}[/] "
+        "(T1000005's lock needs two people)."
+    )
     console.print(f"Open [bold]http://{host}:{port}/login[/] — Ctrl-C stops the service.")
     _serve(settings, host, port)
 

@@ -1,5 +1,11 @@
 """Demo data: a small fleet matching the reference sample's terminals, one user per role,
-engineer profiles, and a few faults reported through the dispatch rules.
+engineer profiles, a few faults reported through the dispatch rules, and a safe lock per
+ATM under central control.
+
+The demo's lock secrets (the master key and the log's signing key) are made once in
+the demo's data folder (mode 0600) and never printed; each lock's provisioning
+record is written there too (``locks/<lock id>.json``), so a simulated lock can be
+started from it: ``atm-sim lock --provisioning var/locks/CX-1000001.json``.
 
 Seeding is idempotent: existing sites, contracts, ATMs, profiles and tasks are
 kept, and the demo users get fresh random passwords each time, which the
@@ -8,13 +14,16 @@ caller prints.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from atm_service.config import Settings
 from atm_service.models.engineers import EngineerCreate
 from atm_service.models.fleet import (
     Atm,
@@ -26,10 +35,13 @@ from atm_service.models.fleet import (
     Site,
     SiteCreate,
 )
+from atm_service.models.locks import LockCreate
 from atm_service.models.tasks import Task
 from atm_service.models.users import Role, UserCreate
 from atm_service.security.passwords import Passwords
-from atm_service.services import dispatch_rules, engineers, fleet, users
+from atm_service.services import dispatch_rules, engineers, fleet, locks, users
+from atm_service.services.lock_secrets import LockSecrets
+from lockctl import CheckpointSigner, MasterKey
 
 
 @dataclass(frozen=True)
@@ -354,3 +366,75 @@ def seed(session: Session, *, passwords: Passwords, now: datetime) -> list[DemoL
     seed_engineers(session, now=now)
     seed_faults(session, now=now)
     return logins
+
+
+# --- safe locks -------------------------------------------------------------------------
+
+MASTER_KEY_FILE = "lock-master.key"
+SIGNING_KEY_FILE = "lock-log-signing.pem"
+DUAL_CONTROL_TERMINALS = frozenset({"T1000005"})  # the mall's ATM: two people to open
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 (never overwrite an existing secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
+
+
+def lock_settings(settings: Settings, data_dir: Path) -> Settings:
+    """The demo's settings with lock secrets: those configured, or the demo's own files in
+    ``data_dir`` (made on first use, mode 0600; their content is never printed)."""
+    updates: dict[str, object] = {}
+    if settings.lock_master_key_file is None and settings.lock_master_key is None:
+        path = data_dir / MASTER_KEY_FILE
+        if not path.exists():
+            _write_secret(path, MasterKey.generate().to_text().encode("ascii"))
+        updates["lock_master_key_file"] = path
+    if settings.lock_log_signing_key_file is None and settings.lock_log_signing_key is None:
+        path = data_dir / SIGNING_KEY_FILE
+        if not path.exists():
+            _write_secret(path, CheckpointSigner.generate().private_pem())
+        updates["lock_log_signing_key_file"] = path
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def seed_locks(
+    session: Session, *, secrets: LockSecrets, now: datetime, records_dir: Path
+) -> list[Path]:
+    """A lock for every demo ATM that has none, and its provisioning record in
+    ``records_dir`` for the lock simulator; returns the records written."""
+    admin = users.find_user(session, username="admin")
+    assert admin is not None, "seed the users first"
+    written = []
+    for terminal, *_ in _ATMS:
+        atm = fleet.get_atm_by_terminal(session, terminal_id=terminal)
+        assert atm.id is not None
+        lock = locks.find_lock(session, atm_id=atm.id)
+        if lock is None:
+            lock = locks.provision(
+                session,
+                secrets=secrets,
+                atm_id=atm.id,
+                data=LockCreate(
+                    lock_id=f"CX-{terminal[1:]}",
+                    model="Central-control OTC lock (simulated)",
+                    dual_control=terminal in DUAL_CONTROL_TERMINALS,
+                ),
+                by=admin,
+                now=now,
+            )
+        path = records_dir / f"{lock.lock_id}.json"
+        if not path.exists():
+            _, record = locks.provisioning_record(
+                session,
+                secrets=secrets,
+                atm_id=atm.id,
+                by=admin,
+                reason="demo: load the lock simulator",
+                now=now,
+            )
+            _write_secret(path, record.encode("ascii"))
+            written.append(path)
+    return written

@@ -187,5 +187,62 @@ def live_command(
     typer.echo(json.dumps({"journals": atm.journals(), "status": atm.device_status()}))
 
 
+@app.command("lock")
+def lock_command(
+    provisioning: Annotated[
+        Path,
+        typer.Option(
+            "--provisioning",
+            help="The lock's provisioning record (atm-lock provision-lock, or the service's "
+            "provisioning-record download).",
+        ),
+    ],
+    trail: Annotated[
+        Path | None,
+        typer.Option("--trail", help="Write the lock's trail (JSON lines) here on quit."),
+    ] = None,
+) -> None:
+    """A safe lock on this terminal: type keypad keys (e.g. 42*12345678#), or open, close,
+    relock, status, trail, quit. Time is this computer's clock."""
+    from datetime import UTC
+
+    from lockctl import LockCtlError, NotOpen
+    from simulators.lock import SimulatedLock
+
+    try:
+        lock = SimulatedLock.from_file(provisioning, clock=lambda: datetime.now(UTC))
+    except (OSError, LockCtlError) as exc:
+        typer.echo(f"atm-sim lock: cannot load {provisioning}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Lock {lock.lock_id}. Keys: digits * # C; commands: open close relock status trail quit")
+    typer.echo(f"[{lock.display}]")
+    while True:
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            line = "quit"
+        try:
+            if line == "quit":
+                break
+            if line == "open":
+                lock.open_door()
+            elif line == "close":
+                lock.close_door()
+            elif line == "relock":
+                lock.relock()
+            elif line == "trail":
+                typer.echo(lock.trail_jsonl(), nl=False)
+            elif line == "status":
+                typer.echo(f"{lock.status.value}, door {'open' if lock.door_open else 'closed'}")
+            elif line:
+                lock.press(line)
+        except (NotOpen, ValueError) as exc:
+            typer.echo(str(exc))
+        typer.echo(f"[{lock.display}]")
+    if trail is not None:
+        trail.write_text(lock.trail_jsonl(), encoding="utf-8")
+        typer.echo(f"Trail written to {trail}")
+
+
 def main() -> None:
     app()

@@ -8,7 +8,8 @@
   database (SQLite file by default, ``--database-url`` for PostgreSQL), engineers
   logged in and on site at their tasks, each asking for a code, keying it into a
   simulated lock and reporting the seal (only the code request is timed), two
-  engineers at once by default (``--api-concurrency``); target < 50 ms. Bounded by ``--api-requests`` and ``--api-seconds``.
+  engineers at once by default (``--api-concurrency``); target < 50 ms. Bounded by
+  ``--api-requests`` and ``--api-seconds``.
 - ``otc_issue_library_p99_ms``: issuing a code in the library alone: decrypt the lock
   key from the vault, derive the code, append the ``code-issued`` entry to the log and
   serialise the lock's chain state.
@@ -260,7 +261,8 @@ def _seed_service(url: str, engineers: int, master: str, signing: str) -> dict[s
                 opened_at=now, now=now, by=Doer.system(), announce=False,
             )  # fmt: skip
             session.commit()
-            assert task.id is not None and engineer.id is not None
+            assert task.id is not None
+            assert engineer.id is not None
             assignment.assign(
                 session, task_id=task.id, engineer_id=engineer.id,
                 by=Doer(name="bench", actor=Actor.DISPATCHER), now=now, speed_kmh=40,

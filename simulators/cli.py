@@ -214,7 +214,9 @@ def lock_command(
     except (OSError, LockCtlError) as exc:
         typer.echo(f"atm-sim lock: cannot load {provisioning}: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"Lock {lock.lock_id}. Keys: digits * # C; commands: open close relock status trail quit")
+    typer.echo(
+        f"Lock {lock.lock_id}. Keys: digits * # C; commands: open close relock status trail quit"
+    )
     typer.echo(f"[{lock.display}]")
     while True:
         try:

@@ -112,10 +112,12 @@ def test_the_stored_log_verifies_and_a_changed_entry_is_found(
     result = avery.get("/api/v1/lock-log/verification").json()
     assert result["valid"] is True
     assert result["verified"] == result["entries"] == 7
-    assert result["checkpoints"] == 1 and result["covered"] == 4
+    assert result["checkpoints"] == 1
+    assert result["covered"] == 4
     assert "3 newer entries await the next checkpoint" in result["summary"]
     page = avery.get("/audit/locks/verification")
-    assert "valid" in page.text and result["public_key"] in page.text
+    assert "valid" in page.text
+    assert result["public_key"] in page.text
     # Someone with database access rewrites entry 3 (keeping its stored hash).
     line = session.exec(sa.select(LockLogEntry.line).where(LockLogEntry.position == 3)).one()[0]
     forged = line.replace('"by":"eli"', '"by":"bob"')
@@ -139,10 +141,13 @@ def test_the_export_verifies_offline_and_tampering_is_caught(
     data = response.content
     keys = PublicKeys([parse_public_key_text(key_text)])
     summary = verify_export(data.splitlines(keepends=True), keys)
-    assert summary.pinned and summary.entries == 8  # the export recorded itself
+    assert summary.pinned
+    assert summary.entries == 8
     assert summary.kinds["export"] == 1
     last = json.loads(data.splitlines()[-2])
-    assert last["kind"] == "export" and last["by"] == "avery" and last["start"] == 0
+    assert last["kind"] == "export"
+    assert last["by"] == "avery"
+    assert last["start"] == 0
     # Offline, with the command an auditor runs.
     export = tmp_path / "locks.jsonl"
     export.write_bytes(data)
@@ -155,7 +160,8 @@ def test_the_export_verifies_offline_and_tampering_is_caught(
         check=False,
     )
     assert ok.returncode == 0, ok.stderr
-    assert "8 entries" in ok.stdout and "pinned" in ok.stdout
+    assert "8 entries" in ok.stdout
+    assert "pinned" in ok.stdout
     lines = data.splitlines(keepends=True)
     tampered = list(lines)
     tampered[6] = tampered[6].replace(b'"matched":true', b'"matched":false')  # entry 4
@@ -225,16 +231,20 @@ def test_a_trail_opening_without_an_issued_code_raises_an_alarm(
     assert result["imported"] == result["records"]
     # Importing the same trail again adds nothing and raises nothing.
     again = dana.post(url, content=lock.trail_jsonl().encode()).json()
-    assert again["imported"] == 0 and again["alarms"] == []
+    assert again["imported"] == 0
+    assert again["alarms"] == []
     wrong = dana.post(
         f"/api/v1/atms/{world.atms['T1000002']}/lock/trail", content=lock.trail_jsonl().encode()
     )
-    assert wrong.status_code == 422 and "CX-1000001" in wrong.json()["detail"]
+    assert wrong.status_code == 422
+    assert "CX-1000001" in wrong.json()["detail"]
     garbage = dana.post(url, content=b"not a trail")
-    assert garbage.status_code == 422 and "line 1" in garbage.json()["detail"]
+    assert garbage.status_code == 422
+    assert "line 1" in garbage.json()["detail"]
     avery = as_user(app, "avery")
     failures = avery.get("/api/v1/lock-log", params={"kind": "failure"}).json()["items"]
-    assert failures and all(f["fields"]["source"] == "lock" for f in failures)
+    assert failures
+    assert all(f["fields"]["source"] == "lock" for f in failures)
 
 
 def _chain(session: Session) -> dict[str, object]:

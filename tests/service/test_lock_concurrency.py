@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 
 from atm_service.models.locks import IssuanceState, LockIssuance, LockLogEntry
 from atm_service.models.tasks import TaskKind
-from atm_service.security.passwords import Passwords
 from atm_service.models.users import Role, UserCreate
+from atm_service.security.passwords import Passwords
 from atm_service.services import lock_log, users
 from atm_service.services.lock_secrets import LockSecrets
 from tests.service.dispatch_world import World, build
@@ -95,8 +95,11 @@ def test_two_instances_never_both_issue_for_one_cycle(
         assert len(cycles) == ROUNDS
         assert {c.state for c in cycles} == {IssuanceState.FORCE_CLOSED}
         kinds = Counter(session.exec(select(LockLogEntry.kind)))
-        assert kinds["code-issued"] == ROUNDS and kinds["force-close"] == ROUNDS
-        positions = list(session.exec(select(LockLogEntry.position).order_by(col(LockLogEntry.position))))
+        assert kinds["code-issued"] == ROUNDS
+        assert kinds["force-close"] == ROUNDS
+        positions = list(
+            session.exec(select(LockLogEntry.position).order_by(col(LockLogEntry.position)))
+        )
         assert positions == list(range(len(positions)))
         result = lock_log.verify_stored(session, secrets=LockSecrets(lock_settings()))
         assert result.valid, result.summary

@@ -112,10 +112,12 @@ def test_duress_raises_a_silent_alarm_for_dispatchers_only(
         "purpose": "opening",
     }
     page = eli.get(f"/my/tasks/{task.id}/lock?sealed=1").text
-    assert "duress" not in page.lower() and "alarm" not in page.lower()
+    assert "duress" not in page.lower()
+    assert "alarm" not in page.lower()
     raised = alarms(app, AlarmKind.DURESS)
     assert len(raised) == 1
-    assert raised[0]["severity"] == "critical" and raised[0]["task_id"] == task.id
+    assert raised[0]["severity"] == "critical"
+    assert raised[0]["task_id"] == task.id
     board = as_user(app, "dana").get("/board").text
     assert "Duress at ATM T1000001" in board
 
@@ -190,7 +192,9 @@ def test_a_seal_not_reported_in_time_raises_an_alarm_once(
     stored = session.exec(select(LockAlarm)).all()
     session.expire_all()
     row = session.get(LockAlarm, stored[0].id)
-    assert row is not None and row.state.value == "acknowledged" and row.acknowledged_by == "dana"
+    assert row is not None
+    assert row.state.value == "acknowledged"
+    assert row.acknowledged_by == "dana"
     again = dana.post(f"/api/v1/lock-alarms/{row.id}/acknowledge", json={"note": "twice"})
     assert again.status_code == 409
 

@@ -62,14 +62,18 @@ def test_the_engineer_on_site_gets_a_code_once_and_it_is_audited_without_the_cod
     assert out["status"] == "issued"
     assert out["operation"] == "flm"
     assert out["user_number"] == world.users["eli"]
-    assert len(out["code"]) == 8 and out["code"].isdigit()
+    assert len(out["code"]) == 8
+    assert out["code"].isdigit()
     assert out["valid_until"] == "2026-11-16T10:00:00Z"
     assert lock.would_accept(out["user_number"], out["code"])
     issued = [e for e in log_lines(session) if e["kind"] == "code-issued"]
     assert len(issued) == 1
     entry = issued[0]
-    assert entry["by"] == "eli" and entry["task"] == task.id and entry["atm"] == "T1000001"
-    assert entry["user"] == world.users["eli"] and entry["operation"] == "flm"
+    assert entry["by"] == "eli"
+    assert entry["task"] == task.id
+    assert entry["atm"] == "T1000001"
+    assert entry["user"] == world.users["eli"]
+    assert entry["operation"] == "flm"
     assert len(str(entry["code_tag"])) == 32
     for line in session.exec(select(LockLogEntry.line)):
         assert out["code"] not in line
@@ -161,7 +165,8 @@ def test_dual_control_needs_a_second_persons_own_request(
     eli, erin = as_user(app, "eli"), as_user(app, "erin")
     first = ask(eli, task.atm_id, task.id)
     assert first.status_code == 202, first.text
-    assert first.json()["status"] == "waiting" and first.json()["code"] is None
+    assert first.json()["status"] == "waiting"
+    assert first.json()["code"] is None
     problem(ask(eli, task.atm_id, task.id), 409, "requested by another person")
     problem(ask(erin, task.atm_id, task.id), 403, "not assigned to you")  # not added yet
     add_user(context, Role.DISPATCHER, "dana")
@@ -273,5 +278,6 @@ def test_provisioning_is_for_admins_and_refuses_a_second_lock(
     assert record.json()["format"] == "atm-lock-provisioning"
     assert "attachment" in record.headers["content-disposition"]
     exported = [e for e in log_lines(session) if e["kind"] == "provisioning-exported"]
-    assert exported[0]["by"] == "root" and exported[0]["reason"] == "load the simulator"
+    assert exported[0]["by"] == "root"
+    assert exported[0]["reason"] == "load the simulator"
     assert record.json()["key"] not in json.dumps(log_lines(session))

@@ -539,7 +539,10 @@ async def lock_action(
             upload = form.get("trail")
             if upload is None or isinstance(upload, str):
                 raise InvalidInput("Choose the trail file the lock downloaded.", field="trail")
-            data = await upload.read(lock_trail.MAX_TRAIL_BYTES + 1)
+            try:
+                data = await upload.read(lock_trail.MAX_TRAIL_BYTES + 1)
+            finally:
+                await form.close()
             trail = await run_in_threadpool(
                 lock_trail.import_trail,
                 session,

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from atm_service.errors import (
     Conflict,
@@ -208,7 +208,7 @@ def to_public(session: Session, lock: Lock) -> LockPublic:
 
 
 def list_locks(session: Session, *, limit: int = 100, offset: int = 0) -> tuple[list[Lock], int]:
-    total = len(list(session.exec(select(Lock.id))))
+    total = int(session.exec(select(func.count()).select_from(Lock)).one())
     rows = session.exec(select(Lock).order_by(col(Lock.lock_id)).offset(offset).limit(limit))
     return list(rows), total
 
@@ -953,12 +953,10 @@ def add_custodian(
 
 
 def custodians(session: Session, *, task_id: int) -> list[CustodianPublic]:
-    from atm_service.models.users import User as UserRow
-
     rows = session.exec(
-        select(TaskCustodian, UserRow.full_name)
+        select(TaskCustodian, User.full_name)
         .join(Engineer, col(Engineer.id) == col(TaskCustodian.engineer_id))
-        .join(UserRow, col(UserRow.id) == col(Engineer.user_id))
+        .join(User, col(User.id) == col(Engineer.user_id))
         .where(col(TaskCustodian.task_id) == task_id)
         .order_by(col(TaskCustodian.id))
     )

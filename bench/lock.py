@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -283,6 +284,64 @@ def _seed_service(url: str, engineers: int, master: str, signing: str) -> dict[s
 def otc_issue_through_api(
     requests: int, seconds: float, engineers: int, url: str | None, concurrency: int = 2
 ) -> None:
+    master = MasterKey.generate().to_text()
+    signing = CheckpointSigner.generate().private_pem().decode()
+    schema = None
+    with tempfile.TemporaryDirectory(prefix="lock-api-bench-") as directory:
+        database_url = url or f"sqlite:///{Path(directory) / 'bench.db'}"
+        if url is not None and url.startswith("postgres"):
+            schema, database_url = _new_schema(url)
+        try:
+            plan = _seed_service(database_url, engineers, master, signing)
+            samples = _serve_and_measure(
+                plan, database_url, master, signing, requests, seconds, engineers, concurrency
+            )
+        finally:
+            if schema is not None and url is not None:
+                _drop_schema(url, schema)
+    emit("otc_issue_p99_ms", _percentile(samples, 0.99), "ms")
+    emit("otc_issue_p50_ms", _percentile(samples, 0.50), "ms")
+    emit("otc_issue_api_requests", float(len(samples)), "requests")
+
+
+def _new_schema(url: str) -> tuple[str, str]:
+    """A schema of its own in the PostgreSQL database, and a URL whose connections use it."""
+    import secrets as random_names
+
+    import sqlalchemy as sa
+
+    from atm_service.db import create_engine
+
+    schema = f"lock_bench_{random_names.token_hex(4)}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    joiner = "&" if "?" in url else "?"
+    return schema, f"{url}{joiner}options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import sqlalchemy as sa
+
+    from atm_service.db import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def _serve_and_measure(
+    plan: dict[str, object],
+    database_url: str,
+    master: str,
+    signing: str,
+    requests: int,
+    seconds: float,
+    engineers: int,
+    concurrency: int,
+) -> list[float]:
     import os
     import socket
     import subprocess
@@ -294,91 +353,82 @@ def otc_issue_through_api(
     from lockctl import Provisioning
     from simulators.lock import SimulatedLock
 
-    master = MasterKey.generate().to_text()
-    signing = CheckpointSigner.generate().private_pem().decode()
-    with tempfile.TemporaryDirectory(prefix="lock-api-bench-") as directory:
-        database_url = url or f"sqlite:///{Path(directory) / 'bench.db'}"
-        plan = _seed_service(database_url, engineers, master, signing)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        env = {
-            **os.environ,
-            "ATM_DATABASE_URL": database_url,
-            "ATM_LOCK_MASTER_KEY": master,
-            "ATM_LOCK_LOG_SIGNING_KEY": signing,
-            "ATM_DISPATCH_SWEEP_SECONDS": "0",
-            "ATM_ARGON2_TIME_COST": "1",
-            "ATM_ARGON2_MEMORY_KIB": "8192",
-            "ATM_ARGON2_PARALLELISM": "1",
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory",
-             "atm_service.app:create_app_from_environment", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            env=env,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the service did not start")
-                time.sleep(0.1)
-            samples: list[float] = []
-            lock = threading.Lock()
-            stop_at = time.monotonic() + seconds
-            per = max(1, requests // engineers)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "ATM_DATABASE_URL": database_url,
+        "ATM_LOCK_MASTER_KEY": master,
+        "ATM_LOCK_LOG_SIGNING_KEY": signing,
+        "ATM_DISPATCH_SWEEP_SECONDS": "0",
+        "ATM_ARGON2_TIME_COST": "1",
+        "ATM_ARGON2_MEMORY_KIB": "8192",
+        "ATM_ARGON2_PARALLELISM": "1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory",
+         "atm_service.app:create_app_from_environment", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the service did not start")
+            time.sleep(0.1)
+        samples: list[float] = []
+        lock = threading.Lock()
+        stop_at = time.monotonic() + seconds
+        per = max(1, requests // engineers)
 
-            def work(item: dict[str, object]) -> None:
-                login = httpx.post(
-                    base + "/api/v1/session",
-                    json={"username": item["user"], "password": "bench-password-1"},
-                )
-                login.raise_for_status()
-                client = httpx.Client(
-                    base_url=base,
-                    cookies=login.cookies,
-                    headers={"X-CSRF-Token": login.json()["csrf_token"]},
-                    timeout=30,
-                )
-                simulated = SimulatedLock(
-                    Provisioning.from_json(str(item["record"])), clock=lambda: datetime.now(UTC)
-                )
-                path = f"/api/v1/atms/{item['atm']}/lock"
-                with client:
-                    for _ in range(per):
-                        if time.monotonic() > stop_at:
-                            return
-                        started = time.perf_counter()
-                        response = client.post(path + "/codes", json={"task_id": item["task"]})
-                        elapsed = (time.perf_counter() - started) * 1000
-                        if response.status_code != 201:
-                            raise RuntimeError(f"code request failed: {response.text}")
-                        with lock:
-                            samples.append(elapsed)
-                        out = response.json()
-                        simulated.enter_code(out["user_number"], out["code"])
-                        seal = simulated.relock()
-                        done = client.post(
-                            path + "/seal", json={"task_id": item["task"], "seal": seal}
-                        )
-                        if done.status_code != 200:
-                            raise RuntimeError(f"seal report failed: {done.text}")
+        def work(item: dict[str, object]) -> None:
+            login = httpx.post(
+                base + "/api/v1/session",
+                json={"username": item["user"], "password": "bench-password-1"},
+            )
+            login.raise_for_status()
+            client = httpx.Client(
+                base_url=base,
+                cookies=login.cookies,
+                headers={"X-CSRF-Token": login.json()["csrf_token"]},
+                timeout=30,
+            )
+            simulated = SimulatedLock(
+                Provisioning.from_json(str(item["record"])), clock=lambda: datetime.now(UTC)
+            )
+            path = f"/api/v1/atms/{item['atm']}/lock"
+            with client:
+                for _ in range(per):
+                    if time.monotonic() > stop_at:
+                        return
+                    started = time.perf_counter()
+                    response = client.post(path + "/codes", json={"task_id": item["task"]})
+                    elapsed = (time.perf_counter() - started) * 1000
+                    if response.status_code != 201:
+                        raise RuntimeError(f"code request failed: {response.text}")
+                    with lock:
+                        samples.append(elapsed)
+                    out = response.json()
+                    simulated.enter_code(out["user_number"], out["code"])
+                    seal = simulated.relock()
+                    done = client.post(path + "/seal", json={"task_id": item["task"], "seal": seal})
+                    if done.status_code != 200:
+                        raise RuntimeError(f"seal report failed: {done.text}")
 
-            with ThreadPoolExecutor(min(concurrency, engineers)) as pool:
-                list(pool.map(work, plan["engineers"]))  # type: ignore[arg-type]
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-    emit("otc_issue_p99_ms", _percentile(samples, 0.99), "ms")
-    emit("otc_issue_p50_ms", _percentile(samples, 0.50), "ms")
-    emit("otc_issue_api_requests", float(len(samples)), "requests")
+        with ThreadPoolExecutor(min(concurrency, engineers)) as pool:
+            list(pool.map(work, plan["engineers"]))  # type: ignore[arg-type]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,7 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-seconds", type=float, default=120.0, help="API time limit")
     parser.add_argument("--api-engineers", type=int, default=8, help="engineers (and locks)")
     parser.add_argument("--api-concurrency", type=int, default=2, help="engineers asking at once")
-    parser.add_argument("--database-url", default=None, help="API run's database (default SQLite)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("ATM_BENCH_DATABASE_URL"),
+        help="API run's database: PostgreSQL (a schema of its own, dropped after) or, "
+        "by default, a SQLite file",
+    )
     args = parser.parse_args(argv)
     if args.entries < 2 or args.rounds < 1 or args.api_requests < 1 or args.api_engineers < 1:
         parser.error("--entries must be at least 2; --rounds, --api-* at least 1")

@@ -10,6 +10,7 @@ from atm_service.clock import Clock
 from atm_service.config import Settings
 from atm_service.db import Database
 from atm_service.live import LiveUpdates
+from atm_service.recon_worker import ReconWorker
 from atm_service.security.passwords import Passwords
 
 
@@ -21,6 +22,7 @@ class AppContext:
     passwords: Passwords
     templates: Jinja2Templates
     live: LiveUpdates
+    recon: ReconWorker
 
     @property
     def secret(self) -> bytes:

@@ -145,6 +145,10 @@ TaskReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role
 EngineerUser = Annotated[User, Depends(RoleGuard(Role.ENGINEER))]
 KpiReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role.AUDITOR))]
 
+# Reconciliation: the team (and administrators) run and resolve; auditors read.
+ReconReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.RECONCILER, Role.AUDITOR))]
+Reconciler = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.RECONCILER))]
+
 
 def current_engineer(session: SessionDep, user: EngineerUser) -> Engineer:
     """The logged-in engineer's dispatch profile."""

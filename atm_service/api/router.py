@@ -14,6 +14,7 @@ from atm_service.api.routes import (
     fleet_state,
     journals,
     kpis,
+    reconciliation,
     session,
     sites,
     tasks,
@@ -34,3 +35,4 @@ api_router.include_router(device_signals.router)
 api_router.include_router(engineers.router)
 api_router.include_router(tasks.router)
 api_router.include_router(kpis.router)
+api_router.include_router(reconciliation.router)

@@ -46,6 +46,17 @@ from atm_service.models.fleet import (
 )
 from atm_service.models.journals import JournalChunk, JournalFile, JournalPublic
 from atm_service.models.notifications import Audience, DispatchNotification
+from atm_service.models.reconciliation import (
+    DiscrepancyStatus,
+    ReconDiscrepancy,
+    ReconResolution,
+    ReconRun,
+    ReconRunFile,
+    ReconSourceFile,
+    RunOrigin,
+    RunState,
+    SourceKind,
+)
 from atm_service.models.tasks import (
     ReplenishmentCount,
     ResolutionCode,
@@ -85,6 +96,7 @@ __all__ = [
     "DeviceKeyPublic",
     "DeviceNonce",
     "DeviceStatus",
+    "DiscrepancyStatus",
     "DispatchNotification",
     "EjDialect",
     "Engineer",
@@ -94,10 +106,17 @@ __all__ = [
     "JournalChunk",
     "JournalFile",
     "JournalPublic",
+    "ReconDiscrepancy",
+    "ReconResolution",
+    "ReconRun",
+    "ReconRunFile",
+    "ReconSourceFile",
     "RecordStream",
     "ReplenishmentCount",
     "ResolutionCode",
     "Role",
+    "RunOrigin",
+    "RunState",
     "ServiceContract",
     "ServiceContractCreate",
     "ServiceContractPublic",
@@ -107,6 +126,7 @@ __all__ = [
     "SitePublic",
     "SiteUpdate",
     "Skill",
+    "SourceKind",
     "Task",
     "TaskEvent",
     "TaskKind",

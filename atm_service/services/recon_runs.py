@@ -191,7 +191,8 @@ def describe(received: Received, days: Sequence[IngestedDay]) -> str:
     if uploaded:
         span = _span([source.business_date for source in received.sources])
         parts.append("uploaded " + ", ".join(uploaded) + f" file(s), {span}")
-    return "; ".join(parts)[:500]
+    text = "; ".join(parts)
+    return (text[:1].upper() + text[1:])[:500]
 
 
 def _source_entry(source: Any, origin: str) -> dict[str, Any]:

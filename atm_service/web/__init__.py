@@ -1,9 +1,10 @@
 """Server-rendered pages (Jinja2), mobile-first, with no external assets."""
 
-from atm_service.web import board_pages, engineer_pages
+from atm_service.web import board_pages, engineer_pages, recon_pages
 from atm_service.web.routes import router
 
 router.include_router(engineer_pages.router)
 router.include_router(board_pages.router)
+router.include_router(recon_pages.router)
 
 __all__ = ["router"]

@@ -43,7 +43,9 @@ def test_reconciler_runs_the_sample_and_resolves_a_discrepancy(
         page.wait_for_url(live_server.url + "/reconciliation")
         assert page.get_by_role("heading", level=1).inner_text() == "Reconciliation"
 
-        form = page.locator("section", has=page.get_by_role("heading", name="Start a run from files"))
+        form = page.locator(
+            "section", has=page.get_by_role("heading", name="Start a run from files")
+        )
         for kind, label in (
             ("ej", "Electronic journals"),
             ("paper", "Paper journals"),

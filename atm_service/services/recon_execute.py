@@ -114,6 +114,7 @@ def build_sources(session: Session, run: ReconRun, *, now: Any) -> Built:
             raise ServiceError(
                 f"The journal of {terminal_id} for {business_date} is no longer stored."
             ) from exc
+        session.commit()  # one read transaction per journal: SQLite's writers wait less
         built.add(
             SourceKind.EJ,
             f"journal:{terminal_id}_{compact}",

@@ -15,7 +15,6 @@ taken over stops (:class:`RunLost`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -24,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from atm_service.errors import Conflict, InvalidInput, NotFound
+from atm_service.errors import InvalidInput, NotFound
 from atm_service.models.fleet import Atm
 from atm_service.models.journals import JournalFile
 from atm_service.models.reconciliation import (
@@ -599,12 +598,3 @@ def fail_run(
     )
     session.commit()
     return bool(result.rowcount)
-
-
-def require_done(run: ReconRun) -> None:
-    if run.state is not RunState.DONE:
-        raise Conflict(f"Run {run.id} is {run.state.value}; only a done run has findings.")
-
-
-def summary_json(summary: dict[str, Any]) -> bytes:
-    return (json.dumps(summary, indent=2) + "\n").encode()

@@ -78,11 +78,15 @@ def test_reconciler_runs_the_sample_and_resolves_a_discrepancy(
         assert any(stan in line for line in marked), marked
         assert page.locator(".evidence .pane").nth(1).locator("pre").count() == 1
         host = page.locator(".evidence .pane").nth(2).inner_text()
-        assert "0200" in host and "0210" in host and "0420" not in host
+        assert "0200" in host
+        assert "0210" in host
+        assert "0420" not in host
         assert page.locator(".evidence .pane").nth(3).locator("table").count() >= 1
         boxes = [page.locator(".evidence .pane").nth(i).bounding_box() for i in range(2)]
-        assert boxes[0] is not None and boxes[1] is not None
-        assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"], "not side by side"
+        assert boxes[0] is not None
+        assert boxes[1] is not None
+        assert boxes[0]["y"] == boxes[1]["y"], "not side by side"
+        assert boxes[0]["x"] < boxes[1]["x"], "not side by side"
         assert "Refund the customer" in page.inner_text(".recon-head")
         assert page.locator("#status").inner_text() == "open"
         page.screenshot(path=str(artifacts / "recon-3-evidence-1366.png"), full_page=True)

@@ -312,6 +312,11 @@ def test_the_pages_list_filter_show_evidence_and_resolve(
     )
     assert "evil.example" not in offsite.text
 
+    for html in (runs.text, run.text, listing.text, detail.text):
+        assert "<script" not in html
+        for url in re.findall(r'(?:src|href|action)="([^"]+)"', html):
+            assert url.startswith("/"), url
+
     # An auditor sees the same pages without a form.
     client.cookies.clear()
     login(client, add_user(context, Role.AUDITOR, "audrey"))

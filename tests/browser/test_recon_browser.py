@@ -69,6 +69,7 @@ def test_reconciler_runs_the_sample_and_resolves_a_discrepancy(
         rows = page.locator("#discrepancies tbody tr")
         assert rows.count() == 6
         assert "6 of 6" in page.inner_text("#list-summary")
+        page.screenshot(path=str(artifacts / "recon-3-list-1366.png"), full_page=True)
         rows.first.get_by_role("link").first.click()
         page.wait_for_url(re.compile(r".*/reconciliation/discrepancies/\d+(\?.*)?$"))
 
@@ -89,19 +90,19 @@ def test_reconciler_runs_the_sample_and_resolves_a_discrepancy(
         assert boxes[0]["x"] < boxes[1]["x"], "not side by side"
         assert "Refund the customer" in page.inner_text(".recon-head")
         assert page.locator("#status").inner_text() == "open"
-        page.screenshot(path=str(artifacts / "recon-3-evidence-1366.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "recon-4-evidence-1366.png"), full_page=True)
 
         page.get_by_label("What was done").fill("Refunded to the card, reference RF-2211.")
         page.get_by_role("button", name="Mark resolved").click()
         page.wait_for_selector("#status:text-is('resolved')")
         assert "Refunded to the card, reference RF-2211." in page.inner_text("#history")
         assert page.get_by_role("button", name="Reopen").is_visible()
-        page.screenshot(path=str(artifacts / "recon-4-resolved-1366.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "recon-5-resolved-1366.png"), full_page=True)
 
         page.set_viewport_size(PHONE)
         page.reload()
         _fits(page, PHONE["width"])
-        page.screenshot(path=str(artifacts / "recon-5-resolved-390.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "recon-6-resolved-390.png"), full_page=True)
         assert errors == []
         discrepancy_id = int(page.url.split("/")[-1].split("?")[0])
     finally:

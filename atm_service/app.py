@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import jinja2
@@ -20,12 +21,14 @@ from atm_service.api import api_router
 from atm_service.api import openapi as api_openapi
 from atm_service.api.body_limit import BodyLimit
 from atm_service.api.routes.devices import DEVICE_MAX_BODY_BYTES, DEVICE_PREFIX
+from atm_service.api.upload_limit import UploadLimit
 from atm_service.clock import Clock, system_clock
 from atm_service.config import Settings, get_settings
 from atm_service.context import AppContext
 from atm_service.db import Database
 from atm_service.live import LiveUpdates
 from atm_service.migrate import ensure_migrated
+from atm_service.recon_worker import ReconWorker
 from atm_service.security.passwords import Passwords
 from atm_service.services.lock_secrets import LockSecrets
 from atm_service.sweeper import Sweeper
@@ -107,10 +110,19 @@ def create_app(
         locks=locks,
     )
 
+    recon = ReconWorker(
+        database,
+        clock=clock,
+        interval=settings.recon_poll_seconds,
+        stale_after=timedelta(seconds=settings.recon_stale_after_s),
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         sweeper.start()
+        recon.start()
         yield
+        recon.stop()
         sweeper.stop()
         live.stop()
         if owns_database:
@@ -137,6 +149,7 @@ def create_app(
         templates=_templates(),
         live=live,
         locks=locks,
+        recon=recon,
     )
 
     @app.get("/healthz", include_in_schema=False)
@@ -154,6 +167,11 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     app.add_middleware(BodyLimit, prefix=DEVICE_PREFIX, max_bytes=DEVICE_MAX_BODY_BYTES)
+    app.add_middleware(
+        UploadLimit,
+        prefixes=("/api/v1/reconciliation/runs", "/reconciliation/runs"),
+        max_bytes=settings.recon_upload_max_bytes,
+    )
     app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers
     app.include_router(api_router)
     app.include_router(web_router)

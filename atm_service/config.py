@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     dispatch_poll_interval_ms: int = Field(default=200, ge=20, le=5000)
     dispatch_sweep_seconds: float = Field(default=30.0, ge=0)
     dispatch_stream_max_seconds: int = Field(default=600, ge=1)
+    # Reconciliation: each instance's worker thread looks for queued runs this often
+    # (0 turns it off); the files of one run may hold this many bytes in all (the request
+    # body, and an archive once unpacked); a running run whose instance has been silent
+    # this long is taken over by another.
+    recon_poll_seconds: float = Field(default=2.0, ge=0)
+    recon_upload_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    recon_stale_after_s: int = Field(default=600, ge=30)
 
     # Lock control: the master key that encrypts the lock keys (a file made by
     # `atm-lock new-master-key`, or its text in ATM_LOCK_MASTER_KEY) and the Ed25519 key

@@ -10,6 +10,7 @@ from atm_service.clock import Clock
 from atm_service.config import Settings
 from atm_service.db import Database
 from atm_service.live import LiveUpdates
+from atm_service.recon_worker import ReconWorker
 from atm_service.security.passwords import Passwords
 from atm_service.services.lock_secrets import LockSecrets
 from atm_service.services.locks import Timing
@@ -31,6 +32,8 @@ class AppContext:
             access_minutes=self.settings.lock_access_minutes,
             seal_grace_minutes=self.settings.lock_seal_grace_minutes,
         )
+
+    recon: ReconWorker
 
     @property
     def secret(self) -> bytes:

@@ -24,6 +24,7 @@ def make_settings(**overrides: object) -> Settings:
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
         "dispatch_sweep_seconds": 0,
+        "recon_poll_seconds": 0,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -149,6 +149,9 @@ KpiReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role.
 # lock-access log by auditors (read-only) and administrators only.
 LockReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.DISPATCHER, Role.AUDITOR))]
 LogReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.AUDITOR))]
+# Reconciliation: the team (and administrators) run and resolve; auditors read.
+ReconReader = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.RECONCILER, Role.AUDITOR))]
+Reconciler = Annotated[User, Depends(RoleGuard(Role.ADMIN, Role.RECONCILER))]
 
 
 def current_engineer(session: SessionDep, user: EngineerUser) -> Engineer:

@@ -16,6 +16,7 @@ from atm_service.api.routes import (
     kpis,
     lock_log,
     locks,
+    reconciliation,
     session,
     sites,
     tasks,
@@ -38,3 +39,4 @@ api_router.include_router(tasks.router)
 api_router.include_router(kpis.router)
 api_router.include_router(locks.router)
 api_router.include_router(lock_log.router)
+api_router.include_router(reconciliation.router)

@@ -31,6 +31,11 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
         Capability(
             "Lock-access log", "Every code, seal and decision; verify and export.", "/audit/locks"
         ),
+        Capability(
+            "Reconciliation",
+            "Runs over journals, paper rolls and host files; discrepancies and their resolution.",
+            "/reconciliation",
+        ),
         Capability("API", "The REST API and its OpenAPI document.", "/openapi.json"),
     ),
     Role.DISPATCHER: (
@@ -64,11 +69,26 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
         ),
     ),
     Role.RECONCILER: (
-        Capability("Fleet", "Terminals, dialects and cassette denominations.", "/fleet"),
         Capability(
-            "Reconciliation",
-            "Match journals, paper rolls and host records; work the discrepancies.",
+            "Reconciliation runs",
+            "Start a run from uploaded files (EJ, paper, host, counters, or an archive of "
+            "them) or from the days the ATMs' agents already uploaded; follow its progress; "
+            "open the HTML report with its charts.",
+            "/reconciliation",
         ),
+        Capability(
+            "Open discrepancies",
+            "Filter by kind, terminal, day, who is owed, status and amount; open one with its "
+            "EJ, paper, host and counters evidence side by side; resolve it with a note.",
+            "/reconciliation/discrepancies?status=open",
+        ),
+        Capability(
+            "Money owed to customers",
+            "The open findings where a customer is owed, nearest dispute deadline first; "
+            "export them as CSV, XLSX or JSONL.",
+            "/reconciliation/discrepancies?status=open&owed_to=customer&sort=deadline",
+        ),
+        Capability("Fleet", "Terminals, dialects and cassette denominations.", "/fleet"),
     ),
     Role.AUDITOR: (
         Capability("Fleet", "Read-only view of sites and ATMs.", "/fleet"),
@@ -79,6 +99,12 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
             "/audit/locks",
         ),
         Capability("Safe locks", "Every lock, its chain and its alarms (read-only).", "/locks"),
+        Capability(
+            "Reconciliation",
+            "Read-only: every run, its sources and reports, each discrepancy with its evidence "
+            "and the audit trail of who resolved it, when and why.",
+            "/reconciliation",
+        ),
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Template filters for times and deadlines, shared by the dispatch pages.
+"""Template filters for times, deadlines and money, shared by the pages.
 
 The same wording is produced by ``web/static/dispatch.js`` when it updates a
 page live; keep the two in step.
@@ -49,8 +49,18 @@ def urgency(due: datetime, now: datetime) -> str:
     return ""
 
 
+def money(minor: int | None, currency: str = "USD") -> str:
+    """``123456`` -> ``1,234.56 USD``, with integer arithmetic only."""
+    if minor is None:
+        return ""
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole:,}.{cents:02d} {currency}"
+
+
 def install(environment: jinja2.Environment) -> None:
     environment.filters["local"] = local
     environment.filters["when"] = when
     environment.filters["countdown"] = countdown
     environment.filters["urgency"] = urgency
+    environment.filters["money"] = money

@@ -59,7 +59,8 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     engine = create_engine(f"sqlite:///{tmp_path / 'live.db'}")
     database = Database(engine)
     upgrade(database)
-    app = create_app(make_settings(), database=database)
+    # A committed database of its own: the reconciliation worker may run for real.
+    app = create_app(make_settings(recon_poll_seconds=0.2), database=database)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -3,7 +3,7 @@ lock-access log and its checkpoints, code cycles, lock alarms, and the second
 person of dual-control tasks
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-22 18:07:11.394028
 
 Comes after 0003 (dispatch); other migrations of the same generation are chained
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -104,7 +104,10 @@ class Console:
         if verb == "list":
             return " ".join(f"{tid}={device.address}" for tid, device in self.devices.items())
         if verb == "pause":
-            return f"paused at {self.clock.pause().isoformat(timespec='seconds')}"
+            paused = self.clock.pause()
+            for device in self.devices.values():
+                device.atm.settle()  # what was due is in the journal before the answer
+            return f"paused at {paused.isoformat(timespec='seconds')}"
         if verb == "resume":
             return f"running from {self.clock.resume().isoformat(timespec='seconds')}"
         if verb == "speed":

@@ -76,6 +76,15 @@ class GuardedAtm:
 
     # --- the operator's side ----------------------------------------------------
 
+    def settle(self) -> None:
+        """Bring the ATM up to its clock now: every journal line whose time has come is written.
+
+        After the clock is paused and the ATM settled, its journal no longer changes (but for
+        a customer session the pause caught in progress, whose lines wait for the clock).
+        """
+        with self.lock:
+            self.atm.advance()
+
     def inject(self, fault: str, *, reversal: bool | None = None, unit: int = 1) -> None:
         with self.lock:
             self.atm.inject(fault, reversal=reversal, unit=unit)

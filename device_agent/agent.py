@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
 import signal
@@ -54,11 +53,16 @@ REMEMBERED_COMMANDS = 256
 
 
 def device_link_factory(
-    port: str, sink: LinkSink, *, baudrate: int = DEFAULT_BAUDRATE
+    port: str,
+    sink: LinkSink,
+    *,
+    baudrate: int = DEFAULT_BAUDRATE,
+    terminal_id: str | None = None,
 ) -> LinkRunner:
     """The serial link (:class:`~device_agent.link.DeviceLink`) to the device at the pyserial
-    URL ``port``, 8N1 at ``baudrate``, feeding ``sink``."""
-    return DeviceLink(port, sink, baudrate=baudrate)
+    URL ``port``, 8N1 at ``baudrate``, feeding ``sink``; with ``terminal_id``, a device that
+    is another terminal is refused."""
+    return DeviceLink(port, sink, baudrate=baudrate, terminal_id=terminal_id)
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class LinkState:
         with self._lock:
             value, link = self._value, self._link
         if link is not None and value == "running":
+            refused = getattr(link, "refused", None)
+            if refused:
+                return f"refused: {refused}"
             return "up" if link.up else "waiting for the device"
         return value
 
@@ -196,9 +203,8 @@ class Agent:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
-        self.link_factory: LinkFactory = link_factory or functools.partial(
-            device_link_factory, baudrate=config.baudrate
-        )
+        self.link_factory: LinkFactory = link_factory or self._serial_link
+        self._terminal_id = config.terminal_id
         self.transport = transport
         self.clock = clock
         self.rng = rng or random.Random()
@@ -214,9 +220,16 @@ class Agent:
         self._stop.set()
         self._link_stop.set()
 
+    def _serial_link(self, port: str, sink: LinkSink) -> LinkRunner:
+        return device_link_factory(
+            port, sink, baudrate=self.config.baudrate, terminal_id=self._terminal_id
+        )
+
     def _run_link(self, spool: Spool) -> None:
         while not self._link_stop.is_set():
             try:
+                # the terminal this agent serves, once known, so a wrong device is refused
+                self._terminal_id = self.config.terminal_id or spool.terminal_id()
                 link = self.link_factory(self.config.port, spool)
                 self.link_state.set("running", link)
                 link.run(self._link_stop)

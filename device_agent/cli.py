@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -195,17 +196,14 @@ def command(
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         with Spool(spool) as opened:
-            link = DeviceLink(port, opened, baudrate=baud)
+            link = DeviceLink(port, opened, baudrate=baud, terminal_id=opened.terminal_id())
             with link:
-                if not link.wait_up(timeout):
-                    raise _fail(f"no answer from a device on {port} within {timeout:g} s")
-                peer = link.peer
-                bound = opened.terminal_id()
-                if peer is not None and bound is not None and peer.terminal_id != bound:
-                    raise _fail(
-                        f"the device on {port} is {peer.terminal_id}, but the spool {spool} "
-                        f"holds terminal {bound}"
-                    )
+                deadline = time.monotonic() + timeout
+                while not link.wait_up(0.1) and link.refused is None:
+                    if time.monotonic() > deadline:
+                        raise _fail(f"no answer from a device on {port} within {timeout:g} s")
+                if link.refused is not None:
+                    raise _fail(f"{link.refused}, whose spool this is")
                 answer = link.send_command(name, timeout=timeout)
     except (AgentError, ProtocolError) as exc:
         raise _fail(str(exc)) from None

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from atm_service.context import AppContext
 from atm_service.services.fleet_state import get_state
 from atm_service.services.journals import get_journal
-from device_agent.agent import Agent, AgentConfig, device_link_factory
+from device_agent.agent import Agent, AgentConfig, LinkState, device_link_factory
 from device_agent.errors import LinkUnavailable
 from device_agent.link import DeviceLink, LinkSink
 from device_agent.ports import LinkRunner
@@ -186,3 +186,18 @@ def test_the_default_link_is_the_serial_device_link(tmp_path: Path) -> None:
     assert isinstance(link, DeviceLink)
     assert (link.url, link.baudrate, link.sink) == ("loop://", 921600, sink)
     assert link.up is False
+
+
+def test_the_heartbeat_says_how_the_link_stands() -> None:
+    state = LinkState()
+    assert state() == "starting"
+    link = ScriptedLink(MemorySink(), fail_first=False)
+    state.set("running", link)
+    assert state() == "up"
+    link.up = False
+    assert state() == "waiting for the device"
+    link.refused = "the device on /dev/ttyS0 is terminal T1000002, not T1000001"  # type: ignore[attr-defined]
+    assert state() == "refused: the device on /dev/ttyS0 is terminal T1000002, not T1000001"
+    state.set("stopped")
+    assert state() == "stopped"
+    assert state.link is None

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # clock, and how long an ATM may stay silent before it is shown as offline.
     device_clock_skew_s: int = Field(default=300, ge=5, le=3600)
     device_offline_after_s: int = Field(default=180, ge=10)
+    # A remote command an ATM's agent has not collected within this time expires.
+    device_command_ttl_s: int = Field(default=900, ge=10)
     # Dispatch: travel estimates, live updates, and the periodic sweep that assigns
     # waiting tasks and escalates deadlines at risk (0 turns the sweep off).
     dispatch_road_speed_kmh: float = Field(default=40.0, gt=0, le=200)

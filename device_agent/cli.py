@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from device_agent import __version__
-from device_agent.agent import AgentConfig, run_agent
+from device_agent.agent import DEFAULT_BAUDRATE, AgentConfig, run_agent
 from device_agent.errors import AgentError
+from device_agent.link import DeviceLink
+from device_agent.protocol import COMMANDS, ProtocolError
 from device_agent.signing import DeviceKey, load_key_file, write_key_file
 from device_agent.spool import Spool
 from device_agent.uploader import UploadPolicy
@@ -27,6 +31,12 @@ app = typer.Typer(
 
 KeyOption = Annotated[Path, typer.Option("--key", help="The device's Ed25519 private key file")]
 SpoolOption = Annotated[Path, typer.Option("--spool", help="The agent's SQLite spool file")]
+PortOption = Annotated[
+    str, typer.Option(help="pyserial URL of the device: /dev/ttyS0, socket://host:port, ...")
+]
+BaudOption = Annotated[
+    int, typer.Option("--baud", help="Line speed of the serial port (8N1)", min=300)
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -106,9 +116,7 @@ def status(spool: SpoolOption) -> None:
 
 @app.command()
 def run(
-    port: Annotated[
-        str, typer.Option(help="pyserial URL of the device: /dev/ttyS0, socket://host:port, ...")
-    ],
+    port: PortOption,
     service: Annotated[str, typer.Option(help="Base URL of the central service")],
     key: KeyOption,
     spool: SpoolOption,
@@ -122,9 +130,20 @@ def run(
     batch_bytes: Annotated[
         int, typer.Option(help="Journal bytes per upload request", min=4096)
     ] = 64 * 1024,
+    baud: BaudOption = DEFAULT_BAUDRATE,
+    retry_max: Annotated[
+        float,
+        typer.Option(
+            help="Longest wait in seconds between attempts while the service is away", min=1.0
+        ),
+    ] = 300.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
 ) -> None:
-    """Read the device, spool what it says, upload it to the service; until stopped."""
+    """Read the device, spool what it says, upload it to the service; until stopped.
+
+    Remote commands the service queues for the ATM arrive with the heartbeat answers and
+    run on the device over the link.
+    """
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -141,12 +160,56 @@ def run(
         key_path=key,
         spool_path=spool,
         terminal_id=terminal_id,
-        policy=UploadPolicy(heartbeat_interval_s=heartbeat_interval, max_batch_bytes=batch_bytes),
+        policy=UploadPolicy(
+            heartbeat_interval_s=heartbeat_interval,
+            max_batch_bytes=batch_bytes,
+            backoff_cap_s=retry_max,
+        ),
+        baudrate=baud,
     )
     try:
         run_agent(config)
     except AgentError as exc:
         raise _fail(str(exc)) from None
+
+
+@app.command()
+def command(
+    name: Annotated[
+        str,
+        typer.Argument(metavar="COMMAND", help="send_counters, go_out_of_service or go_in_service"),
+    ],
+    port: PortOption,
+    spool: SpoolOption,
+    baud: BaudOption = DEFAULT_BAUDRATE,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the device", min=1.0)] = 15.0,
+) -> None:
+    """Run a remote command on the device here, with the agent stopped (it holds the port).
+
+    Prints the device's answer as JSON; exits 1 when the device refused or could not be
+    asked. Whatever the device sends meanwhile (counters, status, events, journal) goes to
+    the spool, as under `atm-agent run`, which uploads it later. A running agent gets
+    commands from the service instead (POST /api/v1/atms/{id}/commands).
+    """
+    if name not in COMMANDS:
+        raise _fail(f"COMMAND must be one of {', '.join(sorted(COMMANDS))}, not {name!r}")
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        with Spool(spool) as opened:
+            link = DeviceLink(port, opened, baudrate=baud, terminal_id=opened.terminal_id())
+            with link:
+                deadline = time.monotonic() + timeout
+                while not link.wait_up(0.1) and link.refused is None:
+                    if time.monotonic() > deadline:
+                        raise _fail(f"no answer from a device on {port} within {timeout:g} s")
+                if link.refused is not None:
+                    raise _fail(f"{link.refused}, whose spool this is")
+                answer = link.send_command(name, timeout=timeout)
+    except (AgentError, ProtocolError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(answer, sort_keys=True))
+    if answer.get("ok") is not True:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

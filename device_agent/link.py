@@ -11,6 +11,11 @@ has returned, so what the device forgets the sink has stored. A sink that fails
 is retried after ``retry_interval`` without acknowledging anything, so nothing is
 lost, and a port that fails is reopened.
 
+Given the ``terminal_id`` it serves, the link refuses a device that introduces
+itself as another terminal (a cable in the wrong port): it stores nothing the
+device sends and acknowledges nothing, so that device loses nothing either,
+and :attr:`DeviceLink.refused` says why until the right device answers.
+
 The protocol itself is :mod:`device_agent.protocol`; this module adds threads and
 the port. ``run(stop)`` serves until the event is set; ``start()``/``stop()`` do
 the same in a background thread.
@@ -109,8 +114,10 @@ class DeviceLink:
         clock: Callable[[], float] = time.monotonic,
         session_ids: Callable[[], int] | None = None,
         opener: SerialOpener = open_serial,
+        terminal_id: str | None = None,
     ) -> None:
         self.url = url
+        self.terminal_id = terminal_id
         self.sink = sink
         self.baudrate = baudrate
         self.retry_interval = retry_interval
@@ -137,6 +144,7 @@ class DeviceLink:
         self._retry_at = 0.0
         self._reread_at: float | None = None
         self._peer: PeerInfo | None = None
+        self._refused: str | None = None
         self.error: BaseException | None = None
 
     # -- what callers see -----------------------------------------------------------------------
@@ -151,6 +159,12 @@ class DeviceLink:
         """The device as it introduced itself in the current session (terminal, boot id)."""
         with self._lock:
             return self._peer
+
+    @property
+    def refused(self) -> str | None:
+        """Why the device on the port is not served (another terminal), or None."""
+        with self._lock:
+            return self._refused
 
     @property
     def journals(self) -> dict[str, int]:
@@ -331,6 +345,8 @@ class DeviceLink:
 
     def _handle_items(self, now: float) -> None:
         while (item := self.connection.next_item()) is not None:
+            if self._refused is not None and isinstance(item, Received):
+                return  # another terminal's data: neither stored nor acknowledged
             try:
                 self._handle(item)
             except Exception:
@@ -343,6 +359,14 @@ class DeviceLink:
     def _handle(self, item: Item) -> None:
         if isinstance(item, SessionStarted):
             self._peer = item.peer
+            if self.terminal_id is not None and item.peer.terminal_id != self.terminal_id:
+                self._refused = (
+                    f"the device on {self.url} is terminal {item.peer.terminal_id}, "
+                    f"not {self.terminal_id}"
+                )
+                logger.error("%s; reading nothing from it", self._refused)
+                return
+            self._refused = None
             logger.info(
                 "link up with %s (boot %d)",
                 item.peer.terminal_id,
@@ -355,6 +379,7 @@ class DeviceLink:
             self._up_event.set()
         elif isinstance(item, SessionEnded):
             logger.info("link down: %s", item.reason)
+            self._refused = None
             self._up_event.clear()
             self._peer = None
             self._requested.clear()

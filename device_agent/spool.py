@@ -15,7 +15,7 @@ One SQLite file in WAL mode holds
   the service stands;
 - after :meth:`Spool.prune`, only what is not yet acknowledged.
 
-Durability: the spool is the :class:`~device_agent.ports.LinkSink` of the serial
+Durability: the spool is the :class:`~device_agent.link.LinkSink` of the serial
 link, and the link acknowledges to the device only after a ``store_*`` call
 returns; the device then discards unsolicited events. So every store commits
 with ``synchronous=FULL``: in WAL mode that syncs the log on each commit, and a

@@ -9,7 +9,10 @@ What it sends (each request signed, see :mod:`device_agent.signing`):
 - records: ``POST /api/v1/devices/{terminal}/records`` with the spool's
   ``stream`` id and the next records in sequence order; ``acked_seq`` comes back;
 - heartbeats: ``POST /api/v1/devices/{terminal}/heartbeat`` every
-  ``heartbeat_interval_s`` with the agent's state and backlog.
+  ``heartbeat_interval_s`` with the agent's state and backlog; the answer lists
+  the remote commands waiting for the ATM, which go to ``on_commands``;
+- command results: ``POST /api/v1/devices/{terminal}/commands/{id}/result``
+  (:meth:`Uploader.report_command`).
 
 Resuming: bytes and records are acknowledged in the spool only after the
 service answered, so a crash at any point re-sends at most one batch, which the
@@ -107,10 +110,22 @@ class UploadReport:
 
 
 @dataclass(frozen=True)
+class RemoteCommand:
+    """A command the service wants run on the device (from a heartbeat answer)."""
+
+    id: int
+    command: str
+
+
+@dataclass(frozen=True)
 class HeartbeatReply:
     server_time: datetime
     acked_seq: int
     round_trip_s: float
+    commands: tuple[RemoteCommand, ...] = ()
+
+
+CommandHandler = Callable[[tuple[RemoteCommand, ...]], Awaitable[None]]
 
 
 @dataclass
@@ -163,6 +178,7 @@ class Uploader:
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
         link_state: Callable[[], str] = lambda: "unknown",
+        on_commands: CommandHandler | None = None,
     ) -> None:
         self.spool = spool
         self.client = client
@@ -171,6 +187,7 @@ class Uploader:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.link_state = link_state
+        self.on_commands = on_commands
         self.state = UploaderState(started_at=clock(), terminal_id=terminal_id)
         self.batch_bytes = self.policy.max_batch_bytes
         self.batch_records = self.policy.max_batch_records
@@ -435,7 +452,11 @@ class Uploader:
         try:
             server_time = datetime.fromisoformat(str(body["server_time"]))
             acked_seq = int(body["acked_seq"])
-        except (KeyError, ValueError, TypeError) as exc:
+            commands = tuple(
+                RemoteCommand(id=int(item["id"]), command=str(item["command"]))
+                for item in body.get("commands") or ()
+            )
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise UploadRejected(f"the heartbeat answer is malformed: {body!r}") from exc
         round_trip = (received_at - sent_at).total_seconds()
         offset = (server_time - (sent_at + (received_at - sent_at) / 2)).total_seconds()
@@ -451,7 +472,23 @@ class Uploader:
         last = await self._in_thread(self.spool.last_seq)
         if 0 < acked_seq <= last:
             await self._in_thread(self.spool.ack_records, acked_seq)
-        return HeartbeatReply(server_time=server_time, acked_seq=acked_seq, round_trip_s=round_trip)
+        if commands and self.on_commands is not None:
+            await self.on_commands(commands)
+        return HeartbeatReply(
+            server_time=server_time,
+            acked_seq=acked_seq,
+            round_trip_s=round_trip,
+            commands=commands,
+        )
+
+    async def report_command(self, command_id: int, result: dict[str, object]) -> None:
+        """Tell the service what the device answered to command ``command_id``."""
+        terminal_id = await self._terminal()
+        await self._request(
+            "POST",
+            f"/api/v1/devices/{terminal_id}/commands/{command_id}/result",
+            payload=dict(result),
+        )
 
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
         sleeper = asyncio.ensure_future(self.sleep(seconds))

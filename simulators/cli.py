@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time as _time
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from simulators import __version__
 from simulators.errors import SimulatorError
 from simulators.generate import FleetOptions, generate
+
+if TYPE_CHECKING:
+    from simulators.runner import SimulationOptions
 
 app = typer.Typer(
     help=(
@@ -244,6 +249,250 @@ def lock_command(
     if trail is not None:
         trail.write_text(lock.trail_jsonl(), encoding="utf-8")
         typer.echo(f"Trail written to {trail}")
+
+
+# --- live ATMs on the serial link ------------------------------------------------------
+
+Out = Annotated[
+    Path,
+    typer.Option(
+        "--out", help="Directory for ej/ paper/ host/ counters/ truth.jsonl, events/, fleet.json."
+    ),
+]
+Baud = Annotated[
+    int, typer.Option("--baud", help="Line speed, 8N1 (bytes/s = baud / 10).", min=300)
+]
+Speed = Annotated[
+    float, typer.Option("--speed", help="Simulated seconds per real second (1 = real time).")
+]
+Noise = Annotated[
+    float, typer.Option("--noise", help="Probability that a byte on the line is corrupted.")
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of customers, faults and line noise.")]
+Start = Annotated[
+    str, typer.Option("--start", help="Simulated start, YYYY-MM-DDTHH:MM:SS (default: now).")
+]
+MeanTransactions = Annotated[
+    float, typer.Option("--mean-transactions", help="Customers per ATM and day.")
+]
+DiscrepancyRate = Annotated[
+    float,
+    typer.Option("--discrepancy-rate", help="Share of transactions hit by a random fault."),
+]
+Control = Annotated[
+    int | None,
+    typer.Option(
+        "--control",
+        help="Also take console commands on this loopback TCP port (0: any free port).",
+    ),
+]
+LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
+
+
+def _start(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value) if value else datetime.now().replace(microsecond=0)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not YYYY-MM-DDTHH:MM:SS", param_hint="--start"
+        ) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _simulate(options: SimulationOptions, command: str) -> None:
+    from simulators.runner import Simulation
+
+    try:
+        simulation = Simulation(options)
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim {command}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"atm-sim {command}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        simulation.run(sys.stdin)
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim {command}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"atm-sim {command}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("atm")
+def atm_command(
+    out: Out,
+    terminal_id: Annotated[
+        str, typer.Option("--terminal-id", help="Terminal ID (8 characters).")
+    ] = "T1000001",
+    pty: Annotated[
+        bool, typer.Option("--pty", help="Serve on a new pseudo-terminal (the default).")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Serve on this pyserial URL or serial device.")
+    ] = None,
+    tcp: Annotated[
+        int | None, typer.Option("--tcp", help="Serve on this loopback TCP port (0: any).")
+    ] = None,
+    baud: Baud = 115200,
+    speed: Speed = 60.0,
+    noise: Noise = 0.0,
+    dialect: Annotated[str, typer.Option("--dialect", help="EJ dialect: ndc or procash.")] = "ndc",
+    seed: Seed = 0,
+    start: Start = "",
+    mean_transactions: MeanTransactions = 120.0,
+    discrepancy_rate: DiscrepancyRate = 0.0,
+    control: Control = None,
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Run one live ATM served on the serial link, with a console to inject faults.
+
+    Prints the device path (or URL) to give the agent as --port. Console commands on
+    standard input (and on --control): inject FAULT, clear DEVICE, door open|close,
+    replenish, visit, reboot, status, pause, resume, speed N, help, quit.
+    """
+    from simulators.live_device import LinkOptions
+    from simulators.runner import AtmSpec, SimulationOptions
+
+    if sum(1 for chosen in (pty, url is not None, tcp is not None) if chosen) > 1:
+        raise typer.BadParameter("choose one of --pty, --url and --tcp")
+    if not 0.0 <= noise < 1.0:
+        raise typer.BadParameter(f"{noise} is not a probability below 1", param_hint="--noise")
+    if url is not None:
+        link = LinkOptions(where="url", url=url, baudrate=baud, noise=noise)
+    elif tcp is not None:
+        link = LinkOptions(where="tcp", tcp_port=tcp, baudrate=baud, noise=noise)
+    else:
+        link = LinkOptions(where="pty", baudrate=baud, noise=noise)
+    _logging(log_level)
+    try:
+        options = SimulationOptions(
+            out=out,
+            atms=(AtmSpec(terminal_id=terminal_id, dialect=dialect, link=link),),
+            start=_start(start),
+            speed=speed,
+            seed=seed,
+            mean_transactions=mean_transactions,
+            discrepancy_rate=discrepancy_rate,
+            control_port=control,
+        )
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim atm: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _simulate(options, "atm")
+
+
+@app.command("fleet")
+def fleet_command(
+    out: Out,
+    count: Annotated[int, typer.Option("--count", help="Number of ATMs.", min=1)],
+    first_terminal: Annotated[
+        int,
+        typer.Option("--first-terminal", help="Number of the first terminal ID (T + 7 digits)."),
+    ] = 1_000_001,
+    tcp: Annotated[
+        int | None,
+        typer.Option("--tcp", help="Serve on loopback TCP ports from this one up, not on ptys."),
+    ] = None,
+    baud: Baud = 115200,
+    speed: Speed = 60.0,
+    noise: Noise = 0.0,
+    dialect: Annotated[
+        str, typer.Option("--dialect", help="EJ dialect: ndc, procash or mixed.")
+    ] = "mixed",
+    seed: Seed = 0,
+    start: Start = "",
+    mean_transactions: MeanTransactions = 120.0,
+    discrepancy_rate: DiscrepancyRate = 0.0,
+    control: Control = None,
+    agents: Annotated[
+        bool,
+        typer.Option("--agents", help="Also run one atm-agent per ATM (needs --service, --keys)."),
+    ] = False,
+    service: Annotated[
+        str | None, typer.Option("--service", help="The service URL the agents upload to.")
+    ] = None,
+    keys: Annotated[
+        Path | None,
+        typer.Option("--keys", help="Directory of agent keys <TID>.key (missing ones are made)."),
+    ] = None,
+    heartbeat_interval: Annotated[
+        float, typer.Option("--heartbeat-interval", help="Agents' seconds between heartbeats.")
+    ] = 30.0,
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Run COUNT live ATMs, each on its own serial link; optionally one agent per ATM.
+
+    Prints a table of terminal ids and device paths (also in OUT/fleet.json, with each
+    agent's key, public key and spool). Console commands name the ATM first
+    (T1000002 inject dispenser_jam) or say all. Agents' keys must be enrolled at the
+    service for their ATMs (POST /api/v1/atms/{id}/device-keys).
+    """
+    from simulators.agents import AgentOptions
+    from simulators.live_device import LinkOptions
+    from simulators.runner import SimulationOptions, fleet_specs
+
+    if not 0.0 <= noise < 1.0:
+        raise typer.BadParameter(f"{noise} is not a probability below 1", param_hint="--noise")
+    link = (
+        LinkOptions(where="tcp", tcp_port=tcp, baudrate=baud, noise=noise)
+        if tcp is not None
+        else LinkOptions(where="pty", baudrate=baud, noise=noise)
+    )
+    _logging(log_level)
+    try:
+        agent_options = None
+        if agents:
+            if service is None or keys is None:
+                raise typer.BadParameter("--agents needs --service URL and --keys DIR")
+            agent_options = AgentOptions(
+                service_url=service.rstrip("/"),
+                keys=keys,
+                spools=out / "agents",
+                logs=out / "agents",
+                baudrate=baud,
+                heartbeat_interval_s=heartbeat_interval,
+            )
+        elif service is not None or keys is not None:
+            raise typer.BadParameter("--service and --keys go with --agents")
+        options = SimulationOptions(
+            out=out,
+            atms=fleet_specs(
+                count, first_terminal=first_terminal, dialect=dialect, link=link, seed=seed
+            ),
+            start=_start(start),
+            speed=speed,
+            seed=seed,
+            mean_transactions=mean_transactions,
+            discrepancy_rate=discrepancy_rate,
+            control_port=control,
+            agents=agent_options,
+        )
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim fleet: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _simulate(options, "fleet")
+
+
+@app.command(
+    "serial-device",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def serial_device_command(context: typer.Context) -> None:
+    """Serve a directory of journal files as a device (--journals DIR --terminal-id TID ...;
+    --help for the options)."""
+    from simulators.serial_device import main as serve
+
+    serve(list(context.args), prog="atm-sim serial-device")
 
 
 def main() -> None:

@@ -9,12 +9,15 @@ and reversals (0420 with DE90, DE95 for a partial).
 
 Records are kept per business day; :func:`write_host_day` writes
 ``host/<YYYYMMDD>.iso`` (ascending DE7, ties by terminal) and ``.csv``
-(by terminal, then time).
+(by terminal, then time). Live ATMs close their days one by one;
+:class:`HostLog` collects their days and rewrites a day's files as each
+terminal's day is added, so the files always hold every terminal closed so far.
 """
 
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from random import Random
@@ -224,3 +227,27 @@ def _by_time(rows: list[str]) -> list[str]:
     # rows are made in time order except for a reversal sent after a later request;
     # the sort is stable, so a 0210 stays before its 0420 and duplicates stay together
     return sorted(rows, key=lambda row: row[20:28])
+
+
+class HostLog:
+    """The switch's day files for live ATMs that close their business days one by one.
+
+    ``close_day`` adds one terminal's records of a day and rewrites that day's
+    ``.iso`` and ``.csv`` with every terminal added so far (thread-safe, so the
+    ATMs of a fleet may share one log). Days more than ``keep_days`` before the
+    latest are forgotten (their files stay as written).
+    """
+
+    def __init__(self, directory: Path, *, keep_days: int = 2) -> None:
+        self.directory = directory
+        self.keep_days = keep_days
+        self._days: dict[str, dict[str, HostDay]] = {}
+        self._lock = threading.Lock()
+
+    def close_day(self, date_iso: str, terminal_id: str, day: HostDay) -> None:
+        with self._lock:
+            terminals = self._days.setdefault(date_iso, {})
+            terminals[terminal_id] = day
+            write_host_day(self.directory, date_iso, sorted(terminals.items()))
+            for old in sorted(self._days)[: -self.keep_days]:
+                del self._days[old]

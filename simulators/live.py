@@ -10,12 +10,15 @@ remote commands. Faults are raised on demand with :meth:`LiveAtm.inject` and sho
 in the status, as events, in the journal where the formats describe them, and
 in ``truth.jsonl``. When a business day closes it writes that day's paper
 journal, counters, switch log and ground truth beside the journal, in the same
-layout as the batch generator.
+layout as the batch generator; several live ATMs writing into one directory
+share a :class:`~simulators.host.HostLog`, so the switch's day files hold all
+of their transactions, as a real switch's would.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time as _time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -27,7 +30,7 @@ from simulators.atm import END_OF_DAY, Atm, TerminalConfig
 from simulators.counters import dumps_counters
 from simulators.demand import AMOUNT_MENU, AMOUNT_WEIGHTS, DemandModel, SeasonalDemand, arrivals
 from simulators.errors import ConfigurationError, JournalNotFound, UnknownFault
-from simulators.host import HostSwitch, write_host_day
+from simulators.host import HostLog, HostSwitch
 from simulators.journal import HMS
 from simulators.paper import transcribe
 from simulators.truth import dumps
@@ -54,7 +57,12 @@ FAULTS = tuple(sorted(f.DIRECTIVES | set(DEVICE_FAULTS) | set(OTHER_FAULTS)))
 
 
 class AcceleratedClock:
-    """Local time that runs ``factor`` times faster than real time from ``start``."""
+    """Local time that runs ``factor`` times faster than real time from ``start``.
+
+    It can be paused (simulated time stands still, so the ATM serves nobody and
+    its journal stops growing), resumed, and set to another speed while it runs;
+    the time it shows never jumps. Safe to read from several threads.
+    """
 
     def __init__(
         self,
@@ -62,15 +70,55 @@ class AcceleratedClock:
         factor: float = 1.0,
         monotonic: Callable[[], float] = _time.monotonic,
     ) -> None:
-        if factor <= 0:
-            raise ConfigurationError(f"clock speed must be positive, not {factor}")
+        _check_speed(factor)
         self.start = start
         self.factor = factor
         self._monotonic = monotonic
         self._origin = monotonic()
+        self._paused_at: datetime | None = None
+        self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> datetime:
+        if self._paused_at is not None:
+            return self._paused_at
         return self.start + timedelta(seconds=(self._monotonic() - self._origin) * self.factor)
+
+    @property
+    def paused(self) -> bool:
+        with self._lock:
+            return self._paused_at is not None
+
+    def pause(self) -> datetime:
+        """Stop simulated time; returns the time it stands at."""
+        with self._lock:
+            if self._paused_at is None:
+                self._paused_at = self._read()
+            return self._paused_at
+
+    def resume(self) -> datetime:
+        """Let simulated time run on from where it was paused."""
+        with self._lock:
+            if self._paused_at is not None:
+                self.start, self._origin = self._paused_at, self._monotonic()
+                self._paused_at = None
+            return self._read()
+
+    def set_speed(self, factor: float) -> None:
+        """Simulated seconds per real second from now on."""
+        _check_speed(factor)
+        with self._lock:
+            if self._paused_at is None:
+                self.start, self._origin = self._read(), self._monotonic()
+            self.factor = factor
+
+
+def _check_speed(factor: float) -> None:
+    if not factor > 0:
+        raise ConfigurationError(f"clock speed must be positive, not {factor}")
 
 
 class LiveAtm:
@@ -91,6 +139,7 @@ class LiveAtm:
         first_stan: int = 1,
         demand: DemandModel | None = None,
         ocr_p: float = 0.02,
+        host_log: HostLog | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Z0-9]{8}", terminal_id):
             raise ConfigurationError(
@@ -108,6 +157,8 @@ class LiveAtm:
             [terminal_id], mean_transactions, Random(f"{seed}:demand")
         )
         self.host = HostSwitch(Random(f"{seed}:{terminal_id}:host"))
+        # The switch's day files hold every terminal it serves; ATMs of one fleet share one log.
+        self.host_log = host_log or HostLog(directory / "host")
         self.policy = f.FaultPolicy(discrepancy_rate)
         config = TerminalConfig(terminal_id, dialect, denominations, loads, first_stan)
         self.atm = Atm(config, self.rng, self.host, self.policy, emit_events=True)
@@ -203,8 +254,9 @@ class LiveAtm:
         (self.directory / "paper" / f"{self.terminal_id}_{stem}.txt").write_text(
             transcribe(out.paper, paper_rng, self.ocr_p), encoding="ascii"
         )
-        host_day = self.host.pop_day(self.terminal_id, out.date_iso)
-        write_host_day(self.directory / "host", out.date_iso, [(self.terminal_id, host_day)])
+        self.host_log.close_day(
+            out.date_iso, self.terminal_id, self.host.pop_day(self.terminal_id, out.date_iso)
+        )
         if out.truth:
             with open(self.directory / "truth.jsonl", "a", encoding="ascii") as fh:
                 fh.write(dumps(out.truth))

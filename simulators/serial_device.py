@@ -457,8 +457,11 @@ def _without_time(status: dict[str, object]) -> dict[str, object]:
     return {key: value for key, value in status.items() if key != "time"}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m simulators.serial_device``: serve a directory of journals as a device."""
+def main(
+    argv: list[str] | None = None, *, prog: str = "python -m simulators.serial_device"
+) -> None:
+    """``atm-sim serial-device`` (or ``python -m simulators.serial_device``): serve a directory
+    of journals as a device."""
     import argparse
     import signal
     from pathlib import Path
@@ -466,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     from simulators.file_backend import FileDeviceBackend
 
     parser = argparse.ArgumentParser(
-        prog="python -m simulators.serial_device",
+        prog=prog,
         description="Serve <TID>_<YYYYMMDD>.txt journals (and a counters file) as a device "
         "on the serial link, on a new pseudo-terminal, a loopback TCP port or a pyserial URL.",
     )

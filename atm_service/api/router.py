@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from atm_service.api.routes import (
     atms,
     contracts,
+    device_commands,
     device_keys,
     device_signals,
     devices,
@@ -34,6 +35,7 @@ api_router.include_router(journals.router)
 api_router.include_router(device_keys.router)
 api_router.include_router(devices.router)
 api_router.include_router(device_signals.router)
+api_router.include_router(device_commands.router)
 api_router.include_router(engineers.router)
 api_router.include_router(tasks.router)
 api_router.include_router(kpis.router)

@@ -7,6 +7,7 @@ the Alembic environment compares against the migrations.
 from atm_service.models.base import UTCDateTime
 from atm_service.models.cash import CountersSnapshot
 from atm_service.models.condition import AtmCondition, AtmOutage
+from atm_service.models.device_commands import CommandState, DeviceCommand, DeviceCommandName
 from atm_service.models.devices import (
     AtmState,
     AtmStatePublic,
@@ -98,7 +99,10 @@ __all__ = [
     "Cassette",
     "CassetteIn",
     "CassettePublic",
+    "CommandState",
     "CountersSnapshot",
+    "DeviceCommand",
+    "DeviceCommandName",
     "DeviceEvent",
     "DeviceKey",
     "DeviceKeyCreate",

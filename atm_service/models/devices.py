@@ -5,8 +5,9 @@
   a revoked key stays, for the record, and is refused.
 - ``device_nonce``: nonces of signed requests, kept until their timestamp can
   no longer pass the clock-skew check, so each request is accepted once.
-- ``device_record_stream``: one agent spool's record sequence for an ATM and how
-  far the service holds it; records are idempotent by (stream, sequence).
+- ``device_record_stream``: one agent spool's record sequence for an ATM, how
+  far the service holds it (``last_seq``) and how far the dispatch rules have
+  been applied to it (``rules_seq``); records are idempotent by (stream, sequence).
 - ``device_status`` and ``device_event``: the records themselves, as sent.
 - ``atm_state``: the latest of everything for each ATM, kept up to date on
   ingest so the fleet views read one row per ATM.
@@ -116,6 +117,11 @@ class RecordStream(SQLModel, table=True):
     )
     stream: str = Field(max_length=32)
     last_seq: int = Field(default=0, sa_type=sa.BigInteger)
+    rules_seq: int = Field(
+        default=0,
+        sa_type=sa.BigInteger,
+        description="The last record the dispatch rules were applied to",
+    )
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -239,10 +245,22 @@ class HeartbeatIn(SQLModel):
         return value
 
 
+class PendingCommand(SQLModel):
+    """A remote command the agent is to run on the device and report on."""
+
+    id: int
+    command: str = Field(description="send_counters, go_out_of_service or go_in_service")
+    requested_at: datetime
+
+
 class HeartbeatReply(SQLModel):
     terminal_id: str
     server_time: datetime
     acked_seq: int = Field(description="The service holds the stream's records up to this")
+    commands: list[PendingCommand] = Field(
+        default_factory=list,
+        description="Remote commands waiting for this ATM; report each one's result",
+    )
 
 
 class DeviceWhoAmI(SQLModel):

@@ -13,7 +13,13 @@ Records (status, events, cash-unit snapshots): numbered per agent stream from
 1; a batch is consecutive, records the stream already holds are skipped, a
 batch starting past the next expected number is refused with 409 and
 ``expected_seq``. They are bulk-inserted, and the ATM's latest state is
-brought up to date in the same transaction.
+brought up to date in the same transaction. Once that has committed, the
+records the dispatch rules have not seen go to them, each exactly once
+(:mod:`atm_service.services.device_rules`): a fault becomes a task.
+
+Heartbeats keep the agent's own state, answer with the stream's position and
+the ATM's waiting remote commands (:mod:`atm_service.services.device_commands`),
+and apply any records the rules were left behind on.
 
 The work is set-based (Core statements, executemany), never one ORM object per
 line or record: ingest must keep up with a whole fleet catching up after an outage.
@@ -43,7 +49,9 @@ from atm_service.models.devices import (
     RecordStream,
 )
 from atm_service.models.journals import JournalAck, JournalChunk, JournalFile
+from atm_service.services import device_commands, device_rules
 from atm_service.services.device_auth import DeviceIdentity
+from atm_service.services.dispatch_rules import DEFAULT_ROAD_SPEED_KMH
 from atm_service.services.journals import check_journal_name, read_range
 from atm_service.services.sql import cached, insert_ignoring_duplicates, table, upsert
 
@@ -243,9 +251,15 @@ class _LatestState:
 
 
 def ingest_records(
-    session: Session, *, device: DeviceIdentity, batch: RecordBatch, now: datetime
+    session: Session,
+    *,
+    device: DeviceIdentity,
+    batch: RecordBatch,
+    now: datetime,
+    road_speed_kmh: float = DEFAULT_ROAD_SPEED_KMH,
 ) -> RecordsAck:
-    """Store the batch's records the service does not hold yet; see the module docstring."""
+    """Store the batch's records the service does not hold yet, then apply the dispatch rules
+    to those they have not seen; see the module docstring."""
     for record in batch.records:
         _check_record(record)
     connection = session.connection()
@@ -341,6 +355,9 @@ def ingest_records(
     else:
         _touch(connection, device.atm_id, now)
     session.commit()
+    device_rules.apply_pending(
+        session, atm_id=device.atm_id, stream_id=stream_id, now=now, road_speed_kmh=road_speed_kmh
+    )
     acked = max(last_seq, batch.records[-1].seq)
     return RecordsAck(
         stream=batch.stream,
@@ -354,9 +371,15 @@ def ingest_records(
 
 
 def record_heartbeat(
-    session: Session, *, device: DeviceIdentity, beat: HeartbeatIn, now: datetime
+    session: Session,
+    *,
+    device: DeviceIdentity,
+    beat: HeartbeatIn,
+    now: datetime,
+    road_speed_kmh: float = DEFAULT_ROAD_SPEED_KMH,
 ) -> HeartbeatReply:
-    """Keep the agent's reported state; answer with the time and the stream's position."""
+    """Keep the agent's reported state; answer with the time, the stream's position and the
+    ATM's waiting commands; catch the dispatch rules up on the stream if they fell behind."""
     lag = None
     if beat.oldest_pending_at is not None:
         # Both times are the agent's, so its clock offset cancels out.
@@ -377,16 +400,30 @@ def record_heartbeat(
         backlog_records=beat.backlog_records,
         ingest_lag_s=lag,
     )
-    acked = connection.execute(
+    position = connection.execute(
         cached(
             "stream-position",
             connection,
-            lambda: sa.select(_STREAMS.c.last_seq).where(
+            lambda: sa.select(_STREAMS.c.id, _STREAMS.c.last_seq, _STREAMS.c.rules_seq).where(
                 _STREAMS.c.atm_id == sa.bindparam("atm_id"),
                 _STREAMS.c.stream == sa.bindparam("stream"),
             ),
         ),
         {"atm_id": device.atm_id, "stream": beat.stream},
-    ).scalar()
+    ).first()
+    commands = device_commands.collect(connection, atm_id=device.atm_id, now=now)
     session.commit()
-    return HeartbeatReply(terminal_id=device.terminal_id, server_time=now, acked_seq=acked or 0)
+    if position is not None and position.rules_seq < position.last_seq:
+        device_rules.apply_pending(
+            session,
+            atm_id=device.atm_id,
+            stream_id=position.id,
+            now=now,
+            road_speed_kmh=road_speed_kmh,
+        )
+    return HeartbeatReply(
+        terminal_id=device.terminal_id,
+        server_time=now,
+        acked_seq=position.last_seq if position is not None else 0,
+        commands=commands,
+    )

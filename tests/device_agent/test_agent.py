@@ -16,9 +16,10 @@ from fastapi import FastAPI
 from atm_service.context import AppContext
 from atm_service.services.fleet_state import get_state
 from atm_service.services.journals import get_journal
-from device_agent.agent import Agent, AgentConfig, device_link_factory
+from device_agent.agent import Agent, AgentConfig, LinkState, device_link_factory
 from device_agent.errors import LinkUnavailable
-from device_agent.ports import LinkRunner, LinkSink
+from device_agent.link import DeviceLink, LinkSink
+from device_agent.ports import LinkRunner
 from device_agent.signing import write_key_file
 from device_agent.uploader import UploadPolicy
 from tests.ingest_support import (
@@ -28,6 +29,7 @@ from tests.ingest_support import (
     run_async,
     sample_journal,
 )
+from tests.protocol.support import MemorySink
 from tests.support import FakeClock
 
 TERMINAL = "T1000001"
@@ -37,9 +39,16 @@ DAYS = ("20261116", "20261117")
 class ScriptedLink:
     """Plays a device over a link: journals in frames, a status, an event; then idles."""
 
+    up = True
+
     def __init__(self, sink: LinkSink, *, fail_first: bool) -> None:
         self.sink = sink
         self.fail_first = fail_first
+        self.commands: list[str] = []
+
+    def send_command(self, command: str, *, timeout: float = 10.0) -> dict[str, object]:
+        self.commands.append(command)
+        return {"ok": True, "command": command}
 
     def run(self, stop: threading.Event) -> None:
         for day in DAYS:
@@ -146,7 +155,7 @@ def test_agent_reads_spools_and_uploads_through_a_link_failure(
         state = get_state(session, atm_id=atm_id, now=clock(), offline_after=timedelta(1))
     assert state.in_service is True
     assert state.safe_door == "open"
-    assert state.link_state in {"running", "stopped"}
+    assert state.link_state in {"up", "stopped"}
 
 
 def test_agent_without_a_serial_link_still_uploads_and_says_why(
@@ -171,11 +180,24 @@ def test_agent_without_a_serial_link_still_uploads_and_says_why(
     assert state.link_state == "unavailable: no such port"
 
 
-def test_default_link_factory_explains_a_missing_link(tmp_path: Path) -> None:
-    try:
-        import device_agent.link  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(LinkUnavailable, match=r"device_agent\.link"):
-            device_link_factory("loop://", object())  # type: ignore[arg-type]
-    else:
-        pytest.skip("the serial link is installed; its own tests cover it")
+def test_the_default_link_is_the_serial_device_link(tmp_path: Path) -> None:
+    sink = MemorySink()
+    link = device_link_factory("loop://", sink, baudrate=921600)
+    assert isinstance(link, DeviceLink)
+    assert (link.url, link.baudrate, link.sink) == ("loop://", 921600, sink)
+    assert link.up is False
+
+
+def test_the_heartbeat_says_how_the_link_stands() -> None:
+    state = LinkState()
+    assert state() == "starting"
+    link = ScriptedLink(MemorySink(), fail_first=False)
+    state.set("running", link)
+    assert state() == "up"
+    link.up = False
+    assert state() == "waiting for the device"
+    link.refused = "the device on /dev/ttyS0 is terminal T1000002, not T1000001"  # type: ignore[attr-defined]
+    assert state() == "refused: the device on /dev/ttyS0 is terminal T1000002, not T1000001"
+    state.set("stopped")
+    assert state() == "stopped"
+    assert state.link is None

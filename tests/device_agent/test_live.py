@@ -19,7 +19,8 @@ from atm_service.db import Database, create_engine
 from atm_service.migrate import upgrade
 from atm_service.services.journals import get_journal
 from device_agent.agent import Agent, AgentConfig
-from device_agent.ports import LinkRunner, LinkSink
+from device_agent.link import LinkSink
+from device_agent.ports import LinkRunner
 from device_agent.signing import write_key_file
 from device_agent.uploader import UploadPolicy
 from tests.conftest import drop_postgres_schema, new_postgres_schema, postgres_url

@@ -15,7 +15,7 @@ from device_agent.errors import (
     SpoolError,
     SpoolPruned,
 )
-from device_agent.ports import LinkSink
+from device_agent.link import LinkSink
 from device_agent.spool import CHUNK_TARGET, Spool
 from tests.ingest_support import sample_journal
 from tests.support import FakeClock

@@ -268,6 +268,7 @@ def test_heartbeat_keeps_the_agent_state_and_answers_the_stream_position(
         "terminal_id": "T1000001",
         "server_time": "2026-11-16T08:00:00Z",
         "acked_seq": 0,
+        "commands": [],
     }
     _ok(device.post_records("T1000001", STREAM, first_records()))
     assert _ok(device.request("POST", path, payload=_beat()))["acked_seq"] == 3

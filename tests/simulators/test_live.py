@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from simulators.device_backend import DeviceBackend
-from simulators.errors import JournalNotFound, UnknownFault
+from simulators.errors import ConfigurationError, JournalNotFound, UnknownFault
+from simulators.host import HostLog
 from simulators.live import AcceleratedClock, LiveAtm
 from tests.simulators.grammar import check_ej, ej_transactions
 
@@ -145,3 +146,45 @@ def test_accelerated_clock() -> None:
     ticks = iter([10.0, 12.0])
     clock = AcceleratedClock(datetime(2026, 11, 16, 8, 0), 60.0, monotonic=lambda: next(ticks))
     assert clock() == datetime(2026, 11, 16, 8, 2)
+
+
+def test_atms_of_one_directory_share_the_switch_log(tmp_path: Path, clock: Clock) -> None:
+    log = HostLog(tmp_path / "host")
+    atms = [
+        LiveAtm(tmp_path, clock, terminal_id=tid, seed=4, mean_transactions=200, host_log=log)
+        for tid in ("T1000001", "T1000002")
+    ]
+    clock.advance(days=1)
+    for atm in atms:
+        atm.advance()
+    rows = (tmp_path / "host" / "20261116.csv").read_text().splitlines()
+    assert rows[0].startswith("terminal_id,")
+    assert {row.split(",")[0] for row in rows[1:]} == {"T1000001", "T1000002"}
+    iso = (tmp_path / "host" / "20261116.iso").read_bytes()
+    assert b"T1000001" in iso
+    assert b"T1000002" in iso
+    clock.advance(days=3)
+    for atm in atms:
+        atm.advance()
+    assert sorted(log._days) == ["2026-11-18", "2026-11-19"]  # older days are forgotten
+    assert (tmp_path / "host" / "20261116.csv").read_text().splitlines() == rows
+
+
+def test_the_accelerated_clock_pauses_and_changes_speed() -> None:
+    now = [0.0]
+    clock = AcceleratedClock(datetime(2026, 11, 16, 8, 0), 60, monotonic=lambda: now[0])
+    now[0] = 10
+    assert clock() == datetime(2026, 11, 16, 8, 10)
+    assert clock.pause() == datetime(2026, 11, 16, 8, 10)
+    now[0] = 100
+    assert clock() == datetime(2026, 11, 16, 8, 10)
+    assert clock.paused
+    clock.set_speed(1)  # while paused: applies from the resume
+    assert clock.resume() == datetime(2026, 11, 16, 8, 10)
+    now[0] = 160
+    assert clock() == datetime(2026, 11, 16, 8, 11)
+    clock.set_speed(3600)
+    now[0] = 161
+    assert clock() == datetime(2026, 11, 16, 9, 11)
+    with pytest.raises(ConfigurationError, match="positive"):
+        clock.set_speed(-1)

@@ -335,3 +335,24 @@ def test_a_journal_the_device_fails_to_read_is_asked_for_again(
             assert wait_for(lambda: all_stored(sink, journal_dir))
     assert backend.failures == 0
     assert sink.violations == []
+
+
+def test_a_link_for_another_terminal_stores_and_acknowledges_nothing(
+    device: SerialDevice, backend: FileDeviceBackend
+) -> None:
+    sink = MemorySink()
+    assert device.device_path is not None
+    door = {"kind": "safe_door", "time": "2026-11-17T10:00:00", "state": "open"}
+    backend.raise_event(door)
+    with DeviceLink(device.device_path, sink, baudrate=FAST, terminal_id="T9999999") as link:
+        assert wait_for(lambda: link.refused is not None)
+        assert (
+            link.refused
+            == f"the device on {device.device_path} is terminal {TERMINAL}, not T9999999"
+        )
+        time.sleep(0.5)
+    assert (sink.journals, sink.events, sink.statuses, sink.cash_units) == ({}, [], [], [])
+    # the right agent still gets everything, the event included
+    with DeviceLink(device.device_path, sink, baudrate=FAST, terminal_id=TERMINAL) as link:
+        assert wait_for(lambda: door in sink.events)
+        assert link.refused is None

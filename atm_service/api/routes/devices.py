@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query
 
 from atm_service.api.device_guard import DeviceDep
 from atm_service.api.openapi import problems
+from atm_service.models.device_commands import CommandResultIn, DeviceCommandPublic
 from atm_service.models.devices import (
     DeviceWhoAmI,
     HeartbeatIn,
@@ -20,7 +21,7 @@ from atm_service.models.devices import (
 )
 from atm_service.models.fleet import TERMINAL_ID_PATTERN
 from atm_service.models.journals import JOURNAL_NAME_PATTERN, JournalAck
-from atm_service.services import ingest
+from atm_service.services import device_commands, ingest
 
 # The largest body a device may send in one request (enforced by BodyLimit in the
 # app); agents send 64 KiB batches.
@@ -92,7 +93,11 @@ async def post_records(
 ) -> RecordsAck:
     return await device.run(
         lambda session, identity: ingest.ingest_records(
-            session, device=identity, batch=batch, now=device.now
+            session,
+            device=identity,
+            batch=batch,
+            now=device.now,
+            road_speed_kmh=device.context.settings.dispatch_road_speed_kmh,
         )
     )
 
@@ -108,6 +113,34 @@ async def post_heartbeat(
 ) -> HeartbeatReply:
     return await device.run(
         lambda session, identity: ingest.record_heartbeat(
-            session, device=identity, beat=beat, now=device.now
+            session,
+            device=identity,
+            beat=beat,
+            now=device.now,
+            road_speed_kmh=device.context.settings.dispatch_road_speed_kmh,
+        )
+    )
+
+
+@router.post(
+    "/{terminal_id}/commands/{command_id}/result",
+    response_model=DeviceCommandPublic,
+    summary="Report what the device answered to a remote command (idempotent)",
+    description=(
+        "The body is the device's answer as the link returned it: at least `ok`, and "
+        "`error` when it failed (or the agent's reason it could not ask the device). "
+        "A command keeps its first result; a repeated report changes nothing."
+    ),
+    responses=problems(404, 413, 422),
+)
+async def post_command_result(
+    terminal_id: TerminalId,
+    command_id: Annotated[int, Path(ge=1, description="The command's id, from the heartbeat")],
+    result: CommandResultIn,
+    device: DeviceDep,
+) -> DeviceCommandPublic:
+    return await device.run(
+        lambda session, identity: device_commands.report_result(
+            session, device=identity, command_id=command_id, result=result, now=device.now
         )
     )

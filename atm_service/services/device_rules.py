@@ -23,7 +23,8 @@ A record the rules refuse (a domain error: a status without a time, an event
 with a bad field) or fail on unexpectedly is logged with its stream and
 sequence and passed over: it stays stored, and one bad record never holds up
 the ATM's later ones. A database error (the connection dropped, a
-serialisation failure) leaves the record for the next attempt.
+serialisation failure, no pooled connection in time) leaves the record for the
+next attempt.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def _apply_one(
         _apply(session, atm_id=atm_id, record=record, now=now, road_speed_kmh=road_speed_kmh)
         session.commit()
         return "applied"
-    except sa.exc.DBAPIError:
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError):
         session.rollback()
         logger.warning(
             "dispatch rules deferred: database error on record %d",
@@ -250,7 +251,7 @@ def _apply_one(
             session.rollback()
             return "taken"
         session.commit()
-    except sa.exc.DBAPIError:
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError):
         session.rollback()
         return "deferred"
     return "skipped"

@@ -24,6 +24,7 @@ A problem may carry extension members (RFC 9457 section 3.2) in ``extensions``,
 e.g. the offset a device must resend from.
 
     DatabaseNotMigrated           raised at start-up, never over HTTP
+    DemoFailed                    the demo (atm-service demo) cannot start; says why
 """
 
 from __future__ import annotations
@@ -148,3 +149,7 @@ class NotConfigured(ServiceError):
 
 class DatabaseNotMigrated(Exception):
     """The database schema is not at the revision this code needs."""
+
+
+class DemoFailed(Exception):
+    """The demo cannot start or run on; the message says why (never over HTTP)."""

@@ -316,7 +316,7 @@ def render(state: dict[str, Any], query: dict[str, str]) -> str:
         + "</li>"
         for day in state["days"]
     )
-    service = _e(state["service"])
+    service = _e(state["service"] or "")
     clock = _e(state["time"].replace("T", " "))
     speed = _e(f"{state['speed']:g}")
     return f"""<!doctype html>
@@ -324,8 +324,8 @@ def render(state: dict[str, Any], query: dict[str, str]) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Simulated ATMs and safe locks</title><style>{_STYLE}</style></head>
 <body><header><h1>Simulated ATMs and safe locks</h1>
-<p>Site time <span id="clock">{clock}</span> (x{speed}) ·
-service <a href="{service}/login">{service}</a></p></header>
+<p>Site time <span id="clock">{clock}</span> (x{speed})
+{f'· service <a href="{service}/login">{service}</a>' if service else ""}</p></header>
 <main>
 {cards}
 <section aria-labelledby="switch"><h2 id="switch">Switch (host simulator): closed days</h2>

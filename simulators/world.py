@@ -3,15 +3,15 @@ serial link and its safe lock, run together until Ctrl-C or SIGTERM (``atm-sim w
 
 The spec (JSON, :class:`WorldSpec`) names the ATMs as the service knows them
 (terminal, EJ dialect, cassette denominations and loads, site), the service the
-agents upload to, the folder of their keys, and each ATM's lock provisioning
-record. :class:`World` builds a :class:`~simulators.runner.Simulation` from it
-(one clock, one switch log, a pseudo-terminal and an ``atm-agent run`` process
-per ATM), starting ``history_days`` before today in the sites' time zone so a
-closed business day, with its switch files, exists from the start; loads each
-lock with its memory from the last run (``locks/<lock id>.memory.json``, mode
-0600); and serves the operator's panel (:mod:`simulators.panel`) where a person
-injects faults, keys codes into the locks, opens and closes the safe doors and
-replenishes the cassettes.
+agents upload to and the folder of their keys (without a service: no agents),
+and each ATM's lock provisioning record. :class:`World` builds a
+:class:`~simulators.runner.Simulation` from it (one clock, one switch log, a
+pseudo-terminal and an ``atm-agent run`` process per ATM), starting
+``history_days`` before today in the sites' time zone so a closed business day,
+with its switch files, exists from the start; loads each lock with its memory
+from the last run (``locks/<lock id>.memory.json``, mode 0600); and serves the
+operator's panel (:mod:`simulators.panel`) where a person injects faults, keys
+codes into the locks, opens and closes the safe doors and replenishes the cassettes.
 
 A lock's door is the ATM's safe door: opening and closing it is reported by the
 ATM as a ``safe_door`` event, and the cassettes can only be replenished while
@@ -66,8 +66,8 @@ class WorldSpec:
     """What ``atm-sim world --spec FILE`` runs; relative paths are from the file's folder."""
 
     out: Path
-    service_url: str
-    keys: Path
+    service_url: str | None  # None: no agents (the ATMs and locks alone)
+    keys: Path | None
     atms: tuple[WorldAtm, ...]
     timezone: str = "UTC"
     speed: float = 1.0
@@ -102,10 +102,11 @@ class WorldSpec:
             panel = data.get("panel", {})
             if not isinstance(panel, dict):
                 raise ConfigurationError("panel must be an object")
+            service = data.get("service")
             spec = cls(
                 out=base / _text(data, "out"),
-                service_url=_text(data, "service").rstrip("/"),
-                keys=base / _text(data, "keys"),
+                service_url=None if service is None else _text(data, "service").rstrip("/"),
+                keys=None if service is None else base / _text(data, "keys"),
                 atms=atms,
                 timezone=str(data.get("timezone", "UTC")),
                 speed=_number(data, "speed", 1.0),
@@ -353,7 +354,9 @@ class World:
                 seed=spec.seed,
                 mean_transactions=spec.mean_transactions,
                 discrepancy_rate=spec.discrepancy_rate,
-                agents=AgentOptions(
+                agents=None
+                if spec.service_url is None or spec.keys is None
+                else AgentOptions(
                     service_url=spec.service_url,
                     keys=spec.keys,
                     spools=spec.out / "agents",
@@ -502,7 +505,8 @@ class World:
 
     def announce(self) -> None:
         for row in self.simulation.rows():
-            self.echo(f"{row['terminal_id']} on {row['port']} (agent pid {row['agent_pid']})")
+            agent = f" (agent pid {row['agent_pid']})" if "agent_pid" in row else ""
+            self.echo(f"{row['terminal_id']} on {row['port']}{agent}")
         if self.panel is not None:
             self.echo(f"panel: {self.panel.url}")
         self.echo("ready")

@@ -5,7 +5,7 @@ ATM under central control.
 The demo's lock secrets (the master key and the log's signing key) are made once in
 the demo's data folder (mode 0600) and never printed; each lock's provisioning
 record is written there too (``locks/<lock id>.json``), so a simulated lock can be
-started from it: ``atm-sim lock --provisioning var/locks/CX-1000001.json``.
+started from it: ``atm-sim lock --provisioning var/demo/locks/CX-1000001.json``.
 
 Seeding is idempotent: existing sites, contracts, ATMs, profiles and tasks are
 kept, and the demo users get fresh random passwords each time, which the

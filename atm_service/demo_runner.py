@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
@@ -150,6 +151,10 @@ def choose_port(
     )
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @dataclass
 class Child:
     """One program the demo runs, with its log file."""
@@ -170,6 +175,9 @@ class Child:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env=self.environment,
+            # deaf to a Ctrl-C until the program sets up its own handling (uvicorn's, the
+            # world's), so one during its start-up cannot leave a half-made process
+            preexec_fn=_ignore_interrupts,
         )
 
     @property
@@ -220,10 +228,12 @@ class DemoRunner:
     clock: Clock = system_clock
     python: str = sys.executable
     stopping: threading.Event = field(default_factory=threading.Event)
+    interrupted: bool = False  # a Ctrl-C (SIGINT), which the children got too
     children: list[Child] = field(default_factory=list)
     port: int = 0
     panel_port: int = 0
     atms: tuple[DemoAtm, ...] = ()
+    _hold: IO[str] | None = None  # the data folder's lock file, held while the demo runs
 
     @property
     def data_dir(self) -> Path:
@@ -248,6 +258,24 @@ class DemoRunner:
             o.host, o.panel_port, self.port + 1, option="--panel-port", taken=frozenset({self.port})
         )
         return [n for n in (note, panel_note) if n]
+
+    def hold_data_dir(self) -> None:
+        """Take the data folder for this demo; refuse if another demo runs in it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._hold = open(self.data_dir / "demo.lock", "a")  # noqa: SIM115 - held until exit
+        try:
+            fcntl.flock(self._hold, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._hold.close()
+            raise DemoFailed(
+                f"another demo is running in {self.data_dir}/; stop it first, or give this "
+                "one its own folder with --data-dir"
+            ) from None
+
+    def release_data_dir(self) -> None:
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
 
     def reset(self) -> None:
         """Remove what the last demo in this folder made (keys and lock secrets stay)."""
@@ -491,10 +519,11 @@ class DemoRunner:
         """Stop the children: the world first (it stops its agents), then the service."""
         if not self.children:
             return
-        # a Ctrl-C at the terminal reached every child already: give them a moment
-        deadline = time.monotonic() + SIGNAL_GRACE_S
-        while time.monotonic() < deadline and any(c.exited() is None for c in self.children):
-            time.sleep(0.1)
+        if self.interrupted:
+            # a Ctrl-C at the terminal reached every child already: give them a moment
+            deadline = time.monotonic() + SIGNAL_GRACE_S
+            while time.monotonic() < deadline and any(c.exited() is None for c in self.children):
+                time.sleep(0.1)
         for child in reversed(self.children):
             child.terminate()
             if not child.wait(STOP_TIMEOUT_S):
@@ -507,7 +536,11 @@ class DemoRunner:
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
-        handler = lambda *_: self.stopping.set()  # noqa: E731
+        def handler(number: int, _frame: object) -> None:
+            if number == signal.SIGINT:
+                self.interrupted = True
+            self.stopping.set()
+
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
@@ -520,6 +553,7 @@ class DemoRunner:
         with self._signals():
             try:
                 notes = self.choose_ports()
+                self.hold_data_dir()
                 self.echo(f"Preparing a fresh demo in {self.data_dir}/ ...")
                 self.reset()
                 logins = self.prepare()
@@ -541,6 +575,7 @@ class DemoRunner:
                 if self.children:
                     self.echo("Stopping ...")
                 self.stop()
+                self.release_data_dir()
             if code == 0:
                 self.echo("Stopped.")
             return code

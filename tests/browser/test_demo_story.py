@@ -13,8 +13,10 @@ demo exits 0.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +250,21 @@ def _reconcile(browser: Any, demo: DemoProcess, panel: Any, artifacts: Path) -> 
         assert page.locator("#run-state").inner_text() == "done", page.content()
         read = page.locator("li.card", has_text="Read").inner_text()
         assert "2 terminal-days" in read
+        # what the run found is what the simulated ATMs and switch did wrong that day
+        run_id = run_url.rsplit("/", 1)[1]
+        truth = [
+            json.loads(line)
+            for line in (demo.data_dir / "sim" / "truth.jsonl").read_text().splitlines()
+        ]
+        expected = Counter(t["kind"] for t in truth if t["business_date"] == day)
+        with httpx.Client(base_url=demo.url) as client:
+            client.post(
+                "/api/v1/session", json={"username": "recon", "password": demo.logins["recon"]}
+            ).raise_for_status()
+            found = client.get(
+                "/api/v1/reconciliation/discrepancies", params={"run_id": run_id, "limit": 500}
+            ).json()["items"]
+        assert Counter(d["kind"] for d in found) == expected
         page.screenshot(path=str(artifacts / "demo-4-reconciliation-1366.png"), full_page=True)
     finally:
         context.close()

@@ -91,6 +91,19 @@ def test_each_start_is_fresh_and_the_world_spec_fits_the_simulators(tmp_path: Pa
     assert spec.faults == (("T1000005", "card_reader_fault"),)
 
 
+def test_one_demo_at_a_time_in_a_folder(tmp_path: Path) -> None:
+    first = DemoRunner(DemoOptions(data_dir=tmp_path), make_settings(), echo=lambda _: None)
+    second = DemoRunner(DemoOptions(data_dir=tmp_path), make_settings(), echo=lambda _: None)
+    first.hold_data_dir()
+    try:
+        with pytest.raises(DemoFailed, match="another demo is running in"):
+            second.hold_data_dir()
+    finally:
+        first.release_data_dir()
+    second.hold_data_dir()
+    second.release_data_dir()
+
+
 def test_the_command_refuses_a_port_in_use_before_making_anything(
     taken: int, tmp_path: Path
 ) -> None:

@@ -307,15 +307,7 @@ def _e(value: object) -> str:
 
 def render(state: dict[str, Any], query: dict[str, str]) -> str:
     cards = "\n".join(_card(atm, query) for atm in state["atms"])
-    days = "".join(
-        f"<li><strong>{_e(day['day'])}</strong>: "
-        + ", ".join(
-            f'<a href="/files/{_e(name)}" download>{_e(name.split("/")[-1])}</a>'
-            for name in day["files"]
-        )
-        + "</li>"
-        for day in state["days"]
-    )
+    days = "".join(_day(day) for day in state["days"])
     service = _e(state["service"] or "")
     clock = _e(state["time"].replace("T", " "))
     speed = _e(f"{state['speed']:g}")
@@ -334,6 +326,23 @@ the host file, and that day's paper journals and counters.</p>
 <ul>{days or "<li>No business day closed yet.</li>"}</ul></section>
 </main><script>{_SCRIPT}</script></body></html>
 """
+
+
+KIND_LABELS = (("host", "Host"), ("paper", "Paper journals"), ("counters", "Counters"))
+
+
+def _day(day: dict[str, Any]) -> str:
+    """A closed day and its files by kind, each a download link."""
+    parts = []
+    for kind, label in KIND_LABELS:
+        links = ", ".join(
+            f'<a href="/files/{_e(name)}" download>{_e(name.split("/")[-1])}</a>'
+            for name in day["files"]
+            if name.startswith(kind + "/")
+        )
+        if links:
+            parts.append(f"{label}: {links}")
+    return f"<li><strong>{_e(day['day'])}</strong><br>" + "<br>".join(parts) + "</li>"
 
 
 def _card(atm: dict[str, Any], query: dict[str, str]) -> str:

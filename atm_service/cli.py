@@ -157,9 +157,10 @@ def demo(
     history_days: Annotated[
         int, typer.Option(help="Business days the ATMs have run before today (0-7)")
     ] = 1,
-    host: Annotated[str, typer.Option(help="Address the service and panel listen on")] = (
-        "127.0.0.1"
-    ),
+    host: Annotated[
+        str,
+        typer.Option(help="Address the service listens on (the panel stays on this computer)"),
+    ] = "127.0.0.1",
     data_dir: Annotated[
         Path, typer.Option(help="Folder of the demo's database, files and logs (made anew)")
     ] = Path("var/demo"),

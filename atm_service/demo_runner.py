@@ -81,6 +81,8 @@ DISCREPANCY_RATE = 0.03
 # the faults the world starts with, where the demo has that ATM
 STARTING_FAULTS = (("T1000005", "card_reader_fault"),)
 
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - the addresses meaning "all"
+
 Echo = Callable[[str], None]
 
 
@@ -240,12 +242,17 @@ class DemoRunner:
         return self.options.data_dir
 
     @property
+    def local_host(self) -> str:
+        """Where this computer reaches the service; the panel listens only there."""
+        return "127.0.0.1" if self.options.host in WILDCARDS else self.options.host
+
+    @property
     def service_url(self) -> str:
-        return f"http://{self.options.host}:{self.port}"
+        return f"http://{self.local_host}:{self.port}"
 
     @property
     def panel_url(self) -> str:
-        return f"http://{self.options.host}:{self.panel_port}/"
+        return f"http://{self.local_host}:{self.panel_port}/"
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -255,7 +262,11 @@ class DemoRunner:
             o.host, o.port, DEFAULT_PORT, option="--port", taken=frozenset()
         )
         self.panel_port, panel_note = choose_port(
-            o.host, o.panel_port, self.port + 1, option="--panel-port", taken=frozenset({self.port})
+            self.local_host,
+            o.panel_port,
+            self.port + 1,
+            option="--panel-port",
+            taken=frozenset({self.port}),
         )
         return [n for n in (note, panel_note) if n]
 
@@ -385,7 +396,7 @@ class DemoRunner:
             "baud": o.baud,
             "history_days": o.history_days,
             "heartbeat_interval_s": 15,
-            "panel": {"host": o.host, "port": self.panel_port},
+            "panel": {"host": self.local_host, "port": self.panel_port},
             "atms": [
                 {
                     "terminal_id": atm.terminal_id,

@@ -74,6 +74,11 @@ class Panel:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
+    def origins(self, *, scheme: str) -> frozenset[str]:
+        """The names this panel answers to, with ``scheme`` before each."""
+        names = {self.host, "127.0.0.1", "localhost"}
+        return frozenset(f"{scheme}{name}:{self.port}" for name in names)
+
     def start(self) -> None:
         self._thread.start()
 
@@ -143,15 +148,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _own_host(self) -> bool:
         """Only requests for this panel's own address (no DNS rebinding)."""
-        port = self.server.panel.port
-        return self.headers.get("Host", "") in (f"127.0.0.1:{port}", f"localhost:{port}")
+        panel = self.server.panel
+        return self.headers.get("Host", "") in panel.origins(scheme="")
 
     def _same_origin(self) -> bool:
         origin = self.headers.get("Origin")
         if origin is None:
             return True
-        port = self.server.panel.port
-        return origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}")
+        return origin in self.server.panel.origins(scheme="http://")
 
     # --- answers -----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ ATM under central control.
 The demo's lock secrets (the master key and the log's signing key) are made once in
 the demo's data folder (mode 0600) and never printed; each lock's provisioning
 record is written there too (``locks/<lock id>.json``), so a simulated lock can be
-started from it: ``atm-sim lock --provisioning var/locks/CX-1000001.json``.
+started from it: ``atm-sim lock --provisioning var/demo/locks/CX-1000001.json``.
 
 Seeding is idempotent: existing sites, contracts, ATMs, profiles and tasks are
 kept, and the demo users get fresh random passwords each time, which the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from atm_service.config import Settings
+from atm_service.errors import InvalidInput
 from atm_service.models.engineers import EngineerCreate
 from atm_service.models.fleet import (
     Atm,
@@ -117,9 +118,26 @@ _SITES = (
     ),
 )
 
-# terminal, site code, contract code, vendor, model, dialect, cassette denominations and loads
+
+@dataclass(frozen=True)
+class DemoAtm:
+    """One demo ATM: where it stands, what it is, and its four cassettes (note, notes loaded)."""
+
+    terminal_id: str
+    site: str
+    contract: str
+    vendor: str
+    model: str
+    dialect: EjDialect
+    cassettes: tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]
+
+    @property
+    def lock_id(self) -> str:
+        return f"CX-{self.terminal_id[1:]}"
+
+
 _ATMS = (
-    (
+    DemoAtm(
         "T1000001",
         "NORTH-STATION",
         "GOLD-24X7",
@@ -128,7 +146,7 @@ _ATMS = (
         EjDialect.NDC,
         ((20, 2000), (50, 1500), (100, 1500), (100, 2000)),
     ),
-    (
+    DemoAtm(
         "T1000002",
         "NORTH-STATION",
         "GOLD-24X7",
@@ -137,7 +155,7 @@ _ATMS = (
         EjDialect.NDC,
         ((20, 2500), (20, 2500), (50, 2000), (100, 2000)),
     ),
-    (
+    DemoAtm(
         "T1000003",
         "MARKET-ST",
         "STD-BUSINESS",
@@ -146,7 +164,7 @@ _ATMS = (
         EjDialect.PROCASH,
         ((20, 2000), (20, 2000), (50, 2500), (100, 1500)),
     ),
-    (
+    DemoAtm(
         "T1000004",
         "MARKET-ST",
         "STD-BUSINESS",
@@ -155,7 +173,7 @@ _ATMS = (
         EjDialect.PROCASH,
         ((20, 1500), (50, 2500), (100, 1500), (100, 2500)),
     ),
-    (
+    DemoAtm(
         "T1000005",
         "SOUTH-MALL",
         "GOLD-24X7",
@@ -164,7 +182,7 @@ _ATMS = (
         EjDialect.PROCASH,
         ((20, 1500), (20, 2500), (50, 2000), (100, 2500)),
     ),
-    (
+    DemoAtm(
         "T1000006",
         "SOUTH-MALL",
         "GOLD-24X7",
@@ -174,6 +192,29 @@ _ATMS = (
         ((20, 2000), (20, 2000), (50, 1500), (100, 2000)),
     ),
 )
+MAX_ATMS = 60
+
+
+def demo_atms(count: int = len(_ATMS)) -> tuple[DemoAtm, ...]:
+    """The first ``count`` demo ATMs: the six above, then more of the same kinds at the
+    three sites (T1000007 and up)."""
+    if not 1 <= count <= MAX_ATMS:
+        raise InvalidInput(f"The demo has 1 to {MAX_ATMS} ATMs, not {count}.", field="atms")
+    atms = list(_ATMS[:count])
+    for number in range(len(_ATMS) + 1, count + 1):
+        like = _ATMS[(number - 1) % len(_ATMS)]
+        atms.append(replace(like, terminal_id=f"T{1_000_000 + number}"))
+    return tuple(atms)
+
+
+def site_timezone(code: str) -> str:
+    """The time zone of the demo site ``code``."""
+    return next(site.timezone for site in _SITES if site.code == code)
+
+
+def site_name(code: str) -> str:
+    return next(site.name for site in _SITES if site.code == code)
+
 
 _USERS = (
     ("admin", "Ada Admin", Role.ADMIN),
@@ -185,7 +226,7 @@ _USERS = (
 )
 
 
-def seed_fleet(session: Session, *, now: datetime) -> None:
+def seed_fleet(session: Session, *, now: datetime, atms: tuple[DemoAtm, ...] = _ATMS) -> None:
     contracts = {}
     for contract_data in _CONTRACTS:
         contract = session.exec(
@@ -198,22 +239,22 @@ def seed_fleet(session: Session, *, now: datetime) -> None:
     for site_data in _SITES:
         site = session.exec(select(Site).where(col(Site.code) == site_data.code)).first()
         sites[site_data.code] = site or fleet.create_site(session, data=site_data, now=now)
-    for terminal, site_code, contract_code, vendor, model, dialect, loads in _ATMS:
-        if session.exec(select(Atm).where(col(Atm.terminal_id) == terminal)).first():
+    for demo in atms:
+        if session.exec(select(Atm).where(col(Atm.terminal_id) == demo.terminal_id)).first():
             continue
-        site_id, contract_id = sites[site_code].id, contracts[contract_code].id
+        site_id, contract_id = sites[demo.site].id, contracts[demo.contract].id
         assert site_id is not None
         assert contract_id is not None
         fleet.create_atm(
             session,
             data=AtmCreate(
-                terminal_id=terminal,
+                terminal_id=demo.terminal_id,
                 site_id=site_id,
                 contract_id=contract_id,
-                vendor=vendor,
-                model=model,
-                serial_number=f"SN-{terminal[1:]}",
-                ej_dialect=dialect,
+                vendor=demo.vendor,
+                model=demo.model,
+                serial_number=f"SN-{demo.terminal_id[1:]}",
+                ej_dialect=demo.dialect,
                 currency="USD",
                 cassettes=[
                     CassetteIn(
@@ -223,7 +264,7 @@ def seed_fleet(session: Session, *, now: datetime) -> None:
                         capacity=3000,
                         minimum=load // 10,
                     )
-                    for number, (denomination, load) in enumerate(loads, start=1)
+                    for number, (denomination, load) in enumerate(demo.cassettes, start=1)
                 ],
             ),
             now=now,
@@ -360,11 +401,21 @@ def seed_faults(session: Session, *, now: datetime) -> None:
     )
 
 
-def seed(session: Session, *, passwords: Passwords, now: datetime) -> list[DemoLogin]:
-    seed_fleet(session, now=now)
+def seed(
+    session: Session,
+    *,
+    passwords: Passwords,
+    now: datetime,
+    atms: tuple[DemoAtm, ...] = _ATMS,
+    faults: bool = True,
+) -> list[DemoLogin]:
+    """The fleet, users, engineers and (``faults``) a few faults reported by hand; a live
+    demo leaves the faults out: its simulated ATMs report their own."""
+    seed_fleet(session, now=now, atms=atms)
     logins = seed_users(session, passwords=passwords, now=now)
     seed_engineers(session, now=now)
-    seed_faults(session, now=now)
+    if faults:
+        seed_faults(session, now=now)
     return logins
 
 
@@ -401,14 +452,20 @@ def lock_settings(settings: Settings, data_dir: Path) -> Settings:
 
 
 def seed_locks(
-    session: Session, *, secrets: LockSecrets, now: datetime, records_dir: Path
+    session: Session,
+    *,
+    secrets: LockSecrets,
+    now: datetime,
+    records_dir: Path,
+    atms: tuple[DemoAtm, ...] = _ATMS,
 ) -> list[Path]:
     """A lock for every demo ATM that has none, and its provisioning record in
     ``records_dir`` for the lock simulator; returns the records written."""
     admin = users.find_user(session, username="admin")
     assert admin is not None, "seed the users first"
     written = []
-    for terminal, *_ in _ATMS:
+    for demo in atms:
+        terminal = demo.terminal_id
         atm = fleet.get_atm_by_terminal(session, terminal_id=terminal)
         assert atm.id is not None
         lock = locks.find_lock(session, atm_id=atm.id)
@@ -418,7 +475,7 @@ def seed_locks(
                 secrets=secrets,
                 atm_id=atm.id,
                 data=LockCreate(
-                    lock_id=f"CX-{terminal[1:]}",
+                    lock_id=demo.lock_id,
                     model="Central-control OTC lock (simulated)",
                     dual_control=terminal in DUAL_CONTROL_TERMINALS,
                 ),

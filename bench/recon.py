@@ -23,7 +23,8 @@ Figures (one JSON line each):
 - ``recon_txn_per_s``: EJ transactions per second;
 - ``recon_peak_rss_mb``: peak RSS of the run's process plus that of its largest
   worker (``getrusage`` self + children), MiB;
-- ``recon_seconds``, ``recon_ej_mb``, ``recon_transactions``, ``recon_terminals``,
+- ``recon_seconds`` (wall clock) and ``recon_cpu_seconds`` (the run's processes, imports
+  included: under others' load the wall clock grows, this does not), ``recon_ej_mb``, ``recon_transactions``, ``recon_terminals``,
   ``recon_findings`` and ``load_average_1m`` (others' work on the machine lowers
   the figures).
 
@@ -133,9 +134,12 @@ def timed_run(data: Path, out: Path, workers: int | None, record: Path) -> None:
         app(argv, standalone_mode=False)
     finally:
         elapsed = time.perf_counter() - started
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    record.write_text(json.dumps({"seconds": elapsed, "rss_kib": own + children}))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    record.write_text(
+        json.dumps({"seconds": elapsed, "rss_kib": own.ru_maxrss + children.ru_maxrss, "cpu": cpu})
+    )
 
 
 def main() -> None:
@@ -176,6 +180,7 @@ def main() -> None:
     emit("recon_txn_per_s", round(transactions / seconds), "transactions/s")
     emit("recon_peak_rss_mb", round(measured["rss_kib"] / 1024, 1), "MiB")
     emit("recon_seconds", round(seconds, 2), "s")
+    emit("recon_cpu_seconds", round(measured["cpu"], 2), "s")
     emit("recon_ej_mb", round(ej_bytes / 1e6, 1), "MB")
     emit("recon_transactions", transactions, "transactions")
     emit("recon_terminals", args.terminals * args.days, "terminal-days")

@@ -24,9 +24,9 @@ Figures (one JSON line each):
 - ``recon_peak_rss_mb``: peak RSS of the run's process plus that of its largest
   worker (``getrusage`` self + children), MiB;
 - ``recon_seconds`` (wall clock) and ``recon_cpu_seconds`` (the run's processes, imports
-  included: under others' load the wall clock grows, this does not), ``recon_ej_mb``, ``recon_transactions``, ``recon_terminals``,
-  ``recon_findings`` and ``load_average_1m`` (others' work on the machine lowers
-  the figures).
+  included: under others' load the wall clock grows, this does not),
+  ``recon_ej_mb``, ``recon_transactions``, ``recon_terminals``, ``recon_findings``
+  and ``load_average_1m`` (others' work on the machine lowers the figures).
 
     .venv/bin/python bench/recon.py [--terminals 2000] [--mean-transactions 250]
         [--days 1] [--seed 1] [--workers N] [--cache DIR] [--keep OUT]

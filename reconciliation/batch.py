@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import polars as pl
 
 from reconciliation.classify import EJ_SCHEMA, KEY, classify, host_groups
 from reconciliation.ej import normalise
+from reconciliation.handoff import HostHandoff
 from reconciliation.kinds import CASSETTE_KINDS, KIND_INFO, Kind, Owed
 from reconciliation.model import (
     CountersParse,
@@ -595,11 +597,20 @@ class TerminalBatch:
 
     # -- all -----------------------------------------------------------------------------
 
-    def run(self) -> BatchResult:
+    def run(self, host: Callable[[], pl.DataFrame] | None = None) -> BatchResult:
+        """All stages. ``host``, when given, supplies the host messages once the
+        files are parsed (the parent may still be reading the switch's files)."""
         timings: dict[str, float] = {}  # CPU seconds of this process per stage
         mark = time.process_time()
+        self.load()
+        now = time.process_time()
+        timings["parse"] = now - mark
+        if host is not None:
+            self.host = host()
+            mark = time.process_time()
+        else:
+            mark = now
         for name, stage in (
-            ("parse", self.load),
             ("match", self.match),
             ("paper", self.paper),
             ("settle", self.settle),
@@ -631,6 +642,12 @@ class TerminalBatch:
 def run_batch(sources: list[Source], host: pl.DataFrame, options: Options) -> BatchResult:
     """Reconcile one batch (the unit of work of a worker process)."""
     return TerminalBatch(sources, host, options).run()
+
+
+def run_batch_handed(sources: list[Source], handoff: HostHandoff, options: Options) -> BatchResult:
+    """Reconcile one batch whose host messages the parent hands over while the
+    batch's own files are being parsed (:class:`~reconciliation.handoff.HostHandoff`)."""
+    return TerminalBatch(sources, handoff.empty(), options).run(handoff.wait)
 
 
 def _index_of(txn: EjTransaction | None, day: _Day) -> int | None:

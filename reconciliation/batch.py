@@ -233,25 +233,34 @@ class TerminalBatch:
     # -- stage 2 -------------------------------------------------------------------------
 
     def match(self) -> None:
+        # one column at a time over each day's blocks (comprehensions, not appends per field)
         columns: dict[str, list[Any]] = {name: [] for name in EJ_SCHEMA}
         for day in self.days.values():
             if day.ej is None:
                 continue
-            for index, txn in enumerate(day.ej.transactions):
-                if txn.truncated or not txn.stan:
-                    continue
-                columns["terminal_id"].append(day.terminal_id)
-                columns["business_date"].append(day.business_date)
-                columns["stan"].append(txn.stan)
-                columns["ej_rrn"].append(txn.rrn)
-                columns["ej_seconds"].append(seconds(txn.time))
-                columns["txn_type"].append(txn.txn_type)
-                columns["resp"].append(txn.resp)
-                columns["ej_amount"].append(txn.amount_minor)
-                columns["outcome"].append(txn.outcome)
-                columns["notes_out"].append(sum(txn.dispensed) - sum(txn.retracted))
-                columns["ej_ref"].append(len(self.ej_refs))
-                self.ej_refs.append((day, index))
+            kept = [
+                (index, txn)
+                for index, txn in enumerate(day.ej.transactions)
+                if txn.stan and not txn.truncated
+            ]
+            if not kept:
+                continue
+            txns = [txn for _, txn in kept]
+            first_ref = len(self.ej_refs)
+            self.ej_refs.extend((day, index) for index, _ in kept)
+            columns["terminal_id"].extend([day.terminal_id] * len(txns))
+            columns["business_date"].extend([day.business_date] * len(txns))
+            columns["stan"].extend([txn.stan for txn in txns])
+            columns["ej_rrn"].extend([txn.rrn for txn in txns])
+            columns["ej_seconds"].extend([seconds(txn.time) for txn in txns])
+            columns["txn_type"].extend([txn.txn_type for txn in txns])
+            columns["resp"].extend([txn.resp for txn in txns])
+            columns["ej_amount"].extend([txn.amount_minor for txn in txns])
+            columns["outcome"].extend([txn.outcome for txn in txns])
+            columns["notes_out"].extend(
+                [sum(txn.dispensed) - sum(txn.retracted) for txn in txns]
+            )
+            columns["ej_ref"].extend(range(first_ref, first_ref + len(txns)))
         ej = pl.DataFrame(columns, schema=EJ_SCHEMA)
         groups = host_groups(self.host)
         found, odd = classify(ej, groups, self.options.time_window_seconds)

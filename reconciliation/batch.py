@@ -26,6 +26,7 @@ import polars as pl
 
 from reconciliation.classify import EJ_SCHEMA, KEY, classify, host_groups
 from reconciliation.ej import normalise
+from reconciliation.errors import SourceUnreadable
 from reconciliation.handoff import HostHandoff
 from reconciliation.kinds import CASSETTE_KINDS, KIND_INFO, Kind, Owed
 from reconciliation.model import (
@@ -42,7 +43,7 @@ from reconciliation.model import (
 from reconciliation.options import Options
 from reconciliation.paper import block_lines, block_text
 from reconciliation.paper_match import Expected, match_paper
-from reconciliation.parsing import Parsed, Unreadable, parse_batch
+from reconciliation.parsing import Parsed, parse_bytes
 from reconciliation.result import Discrepancy, Evidence, SettlementRow
 from reconciliation.schemes import dispute_deadline, scheme_for
 from reconciliation.settlement import settle_terminal
@@ -64,7 +65,8 @@ class _Day:
     paper_found: dict[str, int] = field(default_factory=dict)  # stan -> block index
     expected: list[Expected] = field(default_factory=list)
     stan_positions: dict[str, int] | None = None
-    buffers: dict[str, bytes] = field(default_factory=dict)
+    buffers: dict[str, bytes] = field(default_factory=dict)  # normalised, by source name
+    raw: dict[str, bytes] = field(default_factory=dict)  # as read, until first needed
 
     def position(self, stan: str) -> int | None:
         """Index of the EJ block with this STAN (not truncated)."""
@@ -82,7 +84,10 @@ class _Day:
             return b""
         buffer = self.buffers.get(source.name)
         if buffer is None:
-            buffer = self.buffers[source.name] = normalise(source.read())
+            raw = self.raw.pop(source.name, None)
+            buffer = self.buffers[source.name] = normalise(
+                raw if raw is not None else source.read()
+            )
         return buffer[start:end]
 
 
@@ -172,13 +177,18 @@ class TerminalBatch:
         return found
 
     def load(self) -> None:
-        by_name = {source.name: source for source in self.sources}
-        for item in parse_batch(self.sources):
-            if isinstance(item, Unreadable):
+        for source in self.sources:
+            try:
+                buffer = source.read()
+            except SourceUnreadable as exc:
                 self.unreadable += 1
-                self.observations.append(f"{item.name}: not read ({item.reason})")
+                self.observations.append(f"{source.name}: not read ({exc.message})")
                 continue
-            self._take(item, by_name[item.source])
+            item = parse_bytes(source, buffer)
+            self._take(item, source)
+            if isinstance(item, EjParse | PaperParse):
+                # kept for the evidence, so that an excerpt needs no second read
+                self.day(item.terminal_id, item.business_date).raw[source.name] = buffer
 
     def _take(self, item: Parsed, source: Source) -> None:
         if isinstance(item, EjParse):
@@ -630,6 +640,7 @@ class TerminalBatch:
             mark = now
         for day in self.days.values():
             day.buffers.clear()
+            day.raw.clear()
         ej_days = [day for day in self.days.values() if day.ej is not None]
         return BatchResult(
             self.discrepancies,

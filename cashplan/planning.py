@@ -145,6 +145,8 @@ class _Atm:
     policy: PlanningPolicy
     demand: Array  # (paths, days, denoms)
     cumulative: Array  # (paths, days + 1, denoms): demand before day k
+    demand_t: Array  # (days, denoms, paths): the same, paths last and contiguous
+    cumulative_t: Array  # (days + 1, denoms, paths)
     mean_cumulative: Array  # (days + 1, denoms)
     values: Array  # (denoms,) face value of a note
     capacity: Array  # (denoms,) notes
@@ -152,37 +154,41 @@ class _Atm:
     stock: Array  # (denoms,) notes now
     quantile: float
 
-    def segment_demand(self, v: int, ends: npt.NDArray[np.int64]) -> Array:
-        """Demand ``(paths, len(ends), denoms)`` from the arrival on day v to the arrivals
-        on days ``ends``: the rest of day v, the whole days between, the start of day w."""
+    def segment_demand(self, v: npt.NDArray[np.int64], w: npt.NDArray[np.int64]) -> Array:
+        """Demand ``(*v.shape, denoms, paths)`` from the arrival on day v to the arrival on
+        day w: the rest of day v, the whole days between, the start of day w."""
         f = self.policy.arrival_fraction
-        c = self.cumulative
-        d = self.demand
-        between = c[:, ends, :] - c[:, v + 1, :][:, None, :]
-        return between + ((1.0 - f) * d[:, v, :])[:, None, :] + f * d[:, ends, :]
+        c = self.cumulative_t
+        d = self.demand_t
+        return np.asarray(c[w] - c[v + 1] + (1.0 - f) * d[v] + f * d[w], dtype=np.float64)
 
-    def loads(self, v: int, ends: npt.NDArray[np.int64]) -> Array:
-        """Notes per denomination ``(len(ends), denoms)`` for visits lasting until ``ends``."""
-        needed = np.quantile(self.segment_demand(v, ends), self.quantile, axis=0)
-        return _bundled(needed + self.floor[None, :], self.policy.bundle)
-
-    def idle(self, v: int, ends: npt.NDArray[np.int64], loads: Array) -> Array:
-        """Expected idle-cash cost of visits on day v lasting until ``ends`` with ``loads``."""
-        f = self.policy.arrival_fraction
+    def segments(self, horizon: int) -> tuple[Array, Array]:
+        """Loads ``(horizon, cycles, denoms)`` and their idle-cash costs ``(horizon, cycles)``
+        for a visit on each day v lasting 1..max_cycle_days days."""
+        policy = self.policy
+        cycles = np.arange(1, policy.max_cycle_days + 1)
+        v = np.arange(horizon)[:, None] + np.zeros_like(cycles)[None, :]
+        w = v + cycles[None, :]
+        demand = self.segment_demand(v, w)
+        rank = min(demand.shape[-1] - 1, max(0, ceil(self.quantile * demand.shape[-1]) - 1))
+        needed = np.partition(demand, rank, axis=-1)[..., rank]
+        loads = _bundled(needed + self.floor[None, None, :], policy.bundle)
+        # Expected cash at the end of day v + t (t < cycle): the load less the mean demand
+        # since the arrival on day v.
+        f = policy.arrival_fraction
         m = self.mean_cumulative
-        rate = self.policy.idle_cash_rate / DAYS_PER_YEAR
-        out = np.zeros(len(ends))
-        for i, w in enumerate(ends):
-            days = np.arange(v, w)
-            # end of day k: load less the demand since the arrival on day v
-            used = m[days + 1] - m[v + 1] + (1.0 - f) * (m[v + 1] - m[v])
-            cash = np.maximum(loads[i][None, :] - used, 0.0) @ self.values
-            out[i] = rate * float(cash.sum())
-        return out
+        days = np.arange(horizon)
+        offsets = np.arange(policy.max_cycle_days)
+        k = days[:, None] + offsets[None, :]  # (h, t)
+        used = m[k + 1] - m[days + 1][:, None, :] + (1.0 - f) * (m[days + 1] - m[days])[:, None, :]
+        within = offsets[None, :] < cycles[:, None]  # (cycle, t)
+        cash = np.maximum(loads[:, :, None, :] - used[:, None, :, :], 0.0) @ self.values
+        idle = (cash * within[None, :, :]).sum(axis=2) * policy.idle_cash_rate / DAYS_PER_YEAR
+        return loads, idle
 
     def joint_risk(self, v: int, w: int, load: Array) -> float:
-        demand = self.segment_demand(v, np.array([w]))[:, 0, :]
-        return float(np.mean((demand > load[None, :] - self.floor[None, :]).any(axis=1)))
+        demand = self.segment_demand(np.array(v), np.array(w))  # (denoms, paths)
+        return float(np.mean((demand > (load - self.floor)[:, None]).any(axis=0)))
 
 
 def _prepare(
@@ -221,6 +227,8 @@ def _prepare(
         policy=policy,
         demand=demand,
         cumulative=cumulative,
+        demand_t=np.ascontiguousarray(demand.transpose(1, 2, 0)),
+        cumulative_t=np.ascontiguousarray(cumulative.transpose(1, 2, 0)),
         mean_cumulative=cumulative.mean(axis=0),
         values=np.asarray(denominations, dtype=np.float64),
         capacity=capacity,
@@ -279,13 +287,14 @@ def plan_atm(
     best = [big] * horizon
     choice: list[tuple[int, Array, bool]] = [(0, np.zeros(0), False)] * horizon
     cycles = np.arange(1, policy.max_cycle_days + 1)
+    all_loads, all_idle = atm.segments(horizon)
     for v in reversed(range(horizon)):
         if not allowed[v]:
             continue
         ends = v + cycles
-        loads = atm.loads(v, ends)
+        loads = all_loads[v]
+        idle = all_idle[v]
         fits = np.asarray((loads <= atm.capacity[None, :]).all(axis=1), dtype=bool)
-        idle = atm.idle(v, ends, loads)
         per_day = np.where(fits, (policy.visit_cost + idle) / cycles, big)
         if np.isfinite(per_day).any():
             t = int(np.argmin(per_day))
@@ -293,7 +302,9 @@ def plan_atm(
             choice[v] = (int(ends[t]), loads[t], True)
         else:  # nothing fits: a full load, for one day
             full = np.floor(atm.capacity / policy.bundle) * policy.bundle
-            best[v] = policy.visit_cost + float(atm.idle(v, ends[:1], full[None, :])[0])
+            best[v] = policy.visit_cost + float(np.maximum(full, 0.0) @ atm.values) * (
+                policy.idle_cash_rate / DAYS_PER_YEAR
+            )
             choice[v] = (v + 1, full, True)
         for i, w in enumerate(ends.tolist()):
             if w >= horizon or not allowed[w] or not fits[i] or best[w] == big:

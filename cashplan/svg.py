@@ -92,12 +92,12 @@ def line_chart(
 ) -> str:
     """Lines (and shaded bands) over labelled x positions; ``marker_at`` draws a vertical line."""
     n = len(x_labels)
-    left, right, top, bottom = 56, 12, 40, 34
+    left, right, top, bottom = 56, 12, 48, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     found = [v for line in lines for v in line.values if v is not None]
     found += [v for band in bands for v in band.upper if v is not None]
     found += [rule.value for rule in rules]
-    y_max = _nice_max(max(found, default=1.0) * 1.05)
+    y_max = 4 * _nice_max(max(found, default=1.0) * 1.05 / 4)
 
     def x(i: float) -> float:
         return left + (plot_w * i / max(n - 1, 1))
@@ -188,7 +188,7 @@ def line_chart(
         out.append(
             f'<text x="{xx + 3:.1f}" y="{top + 10}" fill="#333">{escape(marker_label)}</text>'
         )
-    out.extend(_legend(legend, width - right, 16))
+    out.extend(_legend(legend, width - right, 32))
     out.append("</svg>")
     return "\n".join(out)
 
@@ -225,10 +225,10 @@ def bar_chart(
     height: int = 260,
 ) -> str:
     """Grouped bars: one group per category, one bar per named series in each."""
-    left, right, top, bottom = 56, 12, 40, 34
+    left, right, top, bottom = 56, 12, 48, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for _, vs in groups for v in vs]
-    y_max = _nice_max(max(values, default=1.0) * 1.1)
+    y_max = 4 * _nice_max(max(values, default=1.0) * 1.1 / 4)
     out = _open(width, height, title)
     for k in range(5):
         value = y_max * k / 4
@@ -266,7 +266,7 @@ def bar_chart(
         _legend(
             [(name, PALETTE[g % len(PALETTE)], True) for g, (name, _) in enumerate(groups)],
             width - right,
-            16,
+            32,
         )
     )
     out.append("</svg>")
@@ -300,7 +300,7 @@ def route_map(
     xs = [p.longitude * math.cos(math.radians(lat0)) for p in points]
     ys = [p.latitude for p in points]
     span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-4)
-    left, top, size_w, size_h = 20, 34, width - 40, height - 54
+    left, top, size_w, size_h = 20, 44, width - 40, height - 64
     scale = min(size_w, size_h) / span
 
     def at(p: MapPoint) -> tuple[float, float]:
@@ -339,6 +339,6 @@ def route_map(
         )
     if unrouted:
         legend.append(("not routed", "#b3261e", True))
-    out.extend(_legend(legend, width - 12, 16))
+    out.extend(_legend(legend, width - 12, 32))
     out.append("</svg>")
     return "\n".join(out)

@@ -780,7 +780,7 @@ def _newest_id(session: Session) -> int | None:
 
 def levels_ahead(
     session: Session, *, atm_id: int, now: datetime, settings: Settings, horizon: int
-) -> tuple[AtmData, list[cashplan.CassetteLevel], cashplan.LevelBands, list[date]]:
+) -> tuple[AtmData, list[cashplan.CassetteLevel], cashplan.LevelBands, list[date], list[date]]:
     """Projected cassette levels (quantile bands) over ``horizon`` days from today, with the
     newest plan's visits for the ATM applied."""
     if not 1 <= horizon <= 60:
@@ -815,4 +815,27 @@ def levels_ahead(
         arrival_fraction=settings.cash_arrival_fraction,
     )
     days = [data.today + timedelta(days=k) for k in range(horizon)]
-    return data, levels, bands, days
+    return data, levels, bands, days, [days[k] for k in sorted(reloads)]
+
+
+def map_places(
+    session: Session, plan: PlanDetail
+) -> tuple[dict[int, Site], dict[int, tuple[float, float]]]:
+    """The sites of a plan's ATMs (by ATM id) and its engineers' bases (by engineer id)."""
+    atm_ids = {v.atm_id for v in plan.visits}
+    sites = {
+        atm.id: site
+        for atm, site in session.exec(
+            select(Atm, Site)
+            .join(Site, col(Site.id) == col(Atm.site_id))
+            .where(col(Atm.id).in_(atm_ids or {0}))
+        ).all()
+        if atm.id is not None
+    }
+    engineer_ids = {r.engineer_id for r in plan.routes}
+    bases = {
+        e.id: (e.latitude, e.longitude)
+        for e in session.exec(select(Engineer).where(col(Engineer.id).in_(engineer_ids or {0})))
+        if e.id is not None
+    }
+    return sites, bases

@@ -266,7 +266,7 @@ def test_levels_ahead_apply_the_plan(session: Session, world: World, clock: Fake
     _seed(session, world, clock)
     settings = make_settings(cash_routing_seconds=0.2, cash_paths=200)
     cash_planning.make_plan(session, request=PlanRequest(), by=None, now=clock(), settings=settings)
-    _, levels, bands, days = cash_planning.levels_ahead(
+    _, levels, bands, days, reloads = cash_planning.levels_ahead(
         session, atm_id=world.atms["T1000001"], now=clock(), settings=settings, horizon=10
     )
     assert days[0] == TODAY
@@ -274,3 +274,4 @@ def test_levels_ahead_apply_the_plan(session: Session, world: World, clock: Fake
     # Cassette 1 (20s) is reloaded tomorrow: its level goes up.
     assert bands.p50[0][1] > bands.p50[0][0]
     assert levels[0].count == 150
+    assert reloads[0] == TODAY + timedelta(days=1)

@@ -144,7 +144,8 @@ def line_chart(
                 f'<polygon points="{upper} {lower}" fill="{colour}" fill-opacity="0.18" '
                 'stroke="none"/>'
             )
-            legend.append((band.name, colour, True))
+            if band.name:
+                legend.append((band.name, colour, True))
     for rule in rules:
         yy = y(rule.value)
         out.append(

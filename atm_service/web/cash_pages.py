@@ -142,9 +142,7 @@ def cash_plan_page(
             "csrf_token": found.session.csrf_token,
             "plan": plan,
             "by_day": sorted(by_day.items()),
-            "routes_by_day": {
-                day: [r for r in plan.routes if r.day == day] for day in routed_days
-            },
+            "routes_by_day": {day: [r for r in plan.routes if r.day == day] for day in routed_days},
             "maps": maps,
             "unrouted": set(plan.unrouted),
             "opened": opened,

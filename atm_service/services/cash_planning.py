@@ -746,6 +746,16 @@ def dispatch_due(
         assert visit.id is not None
         assert plan.id is not None
         visit_id = visit.id
+        # Another instance's sweep may be at this visit: take it only if it is free and
+        # still has no task (the ATM's row lock in the rules serialises the rest).
+        claimed = session.exec(
+            select(CashPlanVisit.id)
+            .where(col(CashPlanVisit.id) == visit_id, col(CashPlanVisit.task_id).is_(None))
+            .with_for_update(skip_locked=True)
+        ).first()
+        if claimed is None:
+            session.commit()
+            continue
         task = dispatch_rules.on_planned_replenishment(
             session,
             atm_id=visit.atm_id,

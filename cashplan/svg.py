@@ -298,15 +298,22 @@ def route_map(
         out.append("</svg>")
         return "\n".join(out)
     lat0 = sum(p.latitude for p in points) / len(points)
-    xs = [p.longitude * math.cos(math.radians(lat0)) for p in points]
+    shrink = math.cos(math.radians(lat0))
+    xs = [p.longitude * shrink for p in points]
     ys = [p.latitude for p in points]
-    span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-4)
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 0.01)  # at least about a kilometre
     left, top, size_w, size_h = 20, 44, width - 40, height - 64
     scale = min(size_w, size_h) / span
+    # Centre the drawing in the frame.
+    mid_x = (max(xs) + min(xs)) / 2
+    mid_y = (max(ys) + min(ys)) / 2
 
     def at(p: MapPoint) -> tuple[float, float]:
-        px = p.longitude * math.cos(math.radians(lat0))
-        return (left + (px - min(xs)) * scale, top + (max(ys) - p.latitude) * scale)
+        px = p.longitude * shrink
+        return (
+            left + size_w / 2 + (px - mid_x) * scale,
+            top + size_h / 2 - (p.latitude - mid_y) * scale,
+        )
 
     legend = []
     for k, (name, base, stops) in enumerate(routes):

@@ -42,7 +42,7 @@ def forecast_chart(forecast: AtmForecast, denomination: int) -> str:
     mean: list[float | None] = [None] * n_past + [p.mean for p in ahead]
     lines = [
         Line("actual", actual, markers=True),
-        Line("one day ahead", fitted, dashed=True),
+        Line("one day ahead", fitted, colour="#5f6b7a", dashed=True),
         Line("forecast", mean, colour="#d9822b"),
     ]
     if any(v is not None for v in planned):

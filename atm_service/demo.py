@@ -21,14 +21,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlmodel import Session, col, select
 
 from atm_service.config import Settings
 from atm_service.errors import InvalidInput
+from atm_service.models.cash_planning import CashDemandDay, DemandDayIn, DemandImport
+from atm_service.models.condition import AtmCondition
 from atm_service.models.engineers import EngineerCreate
 from atm_service.models.fleet import (
     Atm,
     AtmCreate,
+    Cassette,
     CassetteIn,
     EjDialect,
     ServiceContract,
@@ -40,7 +44,7 @@ from atm_service.models.locks import LockCreate
 from atm_service.models.tasks import Task
 from atm_service.models.users import Role, UserCreate
 from atm_service.security.passwords import Passwords
-from atm_service.services import dispatch_rules, engineers, fleet, locks, users
+from atm_service.services import cash_demand, dispatch_rules, engineers, fleet, locks, users
 from atm_service.services.lock_secrets import LockSecrets
 from lockctl import CheckpointSigner, MasterKey
 
@@ -401,6 +405,53 @@ def seed_faults(session: Session, *, now: datetime) -> None:
     )
 
 
+_WEEK = (1.0, 0.95, 0.97, 1.02, 1.25, 1.1, 0.7)
+_NOTES_A_DAY = {10: 20.0, 20: 260.0, 50: 70.0, 100: 110.0}  # an ordinary Monday
+
+
+def seed_cash(
+    session: Session, *, now: datetime, days: int = 90, cash_units: bool = True
+) -> None:
+    """Ninety days of daily demand per ATM and denomination (as a bank's import), and a
+    cash-unit report from each ATM that has not sent one (``cash_units``; a live demo's
+    simulated ATMs report their own), so /cash has something to plan."""
+    rng = np.random.default_rng(7)
+    for index, atm in enumerate(session.exec(select(Atm).order_by(col(Atm.terminal_id))).all()):
+        assert atm.id is not None
+        if session.exec(select(CashDemandDay).where(col(CashDemandDay.atm_id) == atm.id)).first():
+            continue
+        site = session.get(Site, atm.site_id)
+        assert site is not None
+        today = now.astimezone(ZoneInfo(site.timezone)).date()
+        cassettes = session.exec(
+            select(Cassette).where(col(Cassette.atm_id) == atm.id).order_by(col(Cassette.number))
+        ).all()
+        volume = 0.6 + 0.25 * index
+        rows = []
+        for back in range(days, 0, -1):
+            day = today - timedelta(days=back)
+            lift = 1.35 if day.day in (1, 15) else 1.0
+            for denomination in sorted({c.denomination for c in cassettes}):
+                mean = _NOTES_A_DAY.get(denomination, 50.0) * volume * _WEEK[day.weekday()] * lift
+                rows.append(
+                    DemandDayIn(day=day, denomination=denomination, notes=int(rng.poisson(mean)))
+                )
+        cash_demand.import_days(session, atm_id=atm.id, data=DemandImport(days=rows), now=now)
+        condition = session.get(AtmCondition, atm.id)
+        if cash_units and (condition is None or not condition.cash_units):
+            units = [
+                {
+                    "usNumber": c.number,
+                    "usType": 3,
+                    "usStatus": 0,
+                    "ulValues": c.denomination,
+                    "ulCount": max(c.minimum + 50, int(c.capacity * (0.25 + 0.12 * index))),
+                }
+                for c in cassettes
+            ]
+            dispatch_rules.on_cash_units(session, atm_id=atm.id, units=units, now=now)
+
+
 def seed(
     session: Session,
     *,
@@ -416,6 +467,7 @@ def seed(
     seed_engineers(session, now=now)
     if faults:
         seed_faults(session, now=now)
+    seed_cash(session, now=now, cash_units=faults)
     return logins
 
 

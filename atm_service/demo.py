@@ -409,9 +409,7 @@ _WEEK = (1.0, 0.95, 0.97, 1.02, 1.25, 1.1, 0.7)
 _NOTES_A_DAY = {10: 20.0, 20: 260.0, 50: 70.0, 100: 110.0}  # an ordinary Monday
 
 
-def seed_cash(
-    session: Session, *, now: datetime, days: int = 90, cash_units: bool = True
-) -> None:
+def seed_cash(session: Session, *, now: datetime, days: int = 90, cash_units: bool = True) -> None:
     """Ninety days of daily demand per ATM and denomination (as a bank's import), and a
     cash-unit report from each ATM that has not sent one (``cash_units``; a live demo's
     simulated ATMs report their own), so /cash has something to plan."""

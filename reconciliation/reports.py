@@ -371,12 +371,16 @@ def _evidence_html(item: Discrepancy) -> str:
         )
     if evidence.host_messages:
         parts.append("<p>Host messages</p><pre>")
-        parts.extend(text(json.dumps(message)) + "\n" for message in evidence.host_messages)
+        parts.extend(text(_compact(message)) + "\n" for message in evidence.host_messages)
         parts.append("</pre>")
     if evidence.counters:
         parts.append(f"<p>Counters</p><pre>{text(_counters_text(evidence.counters))}</pre>")
     parts.append("</details>")
     return "".join(parts)
+
+
+def _compact(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _counters_text(counters: dict[str, Any]) -> str:
@@ -385,10 +389,10 @@ def _counters_text(counters: dict[str, Any]) -> str:
     for name, snapshot in counters.items():
         if isinstance(snapshot, dict) and isinstance(snapshot.get("cash_units"), list):
             head = {key: value for key, value in snapshot.items() if key != "cash_units"}
-            lines.append(f"{name}: {json.dumps(head)}")
-            lines.extend(f"  {json.dumps(unit)}" for unit in snapshot["cash_units"])
+            lines.append(f"{name}: {_compact(head)}")
+            lines.extend(f"  {_compact(unit)}" for unit in snapshot["cash_units"])
         else:
-            lines.append(f"{name}: {json.dumps(snapshot)}")
+            lines.append(f"{name}: {_compact(snapshot)}")
     return "\n".join(lines)
 
 

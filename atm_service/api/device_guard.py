@@ -55,17 +55,18 @@ Work = Callable[[Session, DeviceIdentity], T]
 DEVICE_THREADS = 4
 
 _SQLITE_WRITER = threading.Lock()
-_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
+_LIMITERS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[int, anyio.CapacityLimiter]
+] = weakref.WeakKeyDictionary()
 
 
-def _device_threads() -> anyio.CapacityLimiter:
-    """The running event loop's limiter of device work in worker threads."""
+def _device_threads(count: int = DEVICE_THREADS) -> anyio.CapacityLimiter:
+    """The running event loop's limiter of device work in worker threads, ``count`` at once."""
     loop = asyncio.get_running_loop()
-    limiter = _LIMITERS.get(loop)
+    limiters = _LIMITERS.setdefault(loop, {})
+    limiter = limiters.get(count)
     if limiter is None:
-        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(DEVICE_THREADS)
+        limiter = limiters[count] = anyio.CapacityLimiter(count)
     return limiter
 
 
@@ -102,7 +103,8 @@ class DeviceCall:
                     work=work,
                 )
 
-        return await anyio.to_thread.run_sync(verified_work, limiter=_device_threads())
+        limiter = _device_threads(self.context.settings.device_threads)
+        return await anyio.to_thread.run_sync(verified_work, limiter=limiter)
 
 
 def request_target(request: Request) -> str:

@@ -202,6 +202,17 @@ def _by_events(buffer: bytes, low: int, high: int, spans: list[Span], lines: _Li
 # lines of spaces or tabs only: blank to the parser, so empty lines alone do not cut blocks
 _SPACE_LINE = re.compile(rb"^[ \t\r]+\n", re.M)
 _RUN = re.compile(rb"(?:[^\n]+\n)+")  # a run of non-empty lines
+
+
+def _has_space_line(buffer: bytes) -> bool:
+    """Whether a line holds only spaces, tabs or carriage returns (such a line
+    starts with one of them, which lets substring searches rule it out first)."""
+    starts = (b"\n ", b"\n\t", b"\n\r")
+    if not buffer.startswith((b" ", b"\t", b"\r")) and not any(s in buffer for s in starts):
+        return False
+    return _SPACE_LINE.search(buffer) is not None
+
+
 _STARRY_LINE = re.compile(rb"^[^\n]*\*\*[^\n]*\n", re.M)
 
 
@@ -211,16 +222,30 @@ def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
     two receipts' markers (a lost boundary), which the state machine cuts."""
     structural = buffer.count(b"\n")
     markers_of: dict[bytes, int] = {}  # marker lines repeat; 0: not a marker line
+
+    def marker(line: bytes) -> int:
+        found = markers_of.get(line)
+        if found is None:
+            stars = line.count(b"*")
+            found = _marker_count(line) if stars >= 8 and b"**" in line else 0
+            markers_of[line] = found
+        return found
+
     for run in _RUN.finditer(buffer):
         start, end = run.span()
         text = run.group()
         inside = text.count(b"\n")
-        markers = 0
-        for line in _STARRY_LINE.findall(text):
-            found = markers_of.get(line)
-            if found is None:
-                found = markers_of[line] = _marker_count(line) if line.count(b"*") >= 8 else 0
-            markers += found
+        # the usual receipt has its markers on its first and last lines: when the lines
+        # between hold fewer than eight asterisks in all, none of them is a marker
+        head = text[: text.find(b"\n") + 1]
+        if inside == 1:
+            markers = marker(head)
+        else:
+            tail = text[text.rfind(b"\n", 0, -1) + 1 :]
+            if text.count(b"*") - head.count(b"*") - tail.count(b"*") < 8:
+                markers = marker(head) + marker(tail)
+            else:
+                markers = sum(marker(line) for line in _STARRY_LINE.findall(text))
         if markers > 2:
             structural -= inside - _by_events(buffer, start, end, spans, lines)
             continue
@@ -252,7 +277,7 @@ def _parse(
         buffer += b"\n"
     spans: list[Span] = []
     lines = _Lines(buffer)
-    if runs and _SPACE_LINE.search(buffer) is None:
+    if runs and not _has_space_line(buffer):
         structural = _by_runs(buffer, spans, lines)
     else:
         structural = _by_events(buffer, 0, len(buffer), spans, lines)

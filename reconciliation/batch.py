@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from reconciliation.classify import EJ_SCHEMA, KEY, classify, host_groups
+from reconciliation.classify import EJ_SCHEMA, KEY, classify, clock_seconds, host_groups
 from reconciliation.ej import normalise
 from reconciliation.errors import SourceUnreadable
 from reconciliation.handoff import HostHandoff
@@ -48,7 +48,7 @@ from reconciliation.result import Discrepancy, Evidence, SettlementRow
 from reconciliation.schemes import dispute_deadline, scheme_for
 from reconciliation.settlement import settle_terminal
 from reconciliation.sources import Source
-from reconciliation.textutil import printable, seconds
+from reconciliation.textutil import printable
 
 
 @dataclass(slots=True)
@@ -263,14 +263,16 @@ class TerminalBatch:
             columns["business_date"].extend([day.business_date] * len(txns))
             columns["stan"].extend([txn.stan for txn in txns])
             columns["ej_rrn"].extend([txn.rrn for txn in txns])
-            columns["ej_seconds"].extend([seconds(txn.time) for txn in txns])
+            columns["ej_seconds"].extend([txn.time for txn in txns])  # seconds below
             columns["txn_type"].extend([txn.txn_type for txn in txns])
             columns["resp"].extend([txn.resp for txn in txns])
             columns["ej_amount"].extend([txn.amount_minor for txn in txns])
             columns["outcome"].extend([txn.outcome for txn in txns])
             columns["notes_out"].extend([sum(txn.dispensed) - sum(txn.retracted) for txn in txns])
             columns["ej_ref"].extend(range(first_ref, first_ref + len(txns)))
-        ej = pl.DataFrame(columns, schema=EJ_SCHEMA)
+        ej = pl.DataFrame(columns, schema=EJ_SCHEMA | {"ej_seconds": pl.Utf8}).with_columns(
+            ej_seconds=clock_seconds(pl.col("ej_seconds"))
+        )
         groups = host_groups(self.host)
         found, odd = classify(ej, groups, self.options.time_window_seconds)
         for row in found.iter_rows(named=True):

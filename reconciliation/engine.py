@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TypeVar
 
 import polars as pl
 
@@ -46,18 +47,7 @@ from reconciliation.sources import Source, Sources
 T = TypeVar("T")
 
 
-class _Inline(Executor):
-    """Runs work in the calling process (small inputs, ``workers=1``)."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def _executor(workers: int) -> Executor:
-    if workers <= 1:
-        return _Inline()
+def _executor(workers: int) -> ProcessPoolExecutor:
     # spawn: a forked child of a process that has used Polars' thread pool can deadlock
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
@@ -159,45 +149,53 @@ def reconcile(
             yield pl.concat(parts) if parts else frame.clear()
 
     mark = time.perf_counter()
-    if workers <= 1:
+    folder: str | None = None
+    if workers > 1:
+        try:
+            folder = tempfile.mkdtemp(prefix="atm-recon-")
+        except OSError:
+            folder = None  # nowhere to hand the host messages over: one process does all
+    if folder is None:
         host, host_accounts, host_skipped, observations, host_unreadable = read_host()
         mark = time.perf_counter()
         report(Progress("terminals", 0, terminal_total, "bytes"))
         batch_results: list[BatchResult] = []
         done = 0
-        for items, size, part in zip(batch_sources, batch_bytes, slices(host), strict=True):
-            batch_results.append(run_batch(items, part, chosen))
+        for batch_items, size, part in zip(batch_sources, batch_bytes, slices(host), strict=True):
+            batch_results.append(run_batch(batch_items, part, chosen))
             done += size
             report(Progress("terminals", done, terminal_total, "bytes"))
     else:
         # Phase 2 starts first: the workers parse their batches' files while this
         # process reads the host files, then each batch waits for its host slice.
-        with (
-            tempfile.TemporaryDirectory(prefix="atm-recon-") as folder,
-            _executor(workers) as pool,
-        ):
-            handoffs = [HostHandoff(folder, index, os.getpid()) for index in range(len(batches))]
-            futures = [
-                pool.submit(run_batch_handed, items, handoff, chosen)
-                for items, handoff in zip(batch_sources, handoffs, strict=True)
-            ]
-            try:
-                host, host_accounts, host_skipped, observations, host_unreadable = read_host()
-                mark = time.perf_counter()
-                for handoff, part in zip(handoffs, slices(host), strict=True):
-                    handoff.publish(part)
-            except BaseException:
-                HostHandoff.abort(folder)
-                for future in futures:
-                    future.cancel()
-                raise
-            report(Progress("terminals", 0, terminal_total, "bytes"))
-            batch_results = []
-            done = 0
-            for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
-                batch_results.append(result)
-                done += size
-                report(Progress("terminals", done, terminal_total, "bytes"))
+        try:
+            with _executor(workers) as pool:
+                handoffs = [
+                    HostHandoff(folder, index, os.getpid()) for index in range(len(batches))
+                ]
+                futures = [
+                    pool.submit(run_batch_handed, batch_items, handoff, chosen)
+                    for batch_items, handoff in zip(batch_sources, handoffs, strict=True)
+                ]
+                try:
+                    host, host_accounts, host_skipped, observations, host_unreadable = read_host()
+                    mark = time.perf_counter()
+                    for handoff, part in zip(handoffs, slices(host), strict=True):
+                        handoff.publish(part)
+                except BaseException:
+                    HostHandoff.abort(folder)
+                    for future in futures:
+                        future.cancel()
+                    raise
+                report(Progress("terminals", 0, terminal_total, "bytes"))
+                batch_results = []
+                done = 0
+                for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
+                    batch_results.append(result)
+                    done += size
+                    report(Progress("terminals", done, terminal_total, "bytes"))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     timings["terminals"] = time.perf_counter() - mark
 
     unreadable = sum(result.unreadable for result in batch_results) + host_unreadable

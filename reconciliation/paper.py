@@ -132,39 +132,45 @@ def block_lines(raw: bytes, first_line: int) -> list[tuple[int, bytes]]:
     return numbered
 
 
-def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: str) -> PaperParse:
-    """Cut a paper journal into blocks. Never raises on content.
+class _Lines:
+    """Line numbers of offsets asked for in increasing order (counted incrementally)."""
 
-    Line accounting: page markers and empty lines are structural; every other
-    line belongs to exactly one block. Whether a block's lines count as used
-    is decided when blocks are matched to transactions.
-    """
-    size = len(buffer)
-    if b"\r" in buffer:
-        buffer = buffer.replace(b"\r\n", b"\n")
-    if buffer and not buffer.endswith(b"\n"):
-        buffer += b"\n"
-    spans: list[tuple[int, int, int, int]] = []  # first line, last line, start, end
-    structural = 0
+    __slots__ = ("at", "buffer", "counted")
+
+    def __init__(self, buffer: bytes) -> None:
+        self.buffer = buffer
+        self.at = 1  # line number at offset ``counted``
+        self.counted = 0
+
+    def of(self, offset: int) -> int:
+        self.at += self.buffer.count(b"\n", self.counted, offset)
+        self.counted = offset
+        return self.at
+
+
+Span = tuple[int, int, int, int]  # first line, last line, start, end
+
+
+def _by_events(buffer: bytes, low: int, high: int, spans: list[Span], lines: _Lines) -> int:
+    """The structure state machine over ``buffer[low:high]`` (whole lines, starting
+    after an empty line or at the start); returns the structural lines it saw."""
     count = buffer.count
-    line_at = 1  # line number at offset ``counted``
-    counted = 0
+    structural = 0
     block_start = -1  # offset of the block's first line, -1 when none is open
     page_lines = 0  # page-marker lines inside the open block
     markers = 0
 
     def close(end: int) -> None:
-        nonlocal block_start, page_lines, markers, line_at, counted
+        nonlocal block_start, page_lines, markers
         if block_start >= 0:
-            lines = count(b"\n", block_start, end)
-            if lines > page_lines:
-                line_at += count(b"\n", counted, block_start)
-                counted = block_start
-                spans.append((line_at, line_at + lines - 1, block_start, end))
+            inside = count(b"\n", block_start, end)
+            if inside > page_lines:
+                first = lines.of(block_start)
+                spans.append((first, first + inside - 1, block_start, end))
         block_start, page_lines, markers = -1, 0, 0
 
-    position = 0  # end of the last line handled
-    for match in _STRUCTURE.finditer(buffer):
+    position = low  # end of the last line handled
+    for match in _STRUCTURE.finditer(buffer, low, high):
         offset, end = match.span()
         kind = match.lastgroup
         if offset < position or (kind == "marker" and count(b"*", offset, end) < 8):
@@ -187,9 +193,94 @@ def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: 
                 block_start = offset
             markers += found
         position = end
-    if position < len(buffer) and block_start < 0:
+    if position < high and block_start < 0:
         block_start = position
-    close(len(buffer))
+    close(high)
+    return structural
+
+
+# lines of spaces or tabs only: blank to the parser, so empty lines alone do not cut blocks
+_SPACE_LINE = re.compile(rb"^[ \t\r]+\n", re.M)
+_RUN = re.compile(rb"(?:[^\n]+\n)+")  # a run of non-empty lines
+
+
+def _has_space_line(buffer: bytes) -> bool:
+    """Whether a line holds only spaces, tabs or carriage returns (such a line
+    starts with one of them, which lets substring searches rule it out first)."""
+    starts = (b"\n ", b"\n\t", b"\n\r")
+    if not buffer.startswith((b" ", b"\t", b"\r")) and not any(s in buffer for s in starts):
+        return False
+    return _SPACE_LINE.search(buffer) is not None
+
+
+_STARRY_LINE = re.compile(rb"^[^\n]*\*\*[^\n]*\n", re.M)
+
+
+def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
+    """The same blocks as :func:`_by_events` for a text whose blank lines are all
+    empty: each run of non-empty lines is one block unless it holds more than
+    two receipts' markers (a lost boundary), which the state machine cuts."""
+    structural = buffer.count(b"\n")
+    markers_of: dict[bytes, int] = {}  # marker lines repeat; 0: not a marker line
+
+    def marker(line: bytes) -> int:
+        found = markers_of.get(line)
+        if found is None:
+            stars = line.count(b"*")
+            found = _marker_count(line) if stars >= 8 and b"**" in line else 0
+            markers_of[line] = found
+        return found
+
+    for run in _RUN.finditer(buffer):
+        start, end = run.span()
+        text = run.group()
+        inside = text.count(b"\n")
+        # the usual receipt has its markers on its first and last lines: when the lines
+        # between hold fewer than eight asterisks in all, none of them is a marker
+        head = text[: text.find(b"\n") + 1]
+        if inside == 1:
+            markers = marker(head)
+        else:
+            tail = text[text.rfind(b"\n", 0, -1) + 1 :]
+            if text.count(b"*") - head.count(b"*") - tail.count(b"*") < 8:
+                markers = marker(head) + marker(tail)
+            else:
+                markers = sum(marker(line) for line in _STARRY_LINE.findall(text))
+        if markers > 2:
+            structural -= inside - _by_events(buffer, start, end, spans, lines)
+            continue
+        pages = len(_PAGE_LINE.findall(text)) if b"--- PAGE" in text else 0
+        structural -= inside - pages
+        if inside > pages:
+            first = lines.of(start)
+            spans.append((first, first + inside - 1, start, end))
+    return structural
+
+
+def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: str) -> PaperParse:
+    """Cut a paper journal into blocks. Never raises on content.
+
+    Line accounting: page markers and empty lines are structural; every other
+    line belongs to exactly one block. Whether a block's lines count as used
+    is decided when blocks are matched to transactions.
+    """
+    return _parse(buffer, source, terminal_id, business_date, runs=True)
+
+
+def _parse(
+    buffer: bytes, source: str, terminal_id: str, business_date: str, *, runs: bool
+) -> PaperParse:
+    size = len(buffer)
+    if b"\r" in buffer:
+        buffer = buffer.replace(b"\r\n", b"\n")
+    if buffer and not buffer.endswith(b"\n"):
+        buffer += b"\n"
+    spans: list[Span] = []
+    lines = _Lines(buffer)
+    if runs and not _has_space_line(buffer):
+        structural = _by_runs(buffer, spans, lines)
+    else:
+        structural = _by_events(buffer, 0, len(buffer), spans, lines)
     normal = buffer.translate(_LOOKALIKES)
     readings = _all_candidates([normal[start:end] for _, _, start, end in spans])
     blocks = [
@@ -204,7 +295,7 @@ def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: 
         business_date,
         blocks,
         [],
-        count(b"\n"),
+        buffer.count(b"\n"),
         structural,
         size,
     )

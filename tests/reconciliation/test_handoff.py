@@ -8,14 +8,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from reconciliation import Options, Sources, UnusableInput, reconcile
+from reconciliation import Options, RunResult, Sources, UnusableInput, reconcile
 from reconciliation.classify import HOST_SCHEMA
 from reconciliation.errors import HostNotHandedOver
 from reconciliation.handoff import HostHandoff
 
 
 def _frame() -> pl.DataFrame:
-    row = {name: "x" for name, dtype in HOST_SCHEMA.items() if dtype == pl.Utf8}
+    row: dict[str, object] = {name: "x" for name, dtype in HOST_SCHEMA.items() if dtype == pl.Utf8}
     row.update(seq=1, amount_minor=100, actual_minor=-1)
     return pl.DataFrame([row], schema=HOST_SCHEMA)
 
@@ -53,3 +53,43 @@ def test_workers_stop_when_the_host_files_cannot_be_read(
     )
     with pytest.raises(UnusableInput, match="vanished"):
         reconcile(sources, options=Options(workers=2, batch_bytes=50_000))
+
+
+def _sample_sources(sample: Path) -> Sources:
+    return Sources.from_dirs(
+        ej=sample / "ej", paper=sample / "paper", host=sample / "host", counters=sample / "counters"
+    )
+
+
+def _answer(result: RunResult) -> list[tuple[object, ...]]:
+    return sorted(
+        (d.terminal_id, d.business_date, d.kind, d.stan, d.amount_minor)
+        for d in result.discrepancies
+    )
+
+
+def test_without_a_temporary_folder_one_process_does_all(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _answer(reconcile(_sample_sources(sample)))
+
+    def refuse(**_kwargs: object) -> str:
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr("tempfile.mkdtemp", refuse)
+    result = reconcile(_sample_sources(sample), options=Options(workers=2, batch_bytes=50_000))
+    assert _answer(result) == expected
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_of_unreadable_files_does_not_stop_the_run(sample: Path, workers: int) -> None:
+    from reconciliation import Source
+
+    sources = _sample_sources(sample)
+    for number in range(3):  # empty to the size check, so packed into the last batch together
+        sources.items.append(
+            Source("ej", f"gone-{number}.txt", f"T900000{number}", "2026-11-16", path=Path("/-"))
+        )
+    result = reconcile(sources, options=Options(workers=workers, batch_bytes=50_000))
+    assert _answer(result) == _answer(reconcile(_sample_sources(sample)))
+    assert sum("not read" in note for note in result.observations) == 3

@@ -110,12 +110,23 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from atm_service.app import create_app
+    from atm_service.logs import configure_logging
 
+    configure_logging(settings)
     try:
         application = create_app(settings)
     except DatabaseNotMigrated as exc:
         raise _fail(str(exc)) from None
-    uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=True)
+    # The service writes its own request lines (atm_service.request_log); uvicorn's
+    # records go through the same redacting handler.
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
 
 
 @app.command()

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     # A close seal not reported this long after its code stops opening raises an alarm.
     lock_seal_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
 
+    # Logs: one JSON object per line (or readable text), at this level; one line per
+    # request unless turned off. Secrets are masked either way (atm_service.redaction).
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_requests: bool = True
+    # Prometheus scrapes /metrics with this as a bearer token; unset, /metrics is off.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -50,8 +50,12 @@ class Problem(BaseModel):
     errors: list[ProblemField] | None = None
 
 
+# Answered in problem details, not pages: the API, its document, probes and metrics.
+_MACHINE_PATHS = frozenset({"/openapi.json", "/healthz", "/readyz", "/metrics"})
+
+
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/openapi.json"
+    return request.url.path.startswith("/api/") or request.url.path in _MACHINE_PATHS
 
 
 def problem_response(
@@ -177,11 +181,11 @@ def install(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        reference = uuid.uuid4().hex[:12]
+        reference = getattr(request.state, "request_id", None) or uuid.uuid4().hex[:12]
         logger.error(
             "unhandled error",
             exc_info=exc,
-            extra={"reference": reference, "path": request.url.path},
+            extra={"reference": reference, "request_id": reference, "path": request.url.path},
         )
         return problem_response(
             request,
@@ -189,6 +193,7 @@ def install(app: FastAPI) -> None:
             title="Internal error",
             detail=f"Something went wrong on our side; quote reference {reference}.",
             slug="internal-error",
+            headers={"X-Request-ID": reference},
         )
 
     app.add_exception_handler(ServiceError, on_service_error)

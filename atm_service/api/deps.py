@@ -21,6 +21,7 @@ from atm_service.context import AppContext
 from atm_service.errors import CsrfFailed, NotAuthenticated, NotFound, PermissionDenied
 from atm_service.models.engineers import Engineer
 from atm_service.models.users import Role, User, UserSession
+from atm_service.request_log import note_user
 from atm_service.security import tokens
 from atm_service.security.cookies import SESSION_PURPOSE
 from atm_service.services import auth, engineers
@@ -76,6 +77,7 @@ def optional_auth(
         return None
     user, user_session = found
     request.state.user_id = user.id
+    note_user(user.id)
     return Authenticated(user=user, session=user_session, token=token)
 
 

@@ -46,6 +46,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from atm_service.context import AppContext
+from atm_service.request_log import note_device
 from atm_service.services import device_auth
 from atm_service.services.device_auth import DeviceIdentity, SignedRequest
 
@@ -122,6 +123,8 @@ class DeviceGuard:
     async def __call__(self, request: Request) -> DeviceCall:
         context: AppContext = request.app.state.context
         now = context.clock()
+        terminal_id = request.path_params.get("terminal_id")
+        note_device(terminal_id or request.headers.get("ATM-Key-Id"))
         signed = SignedRequest(
             method=request.method,
             target=request_target(request),
@@ -131,7 +134,7 @@ class DeviceGuard:
         device_auth.check_freshness(signed, settings=context.settings, now=now)
         return DeviceCall(
             signed=signed,
-            terminal_id=request.path_params.get("terminal_id"),
+            terminal_id=terminal_id,
             context=context,
             now=now,
         )

@@ -31,6 +31,7 @@ PUBLIC = {
     ("POST", "/login"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("POST", "/api/v1/session"),
 }

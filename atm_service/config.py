@@ -33,6 +33,15 @@ class Settings(BaseSettings):
 
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_minutes: int = Field(default=15, ge=1)
+    # Rate limits, sliding windows counted in the database (so across all instances);
+    # 0 turns a limit off. Logging in, per user name and per client address:
+    login_attempts_per_user: int = Field(default=10, ge=0)
+    login_attempts_per_address: int = Field(default=100, ge=0)
+    login_attempts_window_s: int = Field(default=300, ge=1, le=86400)
+    # Asking for a lock code, revealing one or reporting a seal, per user and per address:
+    code_requests_per_user: int = Field(default=10, ge=0)
+    code_requests_per_address: int = Field(default=60, ge=0)
+    code_requests_window_s: int = Field(default=300, ge=1, le=86400)
 
     # Argon2id cost; the defaults follow RFC 9106's second recommended option.
     argon2_time_cost: int = Field(default=3, ge=1)

@@ -56,6 +56,7 @@ from atm_service.models.locks import (
     TaskCustodian,
 )
 from atm_service.models.notifications import Audience, DispatchNotification
+from atm_service.models.rate_limits import RateLimitHit
 from atm_service.models.reconciliation import (
     DiscrepancyStatus,
     ReconDiscrepancy,
@@ -125,6 +126,7 @@ __all__ = [
     "LockKeyRecord",
     "LockLogCheckpoint",
     "LockLogEntry",
+    "RateLimitHit",
     "ReconDiscrepancy",
     "ReconResolution",
     "ReconRun",

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from atm_service.api.deps import (
     Admin,
     AuthDep,
+    CodeRequestLimit,
     ContextDep,
     Dispatcher,
     EngineerUser,
@@ -181,6 +182,7 @@ async def my_lock_action(
     request: Request,
     found: AuthDep,
     user: EngineerUser,
+    _limit: CodeRequestLimit,
     context: ContextDep,
     session: SessionDep,
     now: NowDep,

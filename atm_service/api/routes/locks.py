@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from atm_service.api.deps import (
     Admin,
+    CodeRequestLimit,
     ContextDep,
     Dispatcher,
     EngineerUser,
@@ -126,7 +127,7 @@ def export_provisioning(
     summary="Ask for a one-time code, on site at the task's ATM (shown once)",
     responses={
         202: {"model": CodeOut, "description": "Dual control: waiting for the second person"},
-        **problems(404, 409, 422, 503),
+        **problems(404, 409, 422, 429, 503),
     },
 )
 def request_code(
@@ -137,6 +138,7 @@ def request_code(
     context: ContextDep,
     now: NowDep,
     user: EngineerUser,
+    _limit: CodeRequestLimit,
 ) -> CodeOut:
     out = locks.request_code(
         session,
@@ -157,7 +159,7 @@ def request_code(
     LOCK + "/codes/reveal",
     response_model=CodeOut,
     summary="Show a code issued to me that I have not seen (dual control, resync): once",
-    responses=problems(404, 409, 422, 503),
+    responses=problems(404, 409, 422, 429, 503),
 )
 def reveal_code(
     atm_id: int,
@@ -166,6 +168,7 @@ def reveal_code(
     context: ContextDep,
     now: NowDep,
     user: EngineerUser,
+    _limit: CodeRequestLimit,
 ) -> CodeOut:
     return locks.reveal_code(
         session,
@@ -182,7 +185,7 @@ def reveal_code(
     LOCK + "/seal",
     response_model=SealOut,
     summary="Report the close seal the lock showed: closes the code cycle",
-    responses=problems(404, 409, 422, 503),
+    responses=problems(404, 409, 422, 429, 503),
 )
 def report_seal(
     atm_id: int,
@@ -191,6 +194,7 @@ def report_seal(
     context: ContextDep,
     now: NowDep,
     user: EngineerUser,
+    _limit: CodeRequestLimit,
 ) -> SealOut:
     return locks.report_seal(
         session,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
 
@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # in the database. Without them every lock operation is refused with a 503.
     lock_master_key_file: Path | None = None
     lock_master_key: SecretStr | None = None
+    # While the master key is rotated: the previous key files, comma-separated; they
+    # only decrypt records not yet re-sealed by `atm-service rewrap-lock-keys`.
+    lock_previous_master_key_files: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     lock_log_signing_key_file: Path | None = None
     lock_log_signing_key: SecretStr | None = None
     lock_log_id: str = Field(
@@ -97,6 +100,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("lock_previous_master_key_files", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_development_secret_in_production(self) -> Settings:

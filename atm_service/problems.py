@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atm_service.context import AppContext
@@ -166,6 +167,19 @@ def install(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # The framework could not read the body at all (bytes that are not UTF-8
+            # JSON, a broken multipart envelope): an invalid input like malformed JSON.
+            reason = exc.detail if isinstance(exc.detail, str) else "unreadable body"
+            message = f"The request body could not be read ({reason.rstrip('.')})."
+            return problem_response(
+                request,
+                status=422,
+                title="Invalid input",
+                detail=message,
+                slug="validation-error",
+                errors=[ProblemField(location="body", field="(body)", message=message)],
+            )
         titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and detail == "Not Found":
@@ -178,6 +192,23 @@ def install(app: FastAPI) -> None:
             title=titles.get(exc.status_code, "Request failed"),
             detail=detail,
             headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    async def on_out_of_range(request: Request, exc: Exception) -> Response:
+        # Inputs are bounded where they are declared; this catches a value that still
+        # does not fit a column (the driver's overflow, PostgreSQL's data errors).
+        logger.warning(
+            "a request value does not fit the database",
+            exc_info=exc,
+            extra={"path": request.url.path},
+        )
+        return problem_response(
+            request,
+            status=422,
+            title="Invalid input",
+            detail="A value in the request does not fit: a number is too large or a text too "
+            "long for what it is stored in.",
+            slug="validation-error",
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
@@ -199,4 +230,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(OverflowError, on_out_of_range)
+    app.add_exception_handler(DataError, on_out_of_range)
     app.add_exception_handler(Exception, on_unexpected)

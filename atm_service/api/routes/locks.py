@@ -25,6 +25,7 @@ from atm_service.api.deps import (
 )
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.errors import PayloadTooLarge
 from atm_service.models.locks import (
     AcknowledgeIn,
@@ -74,7 +75,7 @@ def list_locks(
     responses=problems(404, 409, 422, 503),
 )
 def provision_lock(
-    atm_id: int,
+    atm_id: DbId,
     data: LockCreate,
     session: SessionDep,
     context: ContextDep,
@@ -90,7 +91,7 @@ def provision_lock(
 @router.get(
     LOCK, response_model=LockPublic, summary="The ATM's lock and its chain", responses=problems(404)
 )
-def get_lock(atm_id: int, session: SessionDep, _user: LockReader) -> LockPublic:
+def get_lock(atm_id: DbId, session: SessionDep, _user: LockReader) -> LockPublic:
     return locks.to_public(session, locks.lock_for_atm(session, atm_id=atm_id))
 
 
@@ -103,7 +104,7 @@ def get_lock(atm_id: int, session: SessionDep, _user: LockReader) -> LockPublic:
     },
 )
 def export_provisioning(
-    atm_id: int,
+    atm_id: DbId,
     data: ProvisioningExportIn,
     session: SessionDep,
     context: ContextDep,
@@ -131,7 +132,7 @@ def export_provisioning(
     },
 )
 def request_code(
-    atm_id: int,
+    atm_id: DbId,
     data: CodeRequest,
     response: Response,
     session: SessionDep,
@@ -162,7 +163,7 @@ def request_code(
     responses=problems(404, 409, 422, 429, 503),
 )
 def reveal_code(
-    atm_id: int,
+    atm_id: DbId,
     data: TaskRef,
     session: SessionDep,
     context: ContextDep,
@@ -188,7 +189,7 @@ def reveal_code(
     responses=problems(404, 409, 422, 429, 503),
 )
 def report_seal(
-    atm_id: int,
+    atm_id: DbId,
     data: SealIn,
     session: SessionDep,
     context: ContextDep,
@@ -214,7 +215,7 @@ def report_seal(
     responses=problems(404, 409, 422, 503),
 )
 def force_close(
-    atm_id: int,
+    atm_id: DbId,
     data: ReasonBody,
     session: SessionDep,
     context: ContextDep,
@@ -234,7 +235,7 @@ def force_close(
     responses=problems(404, 409, 422, 503),
 )
 def resync(
-    atm_id: int,
+    atm_id: DbId,
     data: ResyncIn,
     session: SessionDep,
     context: ContextDep,
@@ -266,7 +267,7 @@ def resync(
     },
 )
 async def import_trail(
-    atm_id: int,
+    atm_id: DbId,
     request: Request,
     session: SessionDep,
     context: ContextDep,
@@ -297,7 +298,7 @@ async def import_trail(
     responses=problems(404, 409, 422),
 )
 def add_custodian(
-    task_id: int, data: CustodianIn, session: SessionDep, now: NowDep, user: Dispatcher
+    task_id: DbId, data: CustodianIn, session: SessionDep, now: NowDep, user: Dispatcher
 ) -> CustodianPublic:
     locks.add_custodian(session, task_id=task_id, engineer_id=data.engineer_id, by=user, now=now)
     return next(
@@ -310,7 +311,7 @@ def add_custodian(
     response_model=list[CustodianPublic],
     summary="The second person(s) of a task",
 )
-def list_custodians(task_id: int, session: SessionDep, _user: Dispatcher) -> list[CustodianPublic]:
+def list_custodians(task_id: DbId, session: SessionDep, _user: Dispatcher) -> list[CustodianPublic]:
     return locks.custodians(session, task_id=task_id)
 
 
@@ -319,7 +320,7 @@ def list_alarms(
     session: SessionDep,
     _user: LockReader,
     state: AlarmState | None = None,
-    atm_id: int | None = None,
+    atm_id: DbId | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AlarmPublic]:
@@ -336,7 +337,7 @@ def list_alarms(
     responses=problems(404, 409, 422, 503),
 )
 def acknowledge_alarm(
-    alarm_id: int,
+    alarm_id: DbId,
     data: AcknowledgeIn,
     session: SessionDep,
     context: ContextDep,

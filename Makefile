@@ -18,11 +18,11 @@ demo: $(STAMP)
 	$(BIN)/atm-service demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check atm_service device_agent reconciliation lockctl simulators tests bench
-	$(BIN)/ruff format --check atm_service device_agent reconciliation lockctl simulators tests bench
+	$(BIN)/ruff check atm_service device_agent reconciliation lockctl simulators cashplan tests bench
+	$(BIN)/ruff format --check atm_service device_agent reconciliation lockctl simulators cashplan tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy atm_service device_agent reconciliation lockctl simulators
+	$(BIN)/mypy atm_service device_agent reconciliation lockctl simulators cashplan
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

@@ -28,6 +28,38 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# SQLSTATE classes and codes that say the server, not the request, is the trouble:
+# 08 connection exception, 53 insufficient resources, 57 operator intervention
+# (admin shutdown, crash shutdown, cannot connect now), 40001 serialization
+# failure, 40P01 deadlock.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+_TRANSIENT_SQLSTATES = ("40001", "40P01")
+_SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database cannot serve now (down, restarting, out of
+    connections, busy) rather than that the statement is wrong: the request may be
+    retried as it is."""
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:  # SQLAlchemy recognised a lost connection
+        return True
+    original = exc.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    sqlite_error = getattr(original, "sqlite_errorname", None)
+    if sqlite_error is not None:
+        return str(sqlite_error) in _SQLITE_BUSY
+    # psycopg reports a failed connection attempt (refused, reset) without a SQLSTATE.
+    return True
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -18,12 +18,14 @@ HTTP responses in the RFC 9457 problem-details shape, or to an HTML page.
     ├── PayloadTooLarge           413  a request body over the limit
     ├── NotAcceptable             406  the client cannot take what the route sends
     ├── TooManyRequests           429  a rate limit was hit
-    └── NotConfigured             503  a feature needs configuration the service lacks
+    ├── NotConfigured             503  a feature needs configuration the service lacks
+    └── DatabaseUnavailable       503  the database cannot be reached now; retry after a moment
 
 A problem may carry extension members (RFC 9457 section 3.2) in ``extensions``,
 e.g. the offset a device must resend from.
 
     DatabaseNotMigrated           raised at start-up, never over HTTP
+    DemoFailed                    the demo (atm-service demo) cannot start; says why
 """
 
 from __future__ import annotations
@@ -146,5 +148,23 @@ class NotConfigured(ServiceError):
     title = "Not configured"
 
 
+class DatabaseUnavailable(ServiceError):
+    """The database is away (restarting, failing over, out of connections): nothing was
+    done that the client can rely on, and the same request may be sent again shortly.
+    Raised at the boundary from the driver's errors (:func:`atm_service.db.is_unavailable`)."""
+
+    status = 503
+    slug = "database-unavailable"
+    title = "Database unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class DatabaseNotMigrated(Exception):
     """The database schema is not at the revision this code needs."""
+
+
+class DemoFailed(Exception):
+    """The demo cannot start or run on; the message says why (never over HTTP)."""

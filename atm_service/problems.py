@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -22,9 +23,21 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atm_service.context import AppContext
-from atm_service.errors import AccountLocked, NotAuthenticated, ServiceError, TooManyRequests
+from atm_service.db import is_unavailable
+from atm_service.errors import (
+    AccountLocked,
+    DatabaseUnavailable,
+    NotAuthenticated,
+    ServiceError,
+    TooManyRequests,
+)
 
 logger = logging.getLogger("atm_service.errors")
+
+# How long a client is asked to wait before sending a request again that found the
+# database away: long enough for a restart or a fail-over to finish, short enough
+# that agents catch up at once.
+DATABASE_RETRY_AFTER_S = 2
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
@@ -134,7 +147,7 @@ def install(app: FastAPI) -> None:
             )
             return RedirectResponse(f"/login?next={target}", status_code=303)
         headers: dict[str, str] = {}
-        if isinstance(exc, TooManyRequests):
+        if isinstance(exc, TooManyRequests | DatabaseUnavailable):
             headers["Retry-After"] = str(exc.retry_after_s)
         if isinstance(exc, AccountLocked):
             headers["Retry-After"] = "60"
@@ -211,6 +224,23 @@ def install(app: FastAPI) -> None:
             slug="validation-error",
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        """The driver's errors: a database that is away becomes a 503 to retry; any other
+        (a bug: bad SQL, a broken constraint nobody expected) is unexpected."""
+        if not is_unavailable(exc):
+            return await on_unexpected(request, exc)
+        logger.warning(
+            "database unavailable: %s",
+            type(getattr(exc, "orig", None) or exc).__name__,
+            extra={"path": request.url.path},
+        )
+        unavailable = DatabaseUnavailable(
+            "The database cannot be reached at the moment; nothing was changed that you "
+            f"can rely on. Send the request again in {DATABASE_RETRY_AFTER_S} seconds.",
+            retry_after_s=DATABASE_RETRY_AFTER_S,
+        )
+        return await on_service_error(request, unavailable)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         reference = getattr(request.state, "request_id", None) or uuid.uuid4().hex[:12]
         logger.error(
@@ -232,4 +262,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(OverflowError, on_out_of_range)
     app.add_exception_handler(DataError, on_out_of_range)
+    app.add_exception_handler(sa.exc.DBAPIError, on_database_error)
+    app.add_exception_handler(sa.exc.TimeoutError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

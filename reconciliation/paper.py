@@ -26,7 +26,6 @@ _STRUCTURE = re.compile(
     rb"|(?P<marker>[^\n]*\*\*[^\n]*\n))",
     re.M,
 )
-_KINDS = {"blank": 0, "page": 1, "marker": 2}
 _LOOKALIKES = bytes.maketrans(b"OoDQlIi|SsBZ", b"000011115582")
 
 
@@ -68,15 +67,14 @@ def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[s
     for token in _TOKEN.findall(normal):
         if token[2] == 58 or token[3] == 58:  # ":": a time
             times.append(token.translate(None, b": ").decode())
-            continue
-        if token[-1] == 42:  # "*": the BIN of a masked card number
-            continue
-        digits = token.replace(b" ", b"") if b" " in token else token
-        size = len(digits)
-        if size <= 7:
-            numbers.append(digits.decode())
-        elif 11 <= size <= 13:
-            rrns.append(digits.decode())
+        elif token[-1] != 42:  # "*": the BIN of a masked card number
+            if 32 in token:
+                token = token.replace(b" ", b"")
+            size = len(token)
+            if size <= 7:
+                numbers.append(token.decode())
+            elif 11 <= size <= 13:
+                rrns.append(token.decode())
     return tuple(numbers), tuple(rrns), tuple(times)
 
 
@@ -111,40 +109,28 @@ def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: 
     if buffer and not buffer.endswith(b"\n"):
         buffer += b"\n"
     normal = buffer.translate(_LOOKALIKES)
-    # offset, kind (0 blank, 1 page, 2 marker), end: one pass, in order
-    events = [
-        (m.start(), _KINDS[m.lastgroup or ""], m.end())
-        for m in _STRUCTURE.finditer(buffer)
-        if m.lastgroup != "marker" or buffer.count(b"*", m.start(), m.end()) >= 8
-    ]
     blocks: list[PaperBlock] = []
     structural = 0
     count = buffer.count
     line_at = 1  # line number at offset ``counted``
     counted = 0
-
-    def line_of(offset: int) -> int:
-        nonlocal line_at, counted
-        line_at += count(b"\n", counted, offset)
-        counted = offset
-        return line_at
-
     block_start = -1  # offset of the block's first line, -1 when none is open
     page_lines = 0  # page-marker lines inside the open block
     markers = 0
 
     def close(end: int) -> None:
-        nonlocal block_start, page_lines, markers
+        nonlocal block_start, page_lines, markers, line_at, counted
         if block_start >= 0:
             lines = count(b"\n", block_start, end)
             if lines > page_lines:
-                first = line_of(block_start)
+                line_at += count(b"\n", counted, block_start)
+                counted = block_start
                 numbers, rrns, times = candidates(normal[block_start:end])
                 blocks.append(
                     PaperBlock(
                         len(blocks),
-                        first,
-                        first + lines - 1,
+                        line_at,
+                        line_at + lines - 1,
                         block_start,
                         end,
                         numbers,
@@ -155,15 +141,17 @@ def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: 
         block_start, page_lines, markers = -1, 0, 0
 
     position = 0  # end of the last line handled
-    for offset, kind, end in events:
-        if offset < position:
-            continue  # a line already handled (a page marker is also a "marker" line)
+    for match in _STRUCTURE.finditer(buffer):
+        offset, end = match.span()
+        kind = match.lastgroup
+        if offset < position or (kind == "marker" and count(b"*", offset, end) < 8):
+            continue  # a line already handled, or "**" in a card number: block text
         if block_start < 0 and offset > position:
             block_start = position
-        if kind == 0:
+        if kind == "blank":
             structural += 1
             close(offset)
-        elif kind == 1:
+        elif kind == "page":
             structural += 1
             if block_start < 0:
                 block_start = offset

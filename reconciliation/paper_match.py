@@ -42,6 +42,7 @@ def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tup
         by_stan.setdefault(item.stan, index)
         if item.rrn:
             by_rrn.setdefault(item.rrn, index)
+    compact = [item.time.replace(":", "") for item in expected]
     pairs: list[tuple[int, int, int]] = []
     for block in blocks:
         scores: dict[int, int] = {}
@@ -59,8 +60,7 @@ def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tup
                     scores[found] = scores.get(found, 0) + 1
         scored: list[tuple[int, int]] = []
         for index, score in scores.items():
-            time = expected[index].time.replace(":", "")
-            if time in block.times:
+            if compact[index] in block.times:
                 score += 1
             if score >= 2:
                 scored.append((score, index))

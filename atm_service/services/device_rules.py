@@ -23,12 +23,14 @@ A record the rules refuse (a domain error: a status without a time, an event
 with a bad field) or fail on unexpectedly is logged with its stream and
 sequence and passed over: it stays stored, and one bad record never holds up
 the ATM's later ones. A database error (the connection dropped, a
-serialisation failure) leaves the record for the next attempt.
+serialisation failure, no pooled connection in time) leaves the record for the
+next attempt.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -179,25 +181,85 @@ def apply_pending(
         session.commit()
         if not batch:
             break
-        for record in batch:
-            outcome = _apply_one(
-                session,
-                atm_id=atm_id,
-                stream_id=stream_id,
-                previous=done,
-                record=record,
-                now=now,
-                road_speed_kmh=road_speed_kmh,
-            )
-            if outcome == "applied":
-                report.applied += 1
-            elif outcome == "skipped":
-                report.skipped += 1
-            else:
-                report.deferred = outcome == "deferred"
-                return report
-            done = record.seq
+        done = _apply_batch(
+            session,
+            atm_id=atm_id,
+            stream_id=stream_id,
+            done=done,
+            batch=batch,
+            report=report,
+            now=now,
+            road_speed_kmh=road_speed_kmh,
+        )
+        if report.deferred or done < batch[-1].seq:
+            break
     return report
+
+
+def apply_stored(
+    session: Session,
+    *,
+    atm_id: int,
+    stream_id: int,
+    after: int,
+    records: Sequence[tuple[int, RecordKind, dict[str, Any]]],
+    now: datetime,
+    road_speed_kmh: float = dispatch_rules.DEFAULT_ROAD_SPEED_KMH,
+) -> RulesReport:
+    """Apply the rules to records the caller has just stored, ``(seq, kind, data)`` in
+    sequence from ``after + 1``, when the rules had seen every record up to ``after``:
+    ingest hands over what it holds in memory instead of reading it back. The claims are
+    the same as :func:`apply_pending`'s, so a record still reaches the rules once.
+
+    Call it with no transaction of the caller's open: each record commits on its own.
+    """
+    report = RulesReport()
+    batch = [_Pending(seq=seq, kind=kind, data=data) for seq, kind, data in records]
+    _apply_batch(
+        session,
+        atm_id=atm_id,
+        stream_id=stream_id,
+        done=after,
+        batch=batch,
+        report=report,
+        now=now,
+        road_speed_kmh=road_speed_kmh,
+    )
+    return report
+
+
+def _apply_batch(
+    session: Session,
+    *,
+    atm_id: int,
+    stream_id: int,
+    done: int,
+    batch: list[_Pending],
+    report: RulesReport,
+    now: datetime,
+    road_speed_kmh: float,
+) -> int:
+    """Each record of ``batch`` in turn, from ``done``; the last one dealt with. Stops at a
+    record another request took, or one a database error deferred."""
+    for record in batch:
+        outcome = _apply_one(
+            session,
+            atm_id=atm_id,
+            stream_id=stream_id,
+            previous=done,
+            record=record,
+            now=now,
+            road_speed_kmh=road_speed_kmh,
+        )
+        if outcome == "applied":
+            report.applied += 1
+        elif outcome == "skipped":
+            report.skipped += 1
+        else:
+            report.deferred = outcome == "deferred"
+            return done
+        done = record.seq
+    return done
 
 
 def _apply_one(
@@ -219,7 +281,7 @@ def _apply_one(
         _apply(session, atm_id=atm_id, record=record, now=now, road_speed_kmh=road_speed_kmh)
         session.commit()
         return "applied"
-    except sa.exc.DBAPIError:
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError):
         session.rollback()
         logger.warning(
             "dispatch rules deferred: database error on record %d",
@@ -250,7 +312,7 @@ def _apply_one(
             session.rollback()
             return "taken"
         session.commit()
-    except sa.exc.DBAPIError:
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError):
         session.rollback()
         return "deferred"
     return "skipped"

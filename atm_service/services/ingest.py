@@ -15,7 +15,9 @@ batch starting past the next expected number is refused with 409 and
 ``expected_seq``. They are bulk-inserted, and the ATM's latest state is
 brought up to date in the same transaction. Once that has committed, the
 records the dispatch rules have not seen go to them, each exactly once
-(:mod:`atm_service.services.device_rules`): a fault becomes a task.
+(:mod:`atm_service.services.device_rules`): a fault becomes a task. When the
+rules had seen every earlier record of the stream (the usual case), the new
+records go to them from memory; otherwise the rules read what they missed.
 
 Heartbeats keep the agent's own state, answer with the stream's position and
 the ATM's waiting remote commands (:mod:`atm_service.services.device_commands`),
@@ -250,6 +252,13 @@ class _LatestState:
         return self.fields
 
 
+def _rules_data(record: RecordIn) -> dict[str, Any]:
+    """What the rules read of a record, as :mod:`device_rules` reads it back when stored."""
+    if record.kind is RecordKind.CASH_UNITS:
+        return {"reason": record.data["reason"], "cash_units": record.data["cash_units"]}
+    return record.data
+
+
 def ingest_records(
     session: Session,
     *,
@@ -274,12 +283,12 @@ def ingest_records(
             "updated_at": now,
         },
     )
-    stream_id, last_seq = connection.execute(
+    stream_id, last_seq, rules_seq = connection.execute(
         cached(
             "stream-lock",
             connection,
             lambda: (
-                sa.select(_STREAMS.c.id, _STREAMS.c.last_seq)
+                sa.select(_STREAMS.c.id, _STREAMS.c.last_seq, _STREAMS.c.rules_seq)
                 .where(
                     _STREAMS.c.atm_id == sa.bindparam("atm_id"),
                     _STREAMS.c.stream == sa.bindparam("stream"),
@@ -355,9 +364,26 @@ def ingest_records(
     else:
         _touch(connection, device.atm_id, now)
     session.commit()
-    device_rules.apply_pending(
-        session, atm_id=device.atm_id, stream_id=stream_id, now=now, road_speed_kmh=road_speed_kmh
-    )
+    if new and rules_seq == last_seq:
+        # The rules had seen everything before this batch: hand them the new records as
+        # they are, rather than reading them back.
+        device_rules.apply_stored(
+            session,
+            atm_id=device.atm_id,
+            stream_id=stream_id,
+            after=last_seq,
+            records=[(record.seq, record.kind, _rules_data(record)) for record in new],
+            now=now,
+            road_speed_kmh=road_speed_kmh,
+        )
+    elif rules_seq < last_seq:
+        device_rules.apply_pending(
+            session,
+            atm_id=device.atm_id,
+            stream_id=stream_id,
+            now=now,
+            road_speed_kmh=road_speed_kmh,
+        )
     acked = max(last_seq, batch.records[-1].seq)
     return RecordsAck(
         stream=batch.stream,

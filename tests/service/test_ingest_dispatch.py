@@ -154,6 +154,7 @@ def test_records_stored_before_a_crash_reach_the_rules_at_the_next_heartbeat(
     # The service dies after the ingest committed and before the rules ran.
     with monkeypatch.context() as patched:
         patched.setattr(ingest.device_rules, "apply_pending", lambda *_a, **_k: None)
+        patched.setattr(ingest.device_rules, "apply_stored", lambda *_a, **_k: None)
         _post(device, [record(1, "event", jam())])
     assert _tasks(context, atm_id) == []
     assert _stream(context).rules_seq == 0
@@ -176,6 +177,36 @@ def test_records_stored_before_a_crash_reach_the_rules_at_the_next_heartbeat(
     _post(device, [record(1, "event", jam())])
     (same,) = _tasks(context, atm_id)
     assert same.occurrences == 1
+
+
+def test_the_next_batch_brings_the_rules_up_to_date_on_records_left_behind(
+    device: Signed, context: AppContext, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    atm_id = fleet.atm_ids[TERMINAL]
+    with monkeypatch.context() as patched:  # the service dies before the rules ran
+        patched.setattr(ingest.device_rules, "apply_stored", lambda *_a, **_k: None)
+        _post(device, [record(1, "event", jam())])
+    assert _stream(context).rules_seq == 0
+    # The next batch finds the rules behind: they read back record 1, then apply record 2.
+    card = {**jam("2026-11-16T03:10:00"), "device": "card_reader", "code": "C-02"}
+    with monkeypatch.context() as patched:
+        stored: list[object] = []
+        patched.setattr(
+            ingest.device_rules,
+            "apply_stored",
+            lambda *_a, **_k: stored.append("called"),
+        )
+        _post(device, [record(2, "event", card)])
+    assert stored == []  # the in-memory hand-over is only for a stream the rules kept up with
+    (task,) = _tasks(context, atm_id)
+    assert sorted(task.facts["devices"]) == ["card_reader", "dispenser"]
+    assert task.occurrences == 2
+    assert _stream(context).rules_seq == 2
+    # Up to date again: the next record goes to the rules from memory, once.
+    _post(device, [record(3, "event", {**card, "time": "2026-11-16T03:20:00"})])
+    (same,) = _tasks(context, atm_id)
+    assert same.occurrences == 3
+    assert _stream(context).rules_seq == 3
 
 
 def test_a_record_the_rules_refuse_is_passed_over_and_kept(

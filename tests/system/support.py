@@ -171,6 +171,7 @@ class ServiceProcess:
 
     database_url: str
     log: Path
+    environment: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -191,6 +192,7 @@ class ServiceProcess:
             "ATM_ARGON2_TIME_COST": "1",
             "ATM_ARGON2_MEMORY_KIB": "1024",
             "ATM_ARGON2_PARALLELISM": "1",
+            **self.environment,
         }
         self.process = subprocess.Popen(
             [

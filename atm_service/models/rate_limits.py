@@ -21,6 +21,7 @@ class RateLimitHit(SQLModel, table=True):
     __tablename__ = "rate_limit_hit"
     __table_args__ = (
         sa.Index("ix_rate_limit_hit_limit_subject_at", "limit_name", "subject", "at"),
+        sa.Index("ix_rate_limit_hit_at", "at"),
     )
 
     # 64-bit on PostgreSQL (rows come and go for ever); SQLite's rowid is already 64-bit.

@@ -151,12 +151,14 @@ def test_sliding_window_counts_refuses_and_prunes(context: AppContext, clock: Fa
         subjects = set(session.exec(select(RateLimitHit.subject)).all())
         assert "someone" not in subjects
         assert all(len(subject) == 64 for subject in subjects)
-        # Much later, an admission removes what left its window.
-        rate_limits.admit(session, check, now=start + timedelta(hours=1))
+        # A day later, an admission removes what is older than any window.
+        rate_limits.admit(session, check, now=start + rate_limits.RETENTION + timedelta(minutes=2))
         left = session.exec(
             select(func.count()).where(col(RateLimitHit.limit_name) == "test-window")
         ).one()
         assert left == 1
+        everything = session.exec(select(func.count()).select_from(RateLimitHit)).one()
+        assert everything == 1
 
 
 def test_a_limit_of_zero_is_off(context: AppContext, clock: FakeClock) -> None:

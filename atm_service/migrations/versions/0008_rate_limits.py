@@ -35,8 +35,10 @@ def upgrade() -> None:
         ["limit_name", "subject", "at"],
         unique=False,
     )
+    op.create_index("ix_rate_limit_hit_at", "rate_limit_hit", ["at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_rate_limit_hit_at", table_name="rate_limit_hit")
     op.drop_index("ix_rate_limit_hit_limit_subject_at", table_name="rate_limit_hit")
     op.drop_table("rate_limit_hit")

@@ -166,9 +166,9 @@ def create_app(
     app.add_middleware(SecurityHeaders)  # every answer gets the headers
     # Outermost: the request id, the log line and the metrics cover everything inside.
     app.add_middleware(RequestLog, metrics=metrics, enabled=settings.log_requests)
-    app.include_router(probes.router)
-    app.include_router(api_router)
+    app.include_router(api_router)  # device routes first: they carry most requests
     app.include_router(web_router)
+    app.include_router(probes.router)
     app.mount(
         "/static",
         StaticFiles(packages=[("atm_service", "web/static")]),

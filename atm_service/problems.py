@@ -219,8 +219,8 @@ def install(app: FastAPI) -> None:
             request,
             status=422,
             title="Invalid input",
-            detail="A value in the request does not fit: a number is too large or a text too "
-            "long for what it is stored in.",
+            detail="A value in the request cannot be stored: a number too large, a text too "
+            "long, or a text with a NUL character (\\u0000).",
             slug="validation-error",
         )
 

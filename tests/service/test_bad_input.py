@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
 from atm_service.context import AppContext
 from atm_service.models.users import Role
-from tests.support import Api, add_user, login
+from tests.support import SITE, Api, add_user, login
 
 HUGE = 2**70
 
@@ -84,3 +85,15 @@ def test_a_body_that_cannot_be_read(app: FastAPI, client: TestClient) -> None:
     )
     body = _invalid(response, "(body)")
     assert body["errors"][0]["location"] == "body"
+
+
+@pytest.mark.postgres
+def test_a_nul_character_postgresql_cannot_store(admin: Api, engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores NUL characters in text")
+    body = _invalid(admin.post("/api/v1/sites", json={**SITE, "name": "North\u0000Station"}), "")
+    assert "NUL character" in body["detail"]
+    refused = admin.client.post(
+        "/api/v1/session", json={"username": "ad\u0000min", "password": "whatever"}
+    )
+    assert refused.status_code == 422

@@ -8,7 +8,8 @@ Each answer must not be a server error, and its status code, content type,
 headers and body must be ones the document declares for the operation.
 
 ``ATM_FUZZ_EXAMPLES`` sets the examples per operation and mode (default 5);
-``ATM_FUZZ_RANDOM=1`` draws new examples on each run instead of the same ones.
+``ATM_FUZZ_RANDOM=1`` draws new examples on each run instead of the same ones;
+``ATM_FUZZ_BACKEND=postgresql`` runs on the PostgreSQL test database.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tests.support import FakeClock, add_user, login
 
 EXAMPLES = int(os.environ.get("ATM_FUZZ_EXAMPLES", "5"))
 RANDOM = os.environ.get("ATM_FUZZ_RANDOM", "") not in ("", "0")
+BACKEND = os.environ.get("ATM_FUZZ_BACKEND", "sqlite")
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -59,9 +61,11 @@ def _ndjson(_context: Any, value: Any) -> bytes:
 
 
 @pytest.fixture
-def engine(sqlite_engine: Engine) -> Engine:
-    """SQLite only: the cases are many, and what they check does not depend on the backend."""
-    return sqlite_engine
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """SQLite unless ``ATM_FUZZ_BACKEND=postgresql``: the cases are many, and what they
+    check hardly depends on the backend."""
+    found: Engine = request.getfixturevalue(f"{BACKEND}_engine")
+    return found
 
 
 @pytest.fixture

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     device_offline_after_s: int = Field(default=180, ge=10)
     # A remote command an ATM's agent has not collected within this time expires.
     device_command_ttl_s: int = Field(default=900, ge=10)
+    # How many device requests each server process works on at once, in worker threads.
+    device_threads: int = Field(default=4, ge=1, le=64)
     # Dispatch: travel estimates, live updates, and the periodic sweep that assigns
     # waiting tasks and escalates deadlines at risk (0 turns the sweep off).
     dispatch_road_speed_kmh: float = Field(default=40.0, gt=0, le=200)

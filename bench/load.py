@@ -39,9 +39,11 @@ Prints JSON lines: ``load_requests_per_s`` (requests answered in the measured
 window, per second), ``load_p99_ms`` and ``load_errors`` (requests that failed
 or were refused, over the whole run; target: none, and p99 < 100 ms), then
 ``load_p50_ms``, ``load_heartbeat_p99_ms``, ``load_journal_p99_ms``,
-``load_records_p99_ms``, ``load_tasks_opened``, ``load_generator_lag_p99_ms``
-and ``load_average_1m`` (the machine's, at the end: figures taken on a busy
-machine read high). Then it checks that the service holds every journal byte
+``load_records_p99_ms``, ``load_tasks_opened``,
+``load_service_cpu_ms_per_request`` (both instances' CPU time over the run, per
+request: what the figures cost), ``load_generator_lag_p99_ms`` and
+``load_average_1m`` (the machine's, at the end: figures taken on a busy machine
+read high). Then it checks that the service holds every journal byte
 and record the ATMs wrote, and fails when it does not. The database is dropped
 at the end; ``ATM_BENCH_DEBUG=1`` prints the latencies second by second.
 
@@ -912,6 +914,7 @@ def main() -> None:
         if by_kind[kind]:
             emit(f"load_{kind}_p99_ms", percentile(by_kind[kind], 0.99), "ms")
     emit("load_tasks_opened", tasks, "tasks")
+    emit("load_service_cpu_ms_per_request", sum(service_cpu) * 1000 / len(observed.samples), "ms")
     lag = percentile(observed.lags, 0.99) * 1000 if observed.lags else 0.0
     emit("load_generator_lag_p99_ms", lag, "ms")
     emit("load_average_1m", load_1m, "")

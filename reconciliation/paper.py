@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+import polars as pl
+
 from reconciliation.model import PaperBlock, PaperParse
 
 PAGE_MARKER = re.compile(rb"--- PAGE \d+ ---")
@@ -48,7 +50,8 @@ def _marker_count(line: bytes) -> int:
 
 _NOT_LETTERS = bytes(value for value in range(256) if not chr(value).isalpha() or value > 127)
 # a time (colons, perhaps doubled, perhaps a stray space) or 5+ digits with single stray spaces
-_TOKEN = re.compile(rb"\d\d:+ ?\d\d:+ ?\d\d|\d(?:\d| \d){4,}\*?")
+_READING_PATTERN = r"\d\d:+ ?\d\d:+ ?\d\d|\d(?:\d| \d){4,}\*?"
+_TOKEN = re.compile(_READING_PATTERN.encode())
 
 
 def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -76,6 +79,39 @@ def candidates(normal: bytes) -> tuple[tuple[str, ...], tuple[str, ...], tuple[s
             elif 11 <= size <= 13:
                 rrns.append(token.decode())
     return tuple(numbers), tuple(rrns), tuple(times)
+
+
+def _all_candidates(
+    texts: list[bytes],
+) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+    """:func:`candidates` of many blocks at once: the tokens are found by Polars
+    (Rust's regex engine, several times quicker here than a scan per block),
+    then sorted into numbers, RRNs and times exactly as :func:`candidates` does."""
+    if not texts:
+        return []
+    found = (
+        pl.Series(values=[text.decode("latin-1") for text in texts], dtype=pl.Utf8)
+        .str.extract_all(_READING_PATTERN)
+        .to_list()
+    )
+    readings: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = []
+    for tokens in found:
+        numbers: list[str] = []
+        rrns: list[str] = []
+        times: list[str] = []
+        for token in tokens or ():
+            if token[2] == ":" or token[3] == ":":  # a time
+                times.append(token.replace(":", "").replace(" ", ""))
+            elif token[-1] != "*":  # not the BIN of a masked card number
+                if " " in token:
+                    token = token.replace(" ", "")
+                size = len(token)
+                if size <= 7:
+                    numbers.append(token)
+                elif 11 <= size <= 13:
+                    rrns.append(token)
+        readings.append((tuple(numbers), tuple(rrns), tuple(times)))
+    return readings
 
 
 LOOKALIKES = _LOOKALIKES
@@ -108,8 +144,7 @@ def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: 
         buffer = buffer.replace(b"\r\n", b"\n")
     if buffer and not buffer.endswith(b"\n"):
         buffer += b"\n"
-    normal = buffer.translate(_LOOKALIKES)
-    blocks: list[PaperBlock] = []
+    spans: list[tuple[int, int, int, int]] = []  # first line, last line, start, end
     structural = 0
     count = buffer.count
     line_at = 1  # line number at offset ``counted``
@@ -125,19 +160,7 @@ def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: 
             if lines > page_lines:
                 line_at += count(b"\n", counted, block_start)
                 counted = block_start
-                numbers, rrns, times = candidates(normal[block_start:end])
-                blocks.append(
-                    PaperBlock(
-                        len(blocks),
-                        line_at,
-                        line_at + lines - 1,
-                        block_start,
-                        end,
-                        numbers,
-                        rrns,
-                        times,
-                    )
-                )
+                spans.append((line_at, line_at + lines - 1, block_start, end))
         block_start, page_lines, markers = -1, 0, 0
 
     position = 0  # end of the last line handled
@@ -167,6 +190,14 @@ def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: 
     if position < len(buffer) and block_start < 0:
         block_start = position
     close(len(buffer))
+    normal = buffer.translate(_LOOKALIKES)
+    readings = _all_candidates([normal[start:end] for _, _, start, end in spans])
+    blocks = [
+        PaperBlock(position, first, last, start, end, *found)
+        for position, ((first, last, start, end), found) in enumerate(
+            zip(spans, readings, strict=True)
+        )
+    ]
     return PaperParse(
         source,
         terminal_id,

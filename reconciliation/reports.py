@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from reconciliation.result import Discrepancy, RunResult
 from reconciliation.settlement import by_denomination
 from reconciliation.xlsx import BOLD, CENTS, Cell, Workbook
@@ -92,9 +94,14 @@ def _row(item: Discrepancy) -> list[Any]:
 
 
 def write_jsonl(result: RunResult, path: Path) -> Path:
-    with path.open("w", encoding="utf-8") as handle:
-        for item in result.discrepancies:
-            handle.write(json.dumps(item.to_json(), sort_keys=False) + "\n")
+    """One finding per line, in the shape of :meth:`Discrepancy.to_json` (orjson
+    serialises the dataclasses directly, several times faster than ``json``)."""
+    items = result.discrepancies
+    with path.open("wb") as handle:
+        for first in range(0, len(items), 4096):
+            handle.write(
+                b"".join(orjson.dumps(item) + b"\n" for item in items[first : first + 4096])
+            )
     return path
 
 
@@ -103,17 +110,24 @@ def write_summary(result: RunResult, path: Path) -> Path:
     summary["settlement_by_denomination"] = {
         str(key): value for key, value in by_denomination(result.settlement).items()
     }
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    path.write_bytes(
+        orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
+    )
     return path
 
 
-def write_csv(result: RunResult, folder: Path) -> list[Path]:
+def _rows(result: RunResult) -> list[list[Any]]:
+    return [_row(item) for item in result.discrepancies]
+
+
+def write_csv(
+    result: RunResult, folder: Path, *, rows: list[list[Any]] | None = None
+) -> list[Path]:
     discrepancies = folder / "discrepancies.csv"
     with discrepancies.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(DISCREPANCY_COLUMNS)
-        for item in result.discrepancies:
-            writer.writerow(_row(item))
+        writer.writerows(rows if rows is not None else _rows(result))
     settlement = folder / "settlement.csv"
     with settlement.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -126,7 +140,7 @@ def write_csv(result: RunResult, folder: Path) -> list[Path]:
     return [discrepancies, settlement]
 
 
-def write_xlsx(result: RunResult, path: Path) -> Path:
+def write_xlsx(result: RunResult, path: Path, *, rows: list[list[Any]] | None = None) -> Path:
     book = Workbook()
     sheet = book.add_sheet("Summary", widths={0: 32, 1: 14, 2: 14})
     sheet.row(["kind", "count", "amount"], style=BOLD)
@@ -154,9 +168,9 @@ def write_xlsx(result: RunResult, path: Path) -> Path:
         autofilter=True,
     )
     sheet.row(list(DISCREPANCY_COLUMNS), style=BOLD)
-    for item in result.discrepancies:
-        values: list[Cell] = [str(value) for value in _row(item)]
-        values[5] = item.amount_minor
+    for row in rows if rows is not None else _rows(result):
+        values: list[Cell] = [str(value) for value in row]
+        values[5] = row[5]  # amount_minor, a number
         sheet.row(values)
 
     sheet = book.add_sheet("Settlement", freeze_header=True)
@@ -357,12 +371,16 @@ def _evidence_html(item: Discrepancy) -> str:
         )
     if evidence.host_messages:
         parts.append("<p>Host messages</p><pre>")
-        parts.extend(text(json.dumps(message)) + "\n" for message in evidence.host_messages)
+        parts.extend(text(_compact(message)) + "\n" for message in evidence.host_messages)
         parts.append("</pre>")
     if evidence.counters:
         parts.append(f"<p>Counters</p><pre>{text(_counters_text(evidence.counters))}</pre>")
     parts.append("</details>")
     return "".join(parts)
+
+
+def _compact(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _counters_text(counters: dict[str, Any]) -> str:
@@ -371,10 +389,10 @@ def _counters_text(counters: dict[str, Any]) -> str:
     for name, snapshot in counters.items():
         if isinstance(snapshot, dict) and isinstance(snapshot.get("cash_units"), list):
             head = {key: value for key, value in snapshot.items() if key != "cash_units"}
-            lines.append(f"{name}: {json.dumps(head)}")
-            lines.extend(f"  {json.dumps(unit)}" for unit in snapshot["cash_units"])
+            lines.append(f"{name}: {_compact(head)}")
+            lines.extend(f"  {_compact(unit)}" for unit in snapshot["cash_units"])
         else:
-            lines.append(f"{name}: {json.dumps(snapshot)}")
+            lines.append(f"{name}: {_compact(snapshot)}")
     return "\n".join(lines)
 
 
@@ -386,10 +404,11 @@ def write_html(result: RunResult, path: Path) -> Path:
 def write_reports(result: RunResult, folder: Path) -> list[Path]:
     """Write every report file into ``folder`` (created if needed)."""
     folder.mkdir(parents=True, exist_ok=True)
+    rows = _rows(result)  # the flat rows of the CSV and the workbook, made once
     return [
         write_jsonl(result, folder / "discrepancies.jsonl"),
         write_summary(result, folder / "summary.json"),
-        *write_csv(result, folder),
-        write_xlsx(result, folder / "report.xlsx"),
+        *write_csv(result, folder, rows=rows),
+        write_xlsx(result, folder / "report.xlsx", rows=rows),
         write_html(result, folder / "report.html"),
     ]

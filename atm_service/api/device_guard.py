@@ -31,6 +31,7 @@ soon as the writer is done. PostgreSQL needs no such lock (row locks suffice).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
 from collections.abc import Callable
@@ -46,27 +47,30 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from atm_service.context import AppContext
+from atm_service.db import is_unavailable
 from atm_service.request_log import note_device
 from atm_service.services import device_auth
 from atm_service.services.device_auth import DeviceIdentity, SignedRequest
 
 T = TypeVar("T")
+logger = logging.getLogger("atm_service.ingest")
 Work = Callable[[Session, DeviceIdentity], T]
 
 DEVICE_THREADS = 4
 
 _SQLITE_WRITER = threading.Lock()
-_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
+_LIMITERS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[int, anyio.CapacityLimiter]
+] = weakref.WeakKeyDictionary()
 
 
-def _device_threads() -> anyio.CapacityLimiter:
-    """The running event loop's limiter of device work in worker threads."""
+def _device_threads(count: int = DEVICE_THREADS) -> anyio.CapacityLimiter:
+    """The running event loop's limiter of device work in worker threads, ``count`` at once."""
     loop = asyncio.get_running_loop()
-    limiter = _LIMITERS.get(loop)
+    limiters = _LIMITERS.setdefault(loop, {})
+    limiter = limiters.get(count)
     if limiter is None:
-        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(DEVICE_THREADS)
+        limiter = limiters[count] = anyio.CapacityLimiter(count)
     return limiter
 
 
@@ -103,7 +107,30 @@ class DeviceCall:
                     work=work,
                 )
 
-        return await anyio.to_thread.run_sync(verified_work, limiter=_device_threads())
+        limiter = _device_threads(self.context.settings.device_threads)
+        return await anyio.to_thread.run_sync(verified_work, limiter=limiter)
+
+    async def then(self, work: Callable[[Session], object]) -> None:
+        """Work that follows an answered request (a background task): one worker-thread
+        trip under the same bound, a session of its own, no verification (the request
+        was verified). A database that is away is logged, not raised: what was left
+        undone is picked up by the stream's next request."""
+
+        def follow_up() -> None:
+            with _exclusive(self.context), self.context.database.session() as session:
+                work(session)
+
+        try:
+            limiter = _device_threads(self.context.settings.device_threads)
+            await anyio.to_thread.run_sync(follow_up, limiter=limiter)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                logger.exception("work after a device request failed")
+                return
+            logger.warning(
+                "work after a device request deferred: the database is unavailable (%s)",
+                type(getattr(exc, "orig", None) or exc).__name__,
+            )
 
 
 def request_target(request: Request) -> str:

@@ -26,6 +26,9 @@ from atm_service.api.routes import (
 )
 
 api_router = APIRouter(prefix="/api/v1")
+# The fleet's agents send nearly every request the service gets: their routes are
+# matched first, before the people's (route matching goes down the list).
+api_router.include_router(devices.router)
 api_router.include_router(session.router)
 api_router.include_router(users.router)
 api_router.include_router(sites.router)
@@ -34,7 +37,6 @@ api_router.include_router(atms.router)
 api_router.include_router(fleet_state.router)
 api_router.include_router(journals.router)
 api_router.include_router(device_keys.router)
-api_router.include_router(devices.router)
 api_router.include_router(device_signals.router)
 api_router.include_router(device_commands.router)
 api_router.include_router(engineers.router)

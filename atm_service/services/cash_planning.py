@@ -111,16 +111,27 @@ def _atm_data(session: Session, atm: Atm, now: datetime) -> AtmData:
     )
 
 
+def _refresh(session: Session, data: AtmData, settings: Settings, now: datetime) -> None:
+    """Derive the history window's days from the counters again (commits)."""
+    assert data.atm.id is not None
+    cash_demand.refresh_from_counters(
+        session,
+        atm_id=data.atm.id,
+        start=data.today - timedelta(days=settings.cash_history_days),
+        end=data.today - timedelta(days=1),
+        now=now,
+    )
+
+
 def _history(
-    session: Session, data: AtmData, settings: Settings, now: datetime
+    session: Session, data: AtmData, settings: Settings, now: datetime, *, refresh: bool = True
 ) -> tuple[date, np.ndarray, np.ndarray]:
     """(first day, notes (denominations, days), observed) over the history window."""
     assert data.atm.id is not None
     days = settings.cash_history_days
     first = data.today - timedelta(days=days)
-    cash_demand.refresh_from_counters(
-        session, atm_id=data.atm.id, start=first, end=data.today - timedelta(days=1), now=now
-    )
+    if refresh:
+        _refresh(session, data, settings, now)
     notes = np.zeros((len(data.denominations), days))
     observed = np.zeros((len(data.denominations), days), dtype=bool)
     rows = cash_demand.history(
@@ -352,6 +363,10 @@ def make_plan(
     atms = list(session.exec(query))
     if request.region and not atms:
         raise InvalidInput(f"No ATM in service in region {request.region!r}.", field="region")
+    # The counters first (each ATM commits its days), then the plan in one transaction, so
+    # nobody reads a plan half made.
+    for atm in atms:
+        _refresh(session, _atm_data(session, atm, now), settings, now)
     first_day = now.astimezone(UTC).date() + timedelta(days=1)
     plan = CashPlan(
         created_at=now,
@@ -384,7 +399,7 @@ def make_plan(
         data = _atm_data(session, atm, now)
         row = CashPlanAtm(plan_id=plan.id, atm_id=atm.id, planned=False)
         try:
-            first, notes, observed = _history(session, data, settings, now)
+            first, notes, observed = _history(session, data, settings, now, refresh=False)
             model = _fit(data, first, notes, observed, settings)
         except (InvalidInput, cashplan.InvalidArgument) as exc:
             row.note = str(exc.detail if isinstance(exc, InvalidInput) else exc)[:300]

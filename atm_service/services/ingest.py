@@ -13,11 +13,13 @@ Records (status, events, cash-unit snapshots): numbered per agent stream from
 1; a batch is consecutive, records the stream already holds are skipped, a
 batch starting past the next expected number is refused with 409 and
 ``expected_seq``. They are bulk-inserted, and the ATM's latest state is
-brought up to date in the same transaction. Once that has committed, the
-records the dispatch rules have not seen go to them, each exactly once
-(:mod:`atm_service.services.device_rules`): a fault becomes a task. When the
-rules had seen every earlier record of the stream (the usual case), the new
-records go to them from memory; otherwise the rules read what they missed.
+brought up to date in the same transaction (:func:`store_records`). Once that
+has committed, the records the dispatch rules have not seen go to them, each
+exactly once (:func:`apply_rules`, :mod:`atm_service.services.device_rules`): a
+fault becomes a task. The route does that right after the agent has its
+answer, so an upload never waits for dispatch decisions. When the rules had
+seen every earlier record of the stream (the usual case), the new records go
+to them from memory; otherwise the rules read what they missed.
 
 Heartbeats keep the agent's own state, answer with the stream's position and
 the ATM's waiting remote commands (:mod:`atm_service.services.device_commands`),
@@ -29,6 +31,7 @@ line or record: ingest must keep up with a whole fleet catching up after an outa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -259,16 +262,27 @@ def _rules_data(record: RecordIn) -> dict[str, Any]:
     return record.data
 
 
-def ingest_records(
+@dataclass(frozen=True)
+class RulesFollowUp:
+    """What the dispatch rules are still to see after an upload committed: the new records
+    as they came (when the rules had seen every earlier record of the stream), or
+    nothing in hand (they read back what they missed)."""
+
+    atm_id: int
+    stream_id: int
+    after: int
+    records: tuple[tuple[int, RecordKind, dict[str, Any]], ...] = ()
+
+
+def store_records(
     session: Session,
     *,
     device: DeviceIdentity,
     batch: RecordBatch,
     now: datetime,
-    road_speed_kmh: float = DEFAULT_ROAD_SPEED_KMH,
-) -> RecordsAck:
-    """Store the batch's records the service does not hold yet, then apply the dispatch rules
-    to those they have not seen; see the module docstring."""
+) -> tuple[RecordsAck, RulesFollowUp | None]:
+    """Store the batch's records the service does not hold yet and commit; the answer for
+    the agent, and what is left for :func:`apply_rules` (None: nothing)."""
     for record in batch.records:
         _check_record(record)
     connection = session.connection()
@@ -364,33 +378,68 @@ def ingest_records(
     else:
         _touch(connection, device.atm_id, now)
     session.commit()
+    follow_up = None
     if new and rules_seq == last_seq:
-        # The rules had seen everything before this batch: hand them the new records as
+        # The rules had seen everything before this batch: they get the new records as
         # they are, rather than reading them back.
-        device_rules.apply_stored(
-            session,
+        follow_up = RulesFollowUp(
             atm_id=device.atm_id,
             stream_id=stream_id,
             after=last_seq,
-            records=[(record.seq, record.kind, _rules_data(record)) for record in new],
-            now=now,
-            road_speed_kmh=road_speed_kmh,
+            records=tuple((record.seq, record.kind, _rules_data(record)) for record in new),
         )
     elif rules_seq < last_seq:
-        device_rules.apply_pending(
-            session,
-            atm_id=device.atm_id,
-            stream_id=stream_id,
-            now=now,
-            road_speed_kmh=road_speed_kmh,
-        )
-    acked = max(last_seq, batch.records[-1].seq)
-    return RecordsAck(
+        follow_up = RulesFollowUp(atm_id=device.atm_id, stream_id=stream_id, after=rules_seq)
+    ack = RecordsAck(
         stream=batch.stream,
-        acked_seq=acked,
+        acked_seq=max(last_seq, batch.records[-1].seq),
         stored=len(new),
         duplicates=len(batch.records) - len(new),
     )
+    return ack, follow_up
+
+
+def apply_rules(
+    session: Session,
+    follow_up: RulesFollowUp,
+    *,
+    now: datetime,
+    road_speed_kmh: float = DEFAULT_ROAD_SPEED_KMH,
+) -> device_rules.RulesReport:
+    """Hand the dispatch rules what an upload left for them, each record once."""
+    if follow_up.records:
+        return device_rules.apply_stored(
+            session,
+            atm_id=follow_up.atm_id,
+            stream_id=follow_up.stream_id,
+            after=follow_up.after,
+            records=follow_up.records,
+            now=now,
+            road_speed_kmh=road_speed_kmh,
+        )
+    return device_rules.apply_pending(
+        session,
+        atm_id=follow_up.atm_id,
+        stream_id=follow_up.stream_id,
+        now=now,
+        road_speed_kmh=road_speed_kmh,
+    )
+
+
+def ingest_records(
+    session: Session,
+    *,
+    device: DeviceIdentity,
+    batch: RecordBatch,
+    now: datetime,
+    road_speed_kmh: float = DEFAULT_ROAD_SPEED_KMH,
+) -> RecordsAck:
+    """Store the batch's records, then apply the dispatch rules to those they have not
+    seen, in one call; see the module docstring."""
+    ack, follow_up = store_records(session, device=device, batch=batch, now=now)
+    if follow_up is not None:
+        apply_rules(session, follow_up, now=now, road_speed_kmh=road_speed_kmh)
+    return ack
 
 
 # --- heartbeats --------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciliation.paper import LOOKALIKES, block_lines, candidates, parse_paper
+from reconciliation.paper import LOOKALIKES, _all_candidates, block_lines, candidates, parse_paper
 from reconciliation.paper_match import Expected, fuzzy_score, match_paper
 from tests.reconciliation.builders import Txn, paper_receipt, rrn
 
@@ -109,3 +109,17 @@ def test_every_paper_line_is_in_one_block_or_structural(lines: list[str]) -> Non
 @given(st.binary(max_size=500))
 def test_binary_paper_never_crashes(data: bytes) -> None:
     _accounted(data)
+
+
+_TOKENISH = st.lists(
+    st.one_of(
+        st.sampled_from([b"0", b"1", b"5", b"9", b":", b"::", b" ", b"  ", b"*", b"\n", b"x"]),
+        st.binary(max_size=3),
+    ),
+    max_size=60,
+).map(b"".join)
+
+
+@given(st.lists(_TOKENISH, max_size=6))
+def test_readings_of_many_blocks_equal_one_by_one(texts: list[bytes]) -> None:
+    assert _all_candidates(texts) == [candidates(text) for text in texts]

@@ -21,10 +21,14 @@ import psycopg.errors
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
+from atm_service.api.device_guard import DeviceCall
 from atm_service.app import create_app
 from atm_service.db import Database, create_engine, is_unavailable
+from atm_service.services.device_auth import SignedRequest
 from device_agent.signing import DeviceKey, new_nonce
+from tests.ingest_support import run_async
 from tests.support import make_settings
 
 
@@ -156,3 +160,25 @@ def test_a_login_is_told_to_retry_and_a_page_says_so(client: TestClient) -> None
     assert page.headers["retry-after"] == "2"
     assert "Database unavailable" in page.text
     assert client.get("/readyz").status_code == 503
+
+
+def test_work_after_a_device_request_logs_a_database_away_and_goes_on(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    context = client.app.state.context  # type: ignore[attr-defined]
+    call = DeviceCall(
+        signed=SignedRequest(method="POST", target="/", body=b"", headers={}),
+        terminal_id=None,
+        context=context,
+        now=datetime.now(UTC),
+    )
+    touched: list[str] = []
+
+    def work(session: Session) -> None:
+        touched.append("started")
+        session.connection()  # the database refuses the connection
+
+    with caplog.at_level("WARNING", logger="atm_service.ingest"):
+        run_async(call.then(work))
+    assert touched == ["started"]
+    assert any("database is unavailable" in message for message in caplog.messages)

@@ -6,10 +6,12 @@ from typing import Any
 
 import anyio
 import pytest
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from atm_service.api.device_guard import DEVICE_THREADS, _device_threads, request_target
 from tests.ingest_support import run_async
+from tests.support import make_settings
 
 
 @pytest.mark.parametrize(
@@ -37,3 +39,15 @@ def test_device_work_is_bounded_per_event_loop() -> None:
     one, other = run_async(limiter()), run_async(limiter())
     assert one is not other
     assert one.total_tokens == DEVICE_THREADS
+
+
+def test_the_bound_on_device_threads_follows_the_setting() -> None:
+    async def limiters() -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
+        return _device_threads(), _device_threads(9)
+
+    default, wider = run_async(limiters())
+    assert default.total_tokens == DEVICE_THREADS
+    assert wider.total_tokens == 9
+    assert make_settings(device_threads=9).device_threads == 9
+    with pytest.raises(ValidationError):
+        make_settings(device_threads=0)

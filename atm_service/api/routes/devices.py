@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query
 
 from atm_service.api.device_guard import DeviceDep
 from atm_service.api.openapi import problems
@@ -95,17 +95,24 @@ async def put_journal(
     responses=problems(409, 413, 422),
 )
 async def post_records(
-    terminal_id: TerminalId, batch: RecordBatch, device: DeviceDep
+    terminal_id: TerminalId, batch: RecordBatch, device: DeviceDep, background: BackgroundTasks
 ) -> RecordsAck:
-    return await device.run(
-        lambda session, identity: ingest.ingest_records(
-            session,
-            device=identity,
-            batch=batch,
-            now=device.now,
-            road_speed_kmh=device.context.settings.dispatch_road_speed_kmh,
+    ack, follow_up = await device.run(
+        lambda session, identity: ingest.store_records(
+            session, device=identity, batch=batch, now=device.now
         )
     )
+    if follow_up is not None:
+        # The agent has its answer once the records are stored; the dispatch rules run
+        # right after it is sent (and a record they miss is applied at the next request).
+        speed = device.context.settings.dispatch_road_speed_kmh
+        background.add_task(
+            device.then,
+            lambda session: ingest.apply_rules(
+                session, follow_up, now=device.now, road_speed_kmh=speed
+            ),
+        )
+    return ack
 
 
 @router.post(

@@ -65,6 +65,8 @@ _SECRET_SUFFIXES = (
 )
 # Names that end like a secret but are identifiers, safe to show.
 _PUBLIC_NAMES = frozenset({"key_id", "device_key", "idempotency_key", "public_key"})
+# Identifiers logged as they are: random hex, whose digit runs are no card numbers.
+_VERBATIM = frozenset({"request_id", "reference", "key_id", "master_key_id"})
 
 
 def is_secret_name(name: str) -> bool:
@@ -139,6 +141,8 @@ def redact_text(text: str) -> str:
 
 def redact_value(name: str, value: Any) -> Any:
     """A structured value fit to log under ``name``."""
+    if name in _VERBATIM and isinstance(value, str):
+        return value
     if is_secret_name(name) and value is not None:
         return MASK
     if isinstance(value, str):

@@ -89,3 +89,12 @@ def test_structured_values_are_masked_inside() -> None:
     assert redact_value("pans", [4111111111111111]) == ["411111******1111"]
     assert redact_value("raw", b"PAN 4111111111111111") == "PAN 411111******1111"
     assert redact_value("count", 42) == 42
+
+
+def test_identifiers_are_logged_as_they_are() -> None:
+    """Random hex ids may hold a run of 13 digits; they are ids, not card numbers."""
+    for name in ("request_id", "reference", "key_id"):
+        assert redact_value(name, "30113528938640f39cbd7a20eeef8afb") == (
+            "30113528938640f39cbd7a20eeef8afb"
+        )
+    assert redact_value("note", "30113528938640f39cbd7a20eeef8afb").startswith("301135****")

@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 import jinja2
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from atm_service import problems
+from atm_service import probes, problems
 from atm_service.api import api_router
 from atm_service.api import openapi as api_openapi
 from atm_service.api.body_limit import BodyLimit
@@ -27,8 +24,11 @@ from atm_service.config import Settings, get_settings
 from atm_service.context import AppContext
 from atm_service.db import Database
 from atm_service.live import LiveUpdates
-from atm_service.migrate import ensure_migrated
+from atm_service.logs import configure_logging
+from atm_service.metrics import Metrics
+from atm_service.migrate import ensure_migrated, head_revision
 from atm_service.recon_worker import ReconWorker
+from atm_service.request_log import RequestLog
 from atm_service.security.passwords import Passwords
 from atm_service.services.lock_secrets import LockSecrets
 from atm_service.sweeper import Sweeper
@@ -38,7 +38,8 @@ from atm_service.web import router as web_router
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+        "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
+        "form-action 'self'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -142,6 +143,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    metrics = Metrics(database, clock)
     app.state.context = AppContext(
         settings=settings,
         database=database,
@@ -151,21 +153,9 @@ def create_app(
         live=live,
         locks=locks,
         recon=recon,
+        metrics=metrics,
+        schema_head=head_revision(database),
     )
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    def readyz() -> Response:
-        try:
-            with database.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception as exc:  # any database failure means not ready
-            body: dict[str, Any] = {"status": "unavailable", "reason": type(exc).__name__}
-            return JSONResponse(body, status_code=503)
-        return JSONResponse({"status": "ready"})
 
     app.add_middleware(BodyLimit, prefix=DEVICE_PREFIX, max_bytes=DEVICE_MAX_BODY_BYTES)
     app.add_middleware(
@@ -173,9 +163,12 @@ def create_app(
         prefixes=("/api/v1/reconciliation/runs", "/reconciliation/runs"),
         max_bytes=settings.recon_upload_max_bytes,
     )
-    app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers
-    app.include_router(api_router)
+    app.add_middleware(SecurityHeaders)  # every answer gets the headers
+    # Outermost: the request id, the log line and the metrics cover everything inside.
+    app.add_middleware(RequestLog, metrics=metrics, enabled=settings.log_requests)
+    app.include_router(api_router)  # device routes first: they carry most requests
     app.include_router(web_router)
+    app.include_router(probes.router)
     app.mount(
         "/static",
         StaticFiles(packages=[("atm_service", "web/static")]),
@@ -192,4 +185,6 @@ def create_app_from_environment() -> FastAPI:
     ``uvicorn --factory atm_service.app:create_app_from_environment --workers N`` runs
     several worker processes over one database (PostgreSQL), as in production.
     """
-    return create_app(get_settings())
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -106,20 +106,53 @@ def create_user(
     console.print(f"Created {user.role} {user.username} (id {user.id}).")
 
 
+@app.command("rewrap-lock-keys")
+def rewrap_lock_keys(database_url: DatabaseUrl = None) -> None:
+    """Re-seal every lock key under the current master key (the end of a master-key rotation).
+
+    Needs the new key in ATM_LOCK_MASTER_KEY_FILE (or ATM_LOCK_MASTER_KEY) and the old
+    ones in ATM_LOCK_PREVIOUS_MASTER_KEY_FILES; afterwards the old ones can be dropped.
+    """
+    from atm_service.services.lock_secrets import LockSecrets
+    from atm_service.services.lock_secrets import rewrap_lock_keys as rewrap
+
+    settings = _settings(database_url)
+    database = Database.from_settings(settings)
+    secrets = LockSecrets(settings)
+    try:
+        ensure_migrated(database)
+        secrets.check()
+        with database.session() as session:
+            count = rewrap(session, secrets=secrets)
+    except (DatabaseNotMigrated, ServiceError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        database.dispose()
+    console.print(
+        f"Re-sealed {count} lock key record(s); every record is now under master key "
+        f"{secrets.master_key().key_id}."
+    )
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from atm_service.app import create_app
+    from atm_service.logs import configure_logging
 
+    configure_logging(settings)
     try:
         application = create_app(settings)
     except DatabaseNotMigrated as exc:
         raise _fail(str(exc)) from None
+    # The service writes its own request lines (atm_service.request_log); uvicorn's
+    # records go through the same redacting handler.
     uvicorn.run(
         application,
         host=host,
         port=port,
-        log_level="info",
+        log_config=None,
+        access_log=False,
         proxy_headers=True,
         # live pages hold streams open: cut them after a few seconds, not at their end
         timeout_graceful_shutdown=3,

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
 
@@ -34,6 +34,15 @@ class Settings(BaseSettings):
 
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_minutes: int = Field(default=15, ge=1)
+    # Rate limits, sliding windows counted in the database (so across all instances);
+    # 0 turns a limit off. Logging in, per user name and per client address:
+    login_attempts_per_user: int = Field(default=10, ge=0)
+    login_attempts_per_address: int = Field(default=100, ge=0)
+    login_attempts_window_s: int = Field(default=300, ge=1, le=86400)
+    # Asking for a lock code, revealing one or reporting a seal, per user and per address:
+    code_requests_per_user: int = Field(default=10, ge=0)
+    code_requests_per_address: int = Field(default=60, ge=0)
+    code_requests_window_s: int = Field(default=300, ge=1, le=86400)
 
     # Argon2id cost; the defaults follow RFC 9106's second recommended option.
     argon2_time_cost: int = Field(default=3, ge=1)
@@ -69,6 +78,9 @@ class Settings(BaseSettings):
     # in the database. Without them every lock operation is refused with a 503.
     lock_master_key_file: Path | None = None
     lock_master_key: SecretStr | None = None
+    # While the master key is rotated: the previous key files, comma-separated; they
+    # only decrypt records not yet re-sealed by `atm-service rewrap-lock-keys`.
+    lock_previous_master_key_files: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     lock_log_signing_key_file: Path | None = None
     lock_log_signing_key: SecretStr | None = None
     lock_log_id: str = Field(
@@ -80,6 +92,14 @@ class Settings(BaseSettings):
     lock_access_minutes: int = Field(default=240, ge=10, le=24 * 60)
     # A close seal not reported this long after its code stops opening raises an alarm.
     lock_seal_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
+
+    # Logs: one JSON object per line (or readable text), at this level; one line per
+    # request unless turned off. Secrets are masked either way (atm_service.redaction).
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_requests: bool = True
+    # Prometheus scrapes /metrics with this as a bearer token; unset, /metrics is off.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
 
     # Cash planning (docs/cash-planning.md): costs and limits of a replenishment plan,
     # the days of history the forecast uses, the calendar it knows, how visits are routed,
@@ -105,6 +125,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("lock_previous_master_key_files", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_development_secret_in_production(self) -> Settings:

@@ -10,6 +10,7 @@ from atm_service.clock import Clock
 from atm_service.config import Settings
 from atm_service.db import Database
 from atm_service.live import LiveUpdates
+from atm_service.metrics import Metrics
 from atm_service.recon_worker import ReconWorker
 from atm_service.security.passwords import Passwords
 from atm_service.services.lock_secrets import LockSecrets
@@ -34,6 +35,9 @@ class AppContext:
         )
 
     recon: ReconWorker
+    metrics: Metrics
+    # The schema revision this code needs; /readyz compares the database's with it.
+    schema_head: str
 
     @property
     def secret(self) -> bytes:

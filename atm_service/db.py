@@ -82,8 +82,14 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the settings each backend needs."""
+    """An engine for ``url`` with the settings each backend needs.
+
+    Statement parameters are kept out of error messages (``hide_parameters``): they
+    hold password hashes, journal bytes with card numbers and encrypted keys, and an
+    error message may reach a log.
+    """
     url = normalise_url(url)
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atm_service.context import AppContext
@@ -63,8 +64,12 @@ class Problem(BaseModel):
     errors: list[ProblemField] | None = None
 
 
+# Answered in problem details, not pages: the API, its document, probes and metrics.
+_MACHINE_PATHS = frozenset({"/openapi.json", "/healthz", "/readyz", "/metrics"})
+
+
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/openapi.json"
+    return request.url.path.startswith("/api/") or request.url.path in _MACHINE_PATHS
 
 
 def problem_response(
@@ -175,6 +180,19 @@ def install(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # The framework could not read the body at all (bytes that are not UTF-8
+            # JSON, a broken multipart envelope): an invalid input like malformed JSON.
+            reason = exc.detail if isinstance(exc.detail, str) else "unreadable body"
+            message = f"The request body could not be read ({reason.rstrip('.')})."
+            return problem_response(
+                request,
+                status=422,
+                title="Invalid input",
+                detail=message,
+                slug="validation-error",
+                errors=[ProblemField(location="body", field="(body)", message=message)],
+            )
         titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and detail == "Not Found":
@@ -187,6 +205,23 @@ def install(app: FastAPI) -> None:
             title=titles.get(exc.status_code, "Request failed"),
             detail=detail,
             headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    async def on_out_of_range(request: Request, exc: Exception) -> Response:
+        # Inputs are bounded where they are declared; this catches a value that still
+        # does not fit a column (the driver's overflow, PostgreSQL's data errors).
+        logger.warning(
+            "a request value does not fit the database",
+            exc_info=exc,
+            extra={"path": request.url.path},
+        )
+        return problem_response(
+            request,
+            status=422,
+            title="Invalid input",
+            detail="A value in the request cannot be stored: a number too large, a text too "
+            "long, or a text with a NUL character (\\u0000).",
+            slug="validation-error",
         )
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
@@ -207,11 +242,11 @@ def install(app: FastAPI) -> None:
         return await on_service_error(request, unavailable)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        reference = uuid.uuid4().hex[:12]
+        reference = getattr(request.state, "request_id", None) or uuid.uuid4().hex[:12]
         logger.error(
             "unhandled error",
             exc_info=exc,
-            extra={"reference": reference, "path": request.url.path},
+            extra={"reference": reference, "request_id": reference, "path": request.url.path},
         )
         return problem_response(
             request,
@@ -219,11 +254,14 @@ def install(app: FastAPI) -> None:
             title="Internal error",
             detail=f"Something went wrong on our side; quote reference {reference}.",
             slug="internal-error",
+            headers={"X-Request-ID": reference},
         )
 
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(OverflowError, on_out_of_range)
+    app.add_exception_handler(DataError, on_out_of_range)
     app.add_exception_handler(sa.exc.DBAPIError, on_database_error)
     app.add_exception_handler(sa.exc.TimeoutError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

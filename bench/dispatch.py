@@ -227,6 +227,8 @@ def start_instance(url: str) -> tuple[subprocess.Popen[bytes], str]:
         **ARGON2,
         "ATM_DATABASE_URL": url,
         "ATM_DATABASE_POOL_SIZE": "20",
+        # warnings only: stderr is a pipe read only if the instance fails to start
+        "ATM_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
         [str(script), "serve", "--host", "127.0.0.1", "--port", str(port)],

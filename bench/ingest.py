@@ -200,6 +200,7 @@ def start_service(url: str, port: int, workers: int, directory: Path) -> subproc
         "ATM_ARGON2_TIME_COST": "1",
         "ATM_ARGON2_MEMORY_KIB": "1024",
         "ATM_DATABASE_POOL_SIZE": "6",
+        "ATM_LOG_LEVEL": "WARNING",  # no line per request, as --log-level below
     }
     command = [
         sys.executable,

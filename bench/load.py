@@ -302,6 +302,7 @@ def start_instance(url: str, directory: Path, number: int, pool_size: int) -> In
         "ATM_ARGON2_PARALLELISM": "1",
         "ATM_DATABASE_POOL_SIZE": str(pool_size),
         "ATM_RECON_POLL_SECONDS": "0",
+        "ATM_LOG_LEVEL": "WARNING",  # no line per request, as --log-level below
     }
     command = [
         sys.executable,

@@ -25,6 +25,12 @@ def make_settings(**overrides: object) -> Settings:
         "argon2_parallelism": 1,
         "dispatch_sweep_seconds": 0,
         "recon_poll_seconds": 0,
+        # Tests log in and ask for codes far faster than people; the limits' own tests
+        # set small ones.
+        "login_attempts_per_user": 100_000,
+        "login_attempts_per_address": 100_000,
+        "code_requests_per_user": 100_000,
+        "code_requests_per_address": 100_000,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -21,9 +21,10 @@ from atm_service.context import AppContext
 from atm_service.errors import CsrfFailed, NotAuthenticated, NotFound, PermissionDenied
 from atm_service.models.engineers import Engineer
 from atm_service.models.users import Role, User, UserSession
+from atm_service.request_log import note_user
 from atm_service.security import tokens
 from atm_service.security.cookies import SESSION_PURPOSE
-from atm_service.services import auth, engineers
+from atm_service.services import auth, engineers, rate_limits
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -51,6 +52,15 @@ def get_now(context: ContextDep) -> datetime:
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
+def client_address(request: Request) -> str:
+    """The client's address (behind a proxy, what the server took from X-Forwarded-For
+    when the proxy is trusted: uvicorn's ``--forwarded-allow-ips``)."""
+    return request.client.host if request.client else "unknown"
+
+
+AddressDep = Annotated[str, Depends(client_address)]
+
+
 @dataclass(frozen=True)
 class Authenticated:
     user: User
@@ -76,6 +86,7 @@ def optional_auth(
         return None
     user, user_session = found
     request.state.user_id = user.id
+    note_user(user.id)
     return Authenticated(user=user, session=user_session, token=token)
 
 
@@ -164,6 +175,18 @@ def current_engineer(session: SessionDep, user: EngineerUser) -> Engineer:
 
 
 CurrentEngineer = Annotated[Engineer, Depends(current_engineer)]
+
+
+def limit_code_requests(
+    context: ContextDep, session: SessionDep, now: NowDep, address: AddressDep, user: EngineerUser
+) -> None:
+    """Count a request for a lock code, a reveal or a seal report; 429 over the limit."""
+    assert user.id is not None
+    checks = rate_limits.code_checks(context.settings, user_id=user.id, address=address)
+    rate_limits.admit(session, checks, now=now)
+
+
+CodeRequestLimit = Annotated[None, Depends(limit_code_requests)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -48,6 +48,7 @@ from sqlmodel import Session
 
 from atm_service.context import AppContext
 from atm_service.db import is_unavailable
+from atm_service.request_log import note_device
 from atm_service.services import device_auth
 from atm_service.services.device_auth import DeviceIdentity, SignedRequest
 
@@ -149,6 +150,8 @@ class DeviceGuard:
     async def __call__(self, request: Request) -> DeviceCall:
         context: AppContext = request.app.state.context
         now = context.clock()
+        terminal_id = request.path_params.get("terminal_id")
+        note_device(terminal_id or request.headers.get("ATM-Key-Id"))
         signed = SignedRequest(
             method=request.method,
             target=request_target(request),
@@ -158,7 +161,7 @@ class DeviceGuard:
         device_auth.check_freshness(signed, settings=context.settings, now=now)
         return DeviceCall(
             signed=signed,
-            terminal_id=request.path_params.get("terminal_id"),
+            terminal_id=terminal_id,
             context=context,
             now=now,
         )

@@ -63,6 +63,7 @@ from atm_service.models.locks import (
     TaskCustodian,
 )
 from atm_service.models.notifications import Audience, DispatchNotification
+from atm_service.models.rate_limits import RateLimitHit
 from atm_service.models.reconciliation import (
     DiscrepancyStatus,
     ReconDiscrepancy,
@@ -137,6 +138,7 @@ __all__ = [
     "LockKeyRecord",
     "LockLogCheckpoint",
     "LockLogEntry",
+    "RateLimitHit",
     "ReconDiscrepancy",
     "ReconResolution",
     "ReconRun",

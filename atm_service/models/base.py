@@ -9,6 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import SQLModel
 
+# The largest value of the 32-bit integer key columns: ids in requests are bounded by it.
+MAX_ID = 2**31 - 1
+# The largest value of a 64-bit integer column (offsets, sequence numbers, amounts).
+MAX_BIG = 2**63 - 1
+
 # Deterministic constraint names, so migrations can refer to them on every backend.
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

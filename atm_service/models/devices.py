@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from atm_service.models.base import UTCDateTime
+from atm_service.models.base import MAX_BIG, MAX_ID, UTCDateTime
 
 STREAM_PATTERN = r"^[0-9a-f]{32}$"
 KEY_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -178,7 +178,7 @@ class RecordKind(StrEnum):
 
 
 class RecordIn(SQLModel):
-    seq: int = Field(ge=1, description="The record's number in its stream, from 1")
+    seq: int = Field(ge=1, le=MAX_BIG, description="The record's number in its stream, from 1")
     kind: RecordKind
     stored_at: datetime = Field(description="When the agent spooled it (UTC)")
     data: dict[str, Any] = Field(
@@ -227,8 +227,12 @@ class HeartbeatIn(SQLModel):
     started_at: datetime
     sent_at: datetime
     link: str = Field(default="unknown", max_length=200, description="The serial link's state")
-    backlog_bytes: int = Field(ge=0, description="Journal bytes spooled, not yet acknowledged")
-    backlog_records: int = Field(ge=0, description="Records spooled, not yet acknowledged")
+    backlog_bytes: int = Field(
+        ge=0, le=MAX_BIG, description="Journal bytes spooled, not yet acknowledged"
+    )
+    backlog_records: int = Field(
+        ge=0, le=MAX_ID, description="Records spooled, not yet acknowledged"
+    )
     oldest_pending_at: datetime | None = Field(
         default=None, description="When the oldest unacknowledged item was spooled"
     )

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
-from atm_service.models.base import UTCDateTime
+from atm_service.models.base import MAX_ID, UTCDateTime
 from atm_service.models.fleet import (
     HOUR_MINUTE_PATTERN,
     WEEKDAYS_PATTERN,
@@ -37,7 +37,12 @@ SKILLS_PATTERN = r"^(cash|flm|slm)(,(cash|flm|slm)){0,2}$"
 
 def normalise_skills(value: str | list[str] | set[str]) -> str:
     """``"slm, flm"`` or ``["slm", "flm"]`` → ``"flm,slm"``; refuses unknown skills."""
-    items = value.split(",") if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list | set | tuple) and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise ValueError("skills are text such as 'flm,cash' or a list of skill names")
     skills = {item.strip().lower() for item in items if item.strip()}
     if not skills:
         raise ValueError("at least one skill is needed (flm, slm, cash)")
@@ -124,7 +129,7 @@ class Engineer(EngineerBase, table=True):
 
 
 class EngineerCreate(EngineerBase):
-    user_id: int = Field(gt=0, description="A user with the engineer role")
+    user_id: int = Field(gt=0, le=MAX_ID, description="A user with the engineer role")
 
 
 class EngineerUpdate(SQLModel):

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
-from atm_service.models.base import UTCDateTime, enum_column_type
+from atm_service.models.base import MAX_ID, UTCDateTime, enum_column_type
 
 CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,31}$"
 TERMINAL_ID_PATTERN = r"^[A-Z0-9]{8}$"
@@ -256,8 +256,8 @@ class AtmBase(SQLModel):
         schema_extra={"pattern": TERMINAL_ID_PATTERN},
         description="8-character terminal id (DE41)",
     )
-    site_id: int = Field(gt=0)
-    contract_id: int | None = Field(default=None, gt=0)
+    site_id: int = Field(gt=0, le=MAX_ID)
+    contract_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     vendor: str = Field(min_length=1, max_length=64)
     model: str = Field(min_length=1, max_length=64)
     serial_number: str = Field(default="", max_length=64)
@@ -290,8 +290,8 @@ class AtmUpdate(SQLModel):
     terminal_id: str | None = Field(
         default=None, max_length=8, schema_extra={"pattern": TERMINAL_ID_PATTERN}
     )
-    site_id: int | None = Field(default=None, gt=0)
-    contract_id: int | None = Field(default=None, gt=0)
+    site_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    contract_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     vendor: str | None = Field(default=None, min_length=1, max_length=64)
     model: str | None = Field(default=None, min_length=1, max_length=64)
     serial_number: str | None = Field(default=None, max_length=64)

@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from atm_service.models.base import UTCDateTime, enum_column_type
+from atm_service.models.base import MAX_BIG, MAX_ID, UTCDateTime, enum_column_type
 
 LOCK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
@@ -320,7 +320,7 @@ class IssuancePublic(SQLModel):
 
 
 class CodeRequest(SQLModel):
-    task_id: int = Field(gt=0, description="The task you are on site for")
+    task_id: int = Field(gt=0, le=MAX_ID, description="The task you are on site for")
     operation: str | None = Field(
         default=None,
         max_length=8,
@@ -329,7 +329,7 @@ class CodeRequest(SQLModel):
 
 
 class TaskRef(SQLModel):
-    task_id: int = Field(gt=0)
+    task_id: int = Field(gt=0, le=MAX_ID)
 
 
 class CodeOut(SQLModel):
@@ -351,7 +351,7 @@ class CodeOut(SQLModel):
 
 
 class SealIn(SQLModel):
-    task_id: int = Field(gt=0)
+    task_id: int = Field(gt=0, le=MAX_ID)
     seal: str = Field(min_length=1, max_length=32, description="The 8 digits the lock showed")
 
 
@@ -367,7 +367,9 @@ class ReasonBody(SQLModel):
 
 
 class ResyncIn(ReasonBody):
-    task_id: int = Field(gt=0, description="The on-site task whose engineer keys the resync")
+    task_id: int = Field(
+        gt=0, le=MAX_ID, description="The on-site task whose engineer keys the resync"
+    )
 
 
 class ForceClosedOut(SQLModel):
@@ -380,7 +382,7 @@ class ForceClosedOut(SQLModel):
 
 
 class CustodianIn(SQLModel):
-    engineer_id: int = Field(gt=0)
+    engineer_id: int = Field(gt=0, le=MAX_ID)
 
 
 class CustodianPublic(SQLModel):
@@ -457,7 +459,7 @@ class LogVerification(SQLModel):
 
 
 class ExportIn(SQLModel):
-    start: int = Field(default=0, ge=0, description="First entry to export")
+    start: int = Field(default=0, ge=0, le=MAX_BIG, description="First entry to export")
 
 
 LockPublic.model_rebuild()

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from atm_service.models.base import UTCDateTime, enum_column_type
+from atm_service.models.base import MAX_ID, UTCDateTime, enum_column_type
 from atm_service.models.engineers import Skill
 
 
@@ -229,7 +229,7 @@ class Risk(StrEnum):
 class TaskCreate(SQLModel):
     """A task opened by hand (a customer call, a planned visit)."""
 
-    atm_id: int = Field(gt=0)
+    atm_id: int = Field(gt=0, le=MAX_ID)
     kind: TaskKind
     title: str = Field(min_length=3, max_length=200)
     description: str = Field(default="", max_length=2000)
@@ -312,7 +312,10 @@ class TaskDetail(TaskPublic):
 
 class Expected(SQLModel):
     version: int | None = Field(
-        default=None, ge=1, description="Refuse the action if the task has changed since"
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="Refuse the action if the task has changed since",
     )
 
 
@@ -332,14 +335,20 @@ class NeedsPartsIn(Expected):
 
 class AssignIn(Expected):
     engineer_id: int | None = Field(
-        default=None, gt=0, description="Leave out to let dispatch choose the best engineer"
+        default=None,
+        gt=0,
+        le=MAX_ID,
+        description="Leave out to let dispatch choose the best engineer",
     )
     reason: str = Field(default="", max_length=500)
 
 
 class ReassignIn(Expected):
     engineer_id: int | None = Field(
-        default=None, gt=0, description="Leave out to let dispatch choose another engineer"
+        default=None,
+        gt=0,
+        le=MAX_ID,
+        description="Leave out to let dispatch choose another engineer",
     )
     reason: str = Field(min_length=3, max_length=500)
 

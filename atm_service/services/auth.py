@@ -12,6 +12,7 @@ from atm_service.errors import AccountLocked, LoginFailed
 from atm_service.models.users import User, UserSession
 from atm_service.security import tokens
 from atm_service.security.passwords import Passwords
+from atm_service.services import rate_limits
 
 # Write last_seen_at at most this often, not on every request.
 _TOUCH_INTERVAL = timedelta(minutes=1)
@@ -41,10 +42,15 @@ def login(
     passwords: Passwords,
     username: str,
     password: str,
+    address: str,
     now: datetime,
 ) -> LoginGrant:
-    """Check the credentials and open a session, or raise ``LoginFailed``/``AccountLocked``."""
+    """Check the credentials and open a session, or raise ``LoginFailed``/``AccountLocked``,
+    or ``TooManyRequests`` when the user name or the client ``address`` tried too often."""
     username = username.strip().lower()
+    rate_limits.admit(
+        session, rate_limits.login_checks(settings, username=username, address=address), now=now
+    )
     user = session.exec(
         select(User).where(col(User.username) == username).with_for_update()
     ).first()

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, delete, func, select
 
-from atm_service.errors import Conflict, NotFound
+from atm_service.errors import Conflict, InvalidInput, NotFound
 from atm_service.models.users import Role, User, UserCreate, UserSession, UserUpdate
 from atm_service.security.passwords import Passwords
 
@@ -57,6 +57,9 @@ def update_user(
 ) -> User:
     user = get_user(session, user_id=user_id)
     changes = data.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None and name != "email":  # only the e-mail address may be removed
+            raise InvalidInput(f"{name} may not be null.", field=name)
     password = changes.pop("password", None)
     for name, value in changes.items():
         setattr(user, name, value)

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from atm_service.api.deps import AuthDep, ContextDep, Dispatcher, KpiReader, NowDep, SessionDep
+from atm_service.api.params import DbId
 from atm_service.errors import InvalidInput, NotFound, ServiceError
 from atm_service.live import open_stream
 from atm_service.models.locks import AlarmState
@@ -123,7 +124,7 @@ def _task_page(
     *,
     user: User,
     csrf_token: str,
-    task_id: int,
+    task_id: DbId,
     now: Any,
     error: str | None = None,
     status_code: int = 200,
@@ -154,7 +155,7 @@ def _task_page(
 
 @router.get("/board/tasks/{task_id}", response_class=HTMLResponse)
 def board_task(
-    task_id: int,
+    task_id: DbId,
     request: Request,
     found: AuthDep,
     user: Dispatcher,
@@ -173,7 +174,7 @@ def board_task(
     )
 
 
-def _safe_next(target: str, task_id: int) -> str:
+def _safe_next(target: str, task_id: DbId) -> str:
     if target.startswith("/board") and not target.startswith("//"):
         return target
     return f"/board/tasks/{task_id}"
@@ -181,7 +182,7 @@ def _safe_next(target: str, task_id: int) -> str:
 
 @router.post("/board/tasks/{task_id}/{step}")
 async def board_action(
-    task_id: int,
+    task_id: DbId,
     step: str,
     request: Request,
     found: AuthDep,

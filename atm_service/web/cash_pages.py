@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from atm_service.api.deps import AuthDep, ContextDep, Dispatcher, NowDep, SessionDep
+from atm_service.api.params import DbId
 from atm_service.errors import InvalidInput
 from atm_service.models.cash_planning import PlanRequest
 from atm_service.services import cash_planning, fleet
@@ -119,7 +121,7 @@ async def cash_new_plan(
 
 @router.get("/cash/plans/{plan_id}", response_class=HTMLResponse)
 def cash_plan_page(
-    plan_id: int,
+    plan_id: DbId,
     request: Request,
     found: AuthDep,
     user: Dispatcher,
@@ -153,7 +155,7 @@ def cash_plan_page(
 
 @router.post("/cash/plans/{plan_id}/dispatch")
 def cash_plan_dispatch(
-    plan_id: int,
+    plan_id: DbId,
     _found: AuthDep,
     _user: Dispatcher,
     context: ContextDep,
@@ -172,14 +174,14 @@ def cash_plan_dispatch(
 
 @router.get("/cash/atms/{atm_id}", response_class=HTMLResponse)
 def cash_atm_page(
-    atm_id: int,
+    atm_id: DbId,
     request: Request,
     found: AuthDep,
     user: Dispatcher,
     context: ContextDep,
     session: SessionDep,
     now: NowDep,
-    horizon: int = 14,
+    horizon: Annotated[int, Query(ge=1, le=60, description="Days ahead")] = 14,
 ) -> Response:
     atm = cash_planning.get_atm(session, atm_id)
     problem = None

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from pydantic import ValidationError
 
 from atm_service.api.deps import AuthDep, ContextDep, EngineerUser, NowDep, SessionDep
+from atm_service.api.params import DbId
 from atm_service.errors import InvalidInput, NotAcceptable, NotFound, ServiceError
 from atm_service.live import open_stream
 from atm_service.models.engineers import Engineer
@@ -126,7 +127,7 @@ def _detail_page(
     user: User,
     csrf_token: str,
     engineer: Engineer,
-    task_id: int,
+    task_id: DbId,
     now: Any,
     error: str | None = None,
     status_code: int = 200,
@@ -161,7 +162,7 @@ def _detail_page(
 
 @router.get("/my/tasks/{task_id}", response_class=HTMLResponse)
 def dispatch_detail(
-    task_id: int,
+    task_id: DbId,
     request: Request,
     found: AuthDep,
     user: EngineerUser,
@@ -187,7 +188,7 @@ def _act(
     session: SessionDep,
     found: AuthDep,
     user: User,
-    task_id: int,
+    task_id: DbId,
     now: Any,
     run: Any,
 ) -> Response:
@@ -227,7 +228,7 @@ def _validated(model: Any, **values: Any) -> Any:
 
 @router.post("/my/tasks/{task_id}/{step}")
 async def dispatch_action(
-    task_id: int,
+    task_id: DbId,
     step: str,
     request: Request,
     found: AuthDep,

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from atm_service.api.deps import (
     Admin,
     AuthDep,
+    CodeRequestLimit,
     ContextDep,
     Dispatcher,
     EngineerUser,
@@ -39,6 +40,8 @@ from atm_service.api.deps import (
     NowDep,
     SessionDep,
 )
+from atm_service.api.paging import Offset
+from atm_service.api.params import DbId
 from atm_service.errors import InvalidInput, NotFound, ServiceError
 from atm_service.models.fleet import Atm
 from atm_service.models.locks import AlarmState, CodeOut, Lock
@@ -68,7 +71,7 @@ def grouped(code: str) -> list[str]:
 # --- engineer -------------------------------------------------------------------------
 
 
-def _my_task(session: Session, user: User, task_id: int) -> Task:
+def _my_task(session: Session, user: User, task_id: DbId) -> Task:
     """A task I hold or am the second person of; any other does not exist for me."""
     assert user.id is not None
     engineer = engineers.engineer_of(session, user_id=user.id)
@@ -96,7 +99,7 @@ def _lock_page(
     *,
     user: User,
     csrf_token: str,
-    task_id: int,
+    task_id: DbId,
     now: datetime,
     error: str | None = None,
     note: str | None = None,
@@ -124,7 +127,7 @@ def _lock_page(
 
 @router.get("/my/tasks/{task_id}/lock", response_class=HTMLResponse)
 def my_lock(
-    task_id: int,
+    task_id: DbId,
     request: Request,
     found: AuthDep,
     user: EngineerUser,
@@ -176,11 +179,12 @@ def _code_page(
 
 @router.post("/my/tasks/{task_id}/lock/{step}")
 async def my_lock_action(
-    task_id: int,
+    task_id: DbId,
     step: str,
     request: Request,
     found: AuthDep,
     user: EngineerUser,
+    _limit: CodeRequestLimit,
     context: ContextDep,
     session: SessionDep,
     now: NowDep,
@@ -312,7 +316,7 @@ def alarm_list(
     context: ContextDep,
     session: SessionDep,
     show: str = "open",
-    offset: int = 0,
+    offset: Offset = 0,
 ) -> Response:
     return _alarms_page(
         request,
@@ -327,7 +331,7 @@ def alarm_list(
 
 @router.post("/locks/alarms/{alarm_id}/acknowledge")
 async def alarm_acknowledge(
-    alarm_id: int,
+    alarm_id: DbId,
     request: Request,
     found: AuthDep,
     user: Dispatcher,
@@ -372,7 +376,7 @@ def _detail(
     *,
     user: User,
     csrf_token: str,
-    lock_pk: int,
+    lock_pk: DbId,
     now: datetime,
     error: str | None = None,
     note: str | None = None,
@@ -418,7 +422,7 @@ def _detail(
 
 @router.get("/locks/{lock_pk}", response_class=HTMLResponse)
 def lock_detail(
-    lock_pk: int,
+    lock_pk: DbId,
     request: Request,
     found: AuthDep,
     user: LockReader,
@@ -439,7 +443,7 @@ def lock_detail(
 
 @router.post("/locks/{lock_pk}/provisioning-record")
 async def lock_provisioning(
-    lock_pk: int,
+    lock_pk: DbId,
     request: Request,
     user: Admin,
     context: ContextDep,
@@ -470,7 +474,7 @@ async def lock_provisioning(
 
 @router.post("/locks/{lock_pk}/{step}")
 async def lock_action(
-    lock_pk: int,
+    lock_pk: DbId,
     step: str,
     request: Request,
     found: AuthDep,
@@ -607,7 +611,7 @@ def audit_log(
     kind: str = "",
     start: str = "",
     end: str = "",
-    offset: int = 0,
+    offset: Offset = 0,
 ) -> Response:
     offset = max(0, offset)
     since_day, until_day = _day(start, "start"), _day(end, "end")

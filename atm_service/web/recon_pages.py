@@ -29,6 +29,8 @@ from atm_service.api.deps import (
     ReconReader,
     SessionDep,
 )
+from atm_service.api.paging import Offset
+from atm_service.api.params import DbId
 from atm_service.api.routes.reconciliation import selection_of, uploads_of
 from atm_service.errors import InvalidInput, ServiceError
 from atm_service.models.reconciliation import (
@@ -100,7 +102,7 @@ def _runs_page(
     user: User,
     csrf_token: str,
     now: datetime,
-    offset: int = 0,
+    offset: Offset = 0,
     error: str | None = None,
     form: dict[str, Any] | None = None,
     status_code: int = 200,
@@ -140,7 +142,7 @@ def runs_page(
     context: ContextDep,
     session: SessionDep,
     now: NowDep,
-    offset: int = 0,
+    offset: Offset = 0,
 ) -> Response:
     return _runs_page(
         request,
@@ -229,7 +231,7 @@ def start_run(
 
 @router.get("/reconciliation/runs/{run_id}", response_class=HTMLResponse)
 def run_page(
-    run_id: int,
+    run_id: DbId,
     request: Request,
     found: AuthDep,
     user: ReconReader,
@@ -384,7 +386,7 @@ def _discrepancy_page(
     *,
     user: User,
     csrf_token: str,
-    discrepancy_id: int,
+    discrepancy_id: DbId,
     today: date,
     back: str,
     error: str | None = None,
@@ -428,7 +430,7 @@ def _discrepancy_page(
 
 @router.get("/reconciliation/discrepancies/{discrepancy_id}", response_class=HTMLResponse)
 def discrepancy_page(
-    discrepancy_id: int,
+    discrepancy_id: DbId,
     request: Request,
     found: AuthDep,
     user: ReconReader,
@@ -451,7 +453,7 @@ def discrepancy_page(
 
 @router.post("/reconciliation/discrepancies/{discrepancy_id}/{step}")
 def change_status(
-    discrepancy_id: int,
+    discrepancy_id: DbId,
     step: str,
     request: Request,
     found: AuthDep,

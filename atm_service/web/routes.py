@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from atm_service.api.deps import (
+    AddressDep,
     AnyUser,
     AuthDep,
     ContextDep,
@@ -18,7 +19,7 @@ from atm_service.api.deps import (
     OptionalAuthDep,
     SessionDep,
 )
-from atm_service.errors import AccountLocked, LoginFailed
+from atm_service.errors import AccountLocked, LoginFailed, TooManyRequests
 from atm_service.security import tokens
 from atm_service.security.cookies import (
     LOGIN_CSRF_COOKIE,
@@ -62,6 +63,7 @@ def _login_page(
     username: str = "",
     next_url: str = "/",
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     csrf = tokens.new_token()
     response = context.templates.TemplateResponse(
@@ -69,6 +71,7 @@ def _login_page(
         "login.html",
         {"error": error, "username": username, "csrf_token": csrf, "next": next_url},
         status_code=status_code,
+        headers=headers,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -97,6 +100,7 @@ def login_submit(
     context: ContextDep,
     session: SessionDep,
     now: NowDep,
+    address: AddressDep,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=256)] = "",
     csrf_token: Annotated[str, Form(max_length=256)] = "",
@@ -129,7 +133,18 @@ def login_submit(
             passwords=context.passwords,
             username=username,
             password=password,
+            address=address,
             now=now,
+        )
+    except TooManyRequests as exc:
+        return _login_page(
+            request,
+            context,
+            error=exc.detail,
+            username=username,
+            next_url=next_url,
+            status_code=exc.status,
+            headers={"Retry-After": str(exc.retry_after_s)},
         )
     except (LoginFailed, AccountLocked) as exc:
         return _login_page(

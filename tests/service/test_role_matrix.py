@@ -1,9 +1,13 @@
-"""Role x route: every route names the roles that may use it, and refuses the rest.
+"""Role x route: every route admits exactly the roles ``route_roles.py`` names for it.
 
-The test walks the app's routes, so a new route is covered the day it is added:
-one without a role guard fails here unless it is in the short public list, or
-is a device route. Device routes (``/api/v1/devices/...``) are authenticated by
-the ATM's request signature (:class:`DeviceGuard`), not by a user session: a
+The test walks the app's routes (``iter_route_contexts``, which sees through the
+included routers), so a new route is covered the day it is added: it fails here
+until it has an entry in :data:`tests.service.route_roles.ROUTE_ROLES`, its role
+guard must admit exactly the roles written there, and a request from each role
+is answered accordingly: allowed roles get past the guard, the others get 403,
+and a request without a session gets 401 (API, writes) or is sent to the login
+page (pages). Device routes (``/api/v1/devices/...``) are authenticated by the
+ATM's request signature (:class:`DeviceGuard`), not by a user session: a
 logged-in user of any role is refused there like anyone without a signature.
 """
 
@@ -22,18 +26,24 @@ from starlette.routing import Mount, Route
 
 from atm_service.api.deps import RoleGuard
 from atm_service.api.device_guard import DeviceGuard
+from atm_service.config import Settings
 from atm_service.context import AppContext
 from atm_service.models.users import Role
-from tests.support import add_user, login
+from tests.service.route_roles import DEVICE, METRICS_TOKEN, PUBLIC, ROUTE_ROLES
+from tests.support import add_user, login, make_settings
 
-PUBLIC = {
-    ("GET", "/login"),
-    ("POST", "/login"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/openapi.json"),
-    ("POST", "/api/v1/session"),
-}
+OPEN = {key for key, spec in ROUTE_ROLES.items() if spec in (PUBLIC, METRICS_TOKEN)}
+
+
+def expected_roles(method: str, path: str) -> frozenset[Role]:
+    spec = ROUTE_ROLES[(method, path)]
+    assert spec not in (PUBLIC, METRICS_TOKEN, DEVICE), (method, path, spec)
+    return frozenset(Role(name) for name in spec.split())
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings(metrics_token="metrics-token-" + "t" * 24)
 
 
 DEVICE_PREFIX = "/api/v1/devices/"
@@ -87,9 +97,40 @@ def endpoints(app: FastAPI) -> list[tuple[str, str, frozenset[Role] | None]]:
     return found
 
 
-def test_every_route_is_guarded_or_deliberately_public(app: FastAPI) -> None:
-    unguarded = {(m, p) for m, p, roles in endpoints(app) if roles is None}
-    assert unguarded == PUBLIC
+def test_the_table_names_every_route_and_only_routes(app: FastAPI) -> None:
+    routes = {(m, p) for m, p, _ in endpoints(app)} | device_endpoints(app)
+    missing = sorted(routes - ROUTE_ROLES.keys())
+    assert not missing, f"routes with no entry in tests/service/route_roles.py: {missing}"
+    stale = sorted(ROUTE_ROLES.keys() - routes)
+    assert not stale, f"entries in tests/service/route_roles.py for no route: {stale}"
+
+
+def test_every_guard_admits_exactly_the_roles_of_the_table(app: FastAPI) -> None:
+    for method, path, roles in endpoints(app):
+        if (method, path) in OPEN:
+            assert roles is None, f"{method} {path} is public in the table but has a guard"
+            continue
+        assert roles is not None, f"{method} {path} has no role guard"
+        assert roles == expected_roles(method, path), (method, path, sorted(roles))
+    for key in device_endpoints(app):
+        assert ROUTE_ROLES[key] == DEVICE, key
+
+
+def test_open_routes_answer_without_a_session(client: TestClient) -> None:
+    for method, path in sorted(OPEN):
+        if (method, path) == ("POST", "/login"):  # the form's own CSRF token, no session
+            form = client.get("/login").text
+            csrf = form.split('name="csrf_token" value="')[1].split('"')[0]
+            data = {"username": "nobody", "password": "wrong", "csrf_token": csrf}
+            response = client.post(path, data=data)
+        else:
+            response = _call(client, method, path, None)
+        if ROUTE_ROLES[(method, path)] == METRICS_TOKEN:
+            assert response.status_code == 401, (method, path)
+            token = {"Authorization": "Bearer metrics-token-" + "t" * 24}
+            assert client.get(path, headers=token).status_code == 200
+        else:
+            assert response.status_code not in (401, 403), (method, path, response.text)
 
 
 def test_device_routes_are_exactly_the_signed_ones(app: FastAPI) -> None:
@@ -135,14 +176,16 @@ def test_each_role_is_refused_exactly_where_it_must_be(
     app: FastAPI, client: TestClient, context: AppContext, role: Role
 ) -> None:
     username = add_user(context, role)
-    routes = [(m, p, r) for m, p, r in endpoints(app) if r is not None]
+    routes = [(m, p) for m, p, _ in endpoints(app) if (m, p) not in OPEN]
     assert routes
-    for method, path, roles in routes:
+    for method, path in routes:
         client.cookies.clear()
         api = login(client, username)
         response = _call(client, method, path, api.csrf_token)
-        if role in roles:
-            assert response.status_code != 403, (method, path, role, response.text)
+        if role in expected_roles(method, path):
+            assert response.status_code not in (401, 403), (method, path, role, response.text)
+            location = response.headers.get("location", "")
+            assert not location.startswith("/login?next="), (method, path, role)
         else:
             assert response.status_code == 403, (method, path, role, response.status_code)
             if path.startswith("/api/"):
@@ -153,8 +196,8 @@ def test_each_role_is_refused_exactly_where_it_must_be(
 def test_anonymous_requests_are_refused_everywhere(app: FastAPI, client: TestClient) -> None:
     for method, path in device_endpoints(app):
         assert _call(client, method, path, None).status_code == 401, (method, path)
-    for method, path, roles in endpoints(app):
-        if roles is None:
+    for method, path, _ in endpoints(app):
+        if (method, path) in OPEN:
             continue
         response = _call(client, method, path, None)
         if path.startswith("/api/"):

@@ -192,6 +192,12 @@ class ServiceProcess:
             "ATM_ARGON2_TIME_COST": "1",
             "ATM_ARGON2_MEMORY_KIB": "1024",
             "ATM_ARGON2_PARALLELISM": "1",
+            # test crews log in and ask for lock codes far faster than people: limits
+            # that never refuse them, still counted
+            "ATM_LOGIN_ATTEMPTS_PER_USER": "1000000",
+            "ATM_LOGIN_ATTEMPTS_PER_ADDRESS": "1000000",
+            "ATM_CODE_REQUESTS_PER_USER": "1000000",
+            "ATM_CODE_REQUESTS_PER_ADDRESS": "1000000",
             **self.environment,
         }
         self.process = subprocess.Popen(

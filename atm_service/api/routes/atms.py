@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from atm_service.api.deps import FleetEditor, FleetReader, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.models.fleet import AtmCreate, AtmPublic, AtmStatus, AtmUpdate
 from atm_service.services import fleet
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/atms", tags=["fleet"], responses=problems(401, 403))
 def list_atms(
     session: SessionDep,
     _user: FleetReader,
-    site_id: int | None = None,
+    site_id: DbId | None = None,
     region: str | None = None,
     status: AtmStatus | None = None,
     limit: Limit = 100,
@@ -41,7 +42,7 @@ def create_atm(data: AtmCreate, session: SessionDep, now: NowDep, _user: FleetEd
 
 
 @router.get("/{atm_id}", response_model=AtmPublic, summary="Get an ATM", responses=problems(404))
-def get_atm(atm_id: int, session: SessionDep, _user: FleetReader) -> AtmPublic:
+def get_atm(atm_id: DbId, session: SessionDep, _user: FleetReader) -> AtmPublic:
     return fleet.get_atm_public(session, atm_id=atm_id)
 
 
@@ -52,7 +53,7 @@ def get_atm(atm_id: int, session: SessionDep, _user: FleetReader) -> AtmPublic:
     responses=problems(404, 409, 422),
 )
 def update_atm(
-    atm_id: int, data: AtmUpdate, session: SessionDep, now: NowDep, _user: FleetEditor
+    atm_id: DbId, data: AtmUpdate, session: SessionDep, now: NowDep, _user: FleetEditor
 ) -> AtmPublic:
     return fleet.update_atm(session, atm_id=atm_id, data=data, now=now)
 
@@ -63,6 +64,6 @@ def update_atm(
     summary="Delete an ATM",
     responses=problems(404, 409),
 )
-def delete_atm(atm_id: int, session: SessionDep, _user: FleetEditor) -> Response:
+def delete_atm(atm_id: DbId, session: SessionDep, _user: FleetEditor) -> Response:
     fleet.delete_atm(session, atm_id=atm_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

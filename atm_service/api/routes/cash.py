@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from atm_service.api.deps import ContextDep, Dispatcher, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.errors import InvalidInput
 from atm_service.models.cash_planning import (
     AtmForecast,
@@ -42,7 +43,7 @@ def _svg(text: str) -> Response:
     responses=problems(404, 422),
 )
 def get_demand(
-    atm_id: int,
+    atm_id: DbId,
     session: SessionDep,
     now: NowDep,
     _user: Dispatcher,
@@ -62,7 +63,7 @@ def get_demand(
     responses=problems(404, 422),
 )
 def put_demand(
-    atm_id: int, data: DemandImport, session: SessionDep, now: NowDep, _user: Dispatcher
+    atm_id: DbId, data: DemandImport, session: SessionDep, now: NowDep, _user: Dispatcher
 ) -> DemandSaved:
     return DemandSaved(days=cash_demand.import_days(session, atm_id=atm_id, data=data, now=now))
 
@@ -74,7 +75,7 @@ def put_demand(
     responses=problems(404, 422),
 )
 def refresh_demand(
-    atm_id: int, data: DemandRefresh, session: SessionDep, now: NowDep, _user: Dispatcher
+    atm_id: DbId, data: DemandRefresh, session: SessionDep, now: NowDep, _user: Dispatcher
 ) -> DemandSaved:
     written = cash_demand.refresh_from_counters(
         session, atm_id=atm_id, start=data.start, end=data.end, now=now
@@ -89,7 +90,7 @@ def refresh_demand(
     responses=problems(404, 422),
 )
 def get_forecast(
-    atm_id: int,
+    atm_id: DbId,
     session: SessionDep,
     now: NowDep,
     context: ContextDep,
@@ -108,7 +109,7 @@ def get_forecast(
     responses={200: {"content": {SVG: {}}}, **problems(404, 422)},
 )
 def get_forecast_chart(
-    atm_id: int,
+    atm_id: DbId,
     denomination: int,
     session: SessionDep,
     now: NowDep,
@@ -133,7 +134,7 @@ def get_forecast_chart(
     responses={200: {"content": {SVG: {}}}, **problems(404, 422)},
 )
 def get_levels_chart(
-    atm_id: int,
+    atm_id: DbId,
     session: SessionDep,
     now: NowDep,
     context: ContextDep,
@@ -179,7 +180,7 @@ def list_plans(
     summary="A plan: its ATMs, visits with loads, and routes",
     responses=problems(404),
 )
-def get_plan(plan_id: int, session: SessionDep, _user: Dispatcher) -> PlanDetail:
+def get_plan(plan_id: DbId, session: SessionDep, _user: Dispatcher) -> PlanDetail:
     return cash_planning.detail(session, plan_id=plan_id)
 
 
@@ -189,7 +190,7 @@ def get_plan(plan_id: int, session: SessionDep, _user: Dispatcher) -> PlanDetail
     summary="The routes of one day of a plan, as an SVG map",
     responses={200: {"content": {SVG: {}}}, **problems(404)},
 )
-def get_routes_chart(plan_id: int, day: date, session: SessionDep, _user: Dispatcher) -> Response:
+def get_routes_chart(plan_id: DbId, day: date, session: SessionDep, _user: Dispatcher) -> Response:
     found = cash_planning.detail(session, plan_id=plan_id)
     sites, bases = cash_planning.map_places(session, found)
     return _svg(cash_charts.routes_chart(found, day, sites, bases))
@@ -202,7 +203,7 @@ def get_routes_chart(plan_id: int, day: date, session: SessionDep, _user: Dispat
     responses=problems(404, 422),
 )
 def dispatch_plan(
-    plan_id: int,
+    plan_id: DbId,
     session: SessionDep,
     now: NowDep,
     context: ContextDep,

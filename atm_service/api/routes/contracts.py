@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from atm_service.api.deps import FleetEditor, FleetReader, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.models.fleet import (
     ServiceContractCreate,
     ServiceContractPublic,
@@ -50,7 +51,7 @@ def create_contract(
     responses=problems(404),
 )
 def get_contract(
-    contract_id: int, session: SessionDep, _user: FleetReader
+    contract_id: DbId, session: SessionDep, _user: FleetReader
 ) -> ServiceContractPublic:
     return ServiceContractPublic.model_validate(
         fleet.get_contract(session, contract_id=contract_id)
@@ -64,7 +65,7 @@ def get_contract(
     responses=problems(404, 409, 422),
 )
 def update_contract(
-    contract_id: int,
+    contract_id: DbId,
     data: ServiceContractUpdate,
     session: SessionDep,
     now: NowDep,
@@ -81,6 +82,6 @@ def update_contract(
     summary="Delete a service contract that covers no ATM",
     responses=problems(404, 409),
 )
-def delete_contract(contract_id: int, session: SessionDep, _user: FleetEditor) -> Response:
+def delete_contract(contract_id: DbId, session: SessionDep, _user: FleetEditor) -> Response:
     fleet.delete_contract(session, contract_id=contract_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

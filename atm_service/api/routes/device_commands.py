@@ -14,6 +14,7 @@ from fastapi import APIRouter, status
 from atm_service.api.deps import ContextDep, Dispatcher, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.models.device_commands import DeviceCommandCreate, DeviceCommandPublic
 from atm_service.services import device_commands
 
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/atms", tags=["device commands"], responses=problems(
     responses=problems(404, 422),
 )
 def request_command(
-    atm_id: int,
+    atm_id: DbId,
     data: DeviceCommandCreate,
     session: SessionDep,
     context: ContextDep,
@@ -52,7 +53,7 @@ def request_command(
     responses=problems(404),
 )
 def list_commands(
-    atm_id: int,
+    atm_id: DbId,
     session: SessionDep,
     _user: Dispatcher,
     limit: Limit = 100,
@@ -69,6 +70,6 @@ def list_commands(
     responses=problems(404),
 )
 def get_command(
-    atm_id: int, command_id: int, session: SessionDep, _user: Dispatcher
+    atm_id: DbId, command_id: DbId, session: SessionDep, _user: Dispatcher
 ) -> DeviceCommandPublic:
     return device_commands.get_command(session, atm_id=atm_id, command_id=command_id)

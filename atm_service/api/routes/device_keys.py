@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from atm_service.api.deps import Admin, NowDep, SessionDep
 from atm_service.api.openapi import problems
+from atm_service.api.params import DbId
 from atm_service.models.devices import DeviceKeyCreate, DeviceKeyPublic
 from atm_service.services import device_keys
 
@@ -18,7 +19,7 @@ router = APIRouter(tags=["device keys"], responses=problems(401, 403))
     summary="The ATM's device keys, revoked ones included",
     responses=problems(404),
 )
-def list_keys(atm_id: int, session: SessionDep, _user: Admin) -> list[DeviceKeyPublic]:
+def list_keys(atm_id: DbId, session: SessionDep, _user: Admin) -> list[DeviceKeyPublic]:
     return device_keys.list_keys(session, atm_id=atm_id)
 
 
@@ -30,7 +31,7 @@ def list_keys(atm_id: int, session: SessionDep, _user: Admin) -> list[DeviceKeyP
     responses=problems(404, 409, 422),
 )
 def enrol_key(
-    atm_id: int, data: DeviceKeyCreate, session: SessionDep, now: NowDep, _user: Admin
+    atm_id: DbId, data: DeviceKeyCreate, session: SessionDep, now: NowDep, _user: Admin
 ) -> DeviceKeyPublic:
     return device_keys.enrol_key(session, atm_id=atm_id, data=data, now=now)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from atm_service.api.deps import ContextDep, Dispatcher, NowDep, SessionDep
 from atm_service.api.openapi import problems
+from atm_service.api.params import DbId
 from atm_service.models.device_signals import CashUnit, DeviceEvent, DeviceStatus
 from atm_service.models.tasks import SignalResult
 from atm_service.services import dispatch_rules, tasks
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/atms", tags=["dispatch"], responses=problems(401, 40
     responses=problems(404, 422),
 )
 def post_event(
-    atm_id: int,
+    atm_id: DbId,
     event: DeviceEvent,
     session: SessionDep,
     context: ContextDep,
@@ -49,7 +50,7 @@ def post_event(
     responses=problems(404, 422),
 )
 def post_status(
-    atm_id: int,
+    atm_id: DbId,
     status: DeviceStatus,
     session: SessionDep,
     context: ContextDep,
@@ -73,7 +74,7 @@ def post_status(
     responses=problems(404, 422),
 )
 def post_cash_units(
-    atm_id: int,
+    atm_id: DbId,
     units: list[CashUnit],
     session: SessionDep,
     context: ContextDep,

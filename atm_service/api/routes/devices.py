@@ -11,6 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Path, Query
 
 from atm_service.api.device_guard import DeviceDep
 from atm_service.api.openapi import problems
+from atm_service.models.base import MAX_ID
 from atm_service.models.device_commands import CommandResultIn, DeviceCommandPublic
 from atm_service.models.devices import (
     DeviceWhoAmI,
@@ -27,6 +28,9 @@ from atm_service.services import device_commands, ingest
 # app); agents send 64 KiB batches.
 DEVICE_MAX_BODY_BYTES = 1024 * 1024
 DEVICE_PREFIX = "/api/v1/devices/"
+
+# A journal offset is stored in a 64-bit column.
+MAX_JOURNAL_OFFSET = 2**63 - 1
 
 router = APIRouter(prefix="/devices", tags=["device ingest"], responses=problems(401, 403))
 
@@ -67,7 +71,9 @@ async def who_am_i(device: DeviceDep) -> DeviceWhoAmI:
 async def put_journal(
     terminal_id: TerminalId,
     name: Annotated[str, Path(pattern=JOURNAL_NAME_PATTERN, description="Business day, YYYYMMDD")],
-    offset: Annotated[int, Query(ge=0, description="Byte offset of the body in the file")],
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_JOURNAL_OFFSET, description="Byte offset of the body in the file")
+    ],
     device: DeviceDep,
 ) -> JournalAck:
     return await device.run(
@@ -142,7 +148,9 @@ async def post_heartbeat(
 )
 async def post_command_result(
     terminal_id: TerminalId,
-    command_id: Annotated[int, Path(ge=1, description="The command's id, from the heartbeat")],
+    command_id: Annotated[
+        int, Path(ge=1, le=MAX_ID, description="The command's id, from the heartbeat")
+    ],
     result: CommandResultIn,
     device: DeviceDep,
 ) -> DeviceCommandPublic:

@@ -13,6 +13,7 @@ from atm_service.api.deps import (
 )
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.models.engineers import (
     EngineerCreate,
     EngineerPublic,
@@ -83,7 +84,7 @@ def set_my_location(
     summary="Get an engineer",
     responses=problems(404),
 )
-def get_engineer(engineer_id: int, session: SessionDep, _user: Dispatcher) -> EngineerPublic:
+def get_engineer(engineer_id: DbId, session: SessionDep, _user: Dispatcher) -> EngineerPublic:
     return engineers.to_public(session, [engineers.get_engineer(session, engineer_id=engineer_id)])[
         0
     ]
@@ -96,7 +97,7 @@ def get_engineer(engineer_id: int, session: SessionDep, _user: Dispatcher) -> En
     responses=problems(404, 422),
 )
 def update_engineer(
-    engineer_id: int, data: EngineerUpdate, session: SessionDep, now: NowDep, _user: Dispatcher
+    engineer_id: DbId, data: EngineerUpdate, session: SessionDep, now: NowDep, _user: Dispatcher
 ) -> EngineerPublic:
     engineer = engineers.update_engineer(session, engineer_id=engineer_id, data=data, now=now)
     return engineers.to_public(session, [engineer])[0]

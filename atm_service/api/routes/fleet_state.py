@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from atm_service.api.deps import ContextDep, FleetReader, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.models.devices import AtmStatePublic
 from atm_service.services import fleet_state
 
@@ -47,7 +48,7 @@ def list_states(
     responses=problems(404),
 )
 def get_state(
-    atm_id: int, session: SessionDep, context: ContextDep, now: NowDep, _user: FleetReader
+    atm_id: DbId, session: SessionDep, context: ContextDep, now: NowDep, _user: FleetReader
 ) -> AtmStatePublic:
     return fleet_state.get_state(
         session,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 
 from atm_service.api.deps import RoleGuard, SessionDep
 from atm_service.api.openapi import problems
+from atm_service.api.params import DbId
 from atm_service.models.journals import JournalPublic
 from atm_service.models.users import Role, User
 from atm_service.services import fleet, journals
@@ -27,7 +28,7 @@ router = APIRouter(
     summary="The ATM's journals with their size and line count",
     responses=problems(404),
 )
-def list_journals(atm_id: int, session: SessionDep, _user: JournalReader) -> list[JournalPublic]:
+def list_journals(atm_id: DbId, session: SessionDep, _user: JournalReader) -> list[JournalPublic]:
     return journals.list_journals(session, atm_id=atm_id)
 
 
@@ -45,7 +46,7 @@ def list_journals(atm_id: int, session: SessionDep, _user: JournalReader) -> lis
         **problems(404, 422),
     },
 )
-def get_journal(atm_id: int, name: str, session: SessionDep, _user: JournalReader) -> Response:
+def get_journal(atm_id: DbId, name: str, session: SessionDep, _user: JournalReader) -> Response:
     data = journals.get_journal(session, atm_id, name)
     atm = fleet.get_atm(session, atm_id=atm_id)
     digest = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")

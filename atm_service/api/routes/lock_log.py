@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from atm_service.api.deps import ContextDep, LogReader, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.models.locks import ExportIn, LogEntryPublic, LogVerification
 from atm_service.services import lock_log, locks, users
 from lockctl.signing import public_key_text
@@ -24,11 +25,16 @@ from lockctl.signing import public_key_text
 router = APIRouter(prefix="/lock-log", tags=["lock log"], responses=problems(401, 403))
 
 
-@router.get("", response_model=Page[LogEntryPublic], summary="Entries, newest first, filtered")
+@router.get(
+    "",
+    response_model=Page[LogEntryPublic],
+    summary="Entries, newest first, filtered",
+    responses=problems(404),
+)
 def list_entries(
     session: SessionDep,
     _user: LogReader,
-    atm_id: int | None = None,
+    atm_id: DbId | None = None,
     user: str | None = None,
     kind: str | None = None,
     since: datetime | None = None,

@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from atm_service.api.deps import (
     Admin,
+    CodeRequestLimit,
     ContextDep,
     Dispatcher,
     EngineerUser,
@@ -24,6 +25,7 @@ from atm_service.api.deps import (
 )
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.errors import PayloadTooLarge
 from atm_service.models.locks import (
     AcknowledgeIn,
@@ -73,7 +75,7 @@ def list_locks(
     responses=problems(404, 409, 422, 503),
 )
 def provision_lock(
-    atm_id: int,
+    atm_id: DbId,
     data: LockCreate,
     session: SessionDep,
     context: ContextDep,
@@ -89,7 +91,7 @@ def provision_lock(
 @router.get(
     LOCK, response_model=LockPublic, summary="The ATM's lock and its chain", responses=problems(404)
 )
-def get_lock(atm_id: int, session: SessionDep, _user: LockReader) -> LockPublic:
+def get_lock(atm_id: DbId, session: SessionDep, _user: LockReader) -> LockPublic:
     return locks.to_public(session, locks.lock_for_atm(session, atm_id=atm_id))
 
 
@@ -102,7 +104,7 @@ def get_lock(atm_id: int, session: SessionDep, _user: LockReader) -> LockPublic:
     },
 )
 def export_provisioning(
-    atm_id: int,
+    atm_id: DbId,
     data: ProvisioningExportIn,
     session: SessionDep,
     context: ContextDep,
@@ -126,17 +128,18 @@ def export_provisioning(
     summary="Ask for a one-time code, on site at the task's ATM (shown once)",
     responses={
         202: {"model": CodeOut, "description": "Dual control: waiting for the second person"},
-        **problems(404, 409, 422, 503),
+        **problems(404, 409, 422, 429, 503),
     },
 )
 def request_code(
-    atm_id: int,
+    atm_id: DbId,
     data: CodeRequest,
     response: Response,
     session: SessionDep,
     context: ContextDep,
     now: NowDep,
     user: EngineerUser,
+    _limit: CodeRequestLimit,
 ) -> CodeOut:
     out = locks.request_code(
         session,
@@ -157,15 +160,16 @@ def request_code(
     LOCK + "/codes/reveal",
     response_model=CodeOut,
     summary="Show a code issued to me that I have not seen (dual control, resync): once",
-    responses=problems(404, 409, 422, 503),
+    responses=problems(404, 409, 422, 429, 503),
 )
 def reveal_code(
-    atm_id: int,
+    atm_id: DbId,
     data: TaskRef,
     session: SessionDep,
     context: ContextDep,
     now: NowDep,
     user: EngineerUser,
+    _limit: CodeRequestLimit,
 ) -> CodeOut:
     return locks.reveal_code(
         session,
@@ -182,15 +186,16 @@ def reveal_code(
     LOCK + "/seal",
     response_model=SealOut,
     summary="Report the close seal the lock showed: closes the code cycle",
-    responses=problems(404, 409, 422, 503),
+    responses=problems(404, 409, 422, 429, 503),
 )
 def report_seal(
-    atm_id: int,
+    atm_id: DbId,
     data: SealIn,
     session: SessionDep,
     context: ContextDep,
     now: NowDep,
     user: EngineerUser,
+    _limit: CodeRequestLimit,
 ) -> SealOut:
     return locks.report_seal(
         session,
@@ -210,7 +215,7 @@ def report_seal(
     responses=problems(404, 409, 422, 503),
 )
 def force_close(
-    atm_id: int,
+    atm_id: DbId,
     data: ReasonBody,
     session: SessionDep,
     context: ContextDep,
@@ -230,7 +235,7 @@ def force_close(
     responses=problems(404, 409, 422, 503),
 )
 def resync(
-    atm_id: int,
+    atm_id: DbId,
     data: ResyncIn,
     session: SessionDep,
     context: ContextDep,
@@ -262,7 +267,7 @@ def resync(
     },
 )
 async def import_trail(
-    atm_id: int,
+    atm_id: DbId,
     request: Request,
     session: SessionDep,
     context: ContextDep,
@@ -293,7 +298,7 @@ async def import_trail(
     responses=problems(404, 409, 422),
 )
 def add_custodian(
-    task_id: int, data: CustodianIn, session: SessionDep, now: NowDep, user: Dispatcher
+    task_id: DbId, data: CustodianIn, session: SessionDep, now: NowDep, user: Dispatcher
 ) -> CustodianPublic:
     locks.add_custodian(session, task_id=task_id, engineer_id=data.engineer_id, by=user, now=now)
     return next(
@@ -306,7 +311,7 @@ def add_custodian(
     response_model=list[CustodianPublic],
     summary="The second person(s) of a task",
 )
-def list_custodians(task_id: int, session: SessionDep, _user: Dispatcher) -> list[CustodianPublic]:
+def list_custodians(task_id: DbId, session: SessionDep, _user: Dispatcher) -> list[CustodianPublic]:
     return locks.custodians(session, task_id=task_id)
 
 
@@ -315,7 +320,7 @@ def list_alarms(
     session: SessionDep,
     _user: LockReader,
     state: AlarmState | None = None,
-    atm_id: int | None = None,
+    atm_id: DbId | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AlarmPublic]:
@@ -332,7 +337,7 @@ def list_alarms(
     responses=problems(404, 409, 422, 503),
 )
 def acknowledge_alarm(
-    alarm_id: int,
+    alarm_id: DbId,
     data: AcknowledgeIn,
     session: SessionDep,
     context: ContextDep,

@@ -28,7 +28,9 @@ from atm_service.api.deps import (
 )
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.errors import InvalidInput
+from atm_service.models.base import MAX_BIG
 from atm_service.models.reconciliation import (
     DiscrepancyDetail,
     DiscrepancyPublic,
@@ -172,7 +174,7 @@ def list_runs(
     summary="A run: state, progress, sources, summary, report files",
     responses=problems(404),
 )
-def get_run(run_id: int, session: SessionDep, _user: ReconReader) -> RunDetail:
+def get_run(run_id: DbId, session: SessionDep, _user: ReconReader) -> RunDetail:
     return recon_runs.detail(session, recon_runs.get_run(session, run_id=run_id))
 
 
@@ -190,7 +192,7 @@ ReportName = Literal["report.html", "summary.json", "settlement.csv", "report.xl
     },
 )
 def get_run_file(
-    run_id: int,
+    run_id: DbId,
     name: ReportName,
     session: SessionDep,
     _user: ReconReader,
@@ -230,7 +232,7 @@ def list_ingested_days(
 
 
 def discrepancy_filter(
-    run_id: Annotated[int | None, Query(ge=1)] = None,
+    run_id: DbId | None = None,
     kind: Kind | None = None,
     terminal_id: Annotated[
         str | None, Query(max_length=8, description="A terminal id, or its start")
@@ -239,8 +241,12 @@ def discrepancy_filter(
     date_to: Annotated[date | None, Query(description="Business day, inclusive")] = None,
     owed_to: Literal["customer", "bank", "none"] | None = None,
     status: DiscrepancyStatus | None = None,
-    amount_min: Annotated[int | None, Query(ge=0, description="Minor units, inclusive")] = None,
-    amount_max: Annotated[int | None, Query(ge=0, description="Minor units, inclusive")] = None,
+    amount_min: Annotated[
+        int | None, Query(ge=0, le=MAX_BIG, description="Minor units, inclusive")
+    ] = None,
+    amount_max: Annotated[
+        int | None, Query(ge=0, le=MAX_BIG, description="Minor units, inclusive")
+    ] = None,
 ) -> DiscrepancyFilter:
     return DiscrepancyFilter(
         run_id=run_id,
@@ -316,7 +322,7 @@ def export_discrepancies(
     responses=problems(404),
 )
 def get_discrepancy(
-    discrepancy_id: int, session: SessionDep, _user: ReconReader
+    discrepancy_id: DbId, session: SessionDep, _user: ReconReader
 ) -> DiscrepancyDetail:
     item = discrepancies.get_discrepancy(session, discrepancy_id=discrepancy_id)
     return discrepancies.detail(session, item)
@@ -324,7 +330,7 @@ def get_discrepancy(
 
 def _change(
     action: ResolutionAction,
-    discrepancy_id: int,
+    discrepancy_id: DbId,
     data: NoteIn,
     session: SessionDep,
     now: NowDep,
@@ -351,7 +357,7 @@ def _change(
     responses=problems(404, 409, 422),
 )
 def resolve_discrepancy(
-    discrepancy_id: int,
+    discrepancy_id: DbId,
     data: NoteIn,
     session: SessionDep,
     now: NowDep,
@@ -368,7 +374,7 @@ def resolve_discrepancy(
     responses=problems(404, 409, 422),
 )
 def reopen_discrepancy(
-    discrepancy_id: int,
+    discrepancy_id: DbId,
     data: NoteIn,
     session: SessionDep,
     now: NowDep,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
-from atm_service.api.deps import AnyUser, AuthDep, ContextDep, NowDep, SessionDep
+from atm_service.api.deps import AddressDep, AnyUser, AuthDep, ContextDep, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.models.users import UserPublic
 from atm_service.security.cookies import clear_session_cookie, set_session_cookie
@@ -36,6 +36,7 @@ def login(
     context: ContextDep,
     session: SessionDep,
     now: NowDep,
+    address: AddressDep,
 ) -> SessionInfo:
     grant = auth.login(
         session,
@@ -43,6 +44,7 @@ def login(
         passwords=context.passwords,
         username=credentials.username,
         password=credentials.password,
+        address=address,
         now=now,
     )
     set_session_cookie(response, context, grant)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from atm_service.api.deps import FleetEditor, FleetReader, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.models.fleet import SiteCreate, SitePublic, SiteUpdate
 from atm_service.services import fleet
 
@@ -44,7 +45,7 @@ def create_site(
 
 
 @router.get("/{site_id}", response_model=SitePublic, summary="Get a site", responses=problems(404))
-def get_site(site_id: int, session: SessionDep, _user: FleetReader) -> SitePublic:
+def get_site(site_id: DbId, session: SessionDep, _user: FleetReader) -> SitePublic:
     return SitePublic.model_validate(fleet.get_site(session, site_id=site_id))
 
 
@@ -55,7 +56,7 @@ def get_site(site_id: int, session: SessionDep, _user: FleetReader) -> SitePubli
     responses=problems(404, 409, 422),
 )
 def update_site(
-    site_id: int, data: SiteUpdate, session: SessionDep, now: NowDep, _user: FleetEditor
+    site_id: DbId, data: SiteUpdate, session: SessionDep, now: NowDep, _user: FleetEditor
 ) -> SitePublic:
     return SitePublic.model_validate(
         fleet.update_site(session, site_id=site_id, data=data, now=now)
@@ -68,6 +69,6 @@ def update_site(
     summary="Delete a site without ATMs",
     responses=problems(404, 409),
 )
-def delete_site(site_id: int, session: SessionDep, _user: FleetEditor) -> Response:
+def delete_site(site_id: DbId, session: SessionDep, _user: FleetEditor) -> Response:
     fleet.delete_site(session, site_id=site_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

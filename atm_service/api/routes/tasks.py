@@ -25,6 +25,7 @@ from atm_service.api.deps import (
 )
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.errors import NotFound
 from atm_service.models.engineers import Engineer
 from atm_service.models.tasks import (
@@ -76,8 +77,8 @@ def list_tasks(
     ] = False,
     kind: TaskKind | None = None,
     region: str | None = None,
-    atm_id: int | None = None,
-    engineer_id: int | None = None,
+    atm_id: DbId | None = None,
+    engineer_id: DbId | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[TaskPublic]:
@@ -126,7 +127,7 @@ def create_task(
     summary="A task with its history and counts",
     responses=problems(404),
 )
-def get_task(task_id: int, session: SessionDep, user: TaskReader, now: NowDep) -> TaskDetail:
+def get_task(task_id: DbId, session: SessionDep, user: TaskReader, now: NowDep) -> TaskDetail:
     task = tasks.get_task(session, task_id=task_id, engineer=_scope(session, user))
     return tasks.detail(session, task, now=now)
 
@@ -141,7 +142,7 @@ def get_task(task_id: int, session: SessionDep, user: TaskReader, now: NowDep) -
     responses=problems(404, 409, 422),
 )
 def assign_task(
-    task_id: int,
+    task_id: DbId,
     data: AssignIn,
     session: SessionDep,
     context: ContextDep,
@@ -170,7 +171,7 @@ def assign_task(
     responses=problems(404, 409, 422),
 )
 def reassign_task(
-    task_id: int,
+    task_id: DbId,
     data: ReassignIn,
     session: SessionDep,
     context: ContextDep,
@@ -199,7 +200,7 @@ def reassign_task(
     responses=problems(404, 409, 422),
 )
 def cancel_task(
-    task_id: int,
+    task_id: DbId,
     data: ReasonIn,
     session: SessionDep,
     now: NowDep,
@@ -225,7 +226,7 @@ def cancel_task(
     responses=problems(404, 409, 422),
 )
 def close_task(
-    task_id: int,
+    task_id: DbId,
     data: CloseIn,
     session: SessionDep,
     now: NowDep,
@@ -254,7 +255,7 @@ def close_task(
     responses=problems(404, 409, 422),
 )
 def accept_task(
-    task_id: int,
+    task_id: DbId,
     session: SessionDep,
     now: NowDep,
     user: EngineerUser,
@@ -281,7 +282,7 @@ def accept_task(
     responses=problems(404, 409, 422),
 )
 def decline_task(
-    task_id: int,
+    task_id: DbId,
     data: ReasonIn,
     session: SessionDep,
     context: ContextDep,
@@ -311,7 +312,7 @@ def decline_task(
     responses=problems(404, 409, 422),
 )
 def depart_task(
-    task_id: int,
+    task_id: DbId,
     session: SessionDep,
     now: NowDep,
     user: EngineerUser,
@@ -338,7 +339,7 @@ def depart_task(
     responses=problems(404, 409, 422),
 )
 def arrive_task(
-    task_id: int,
+    task_id: DbId,
     session: SessionDep,
     now: NowDep,
     user: EngineerUser,
@@ -365,7 +366,7 @@ def arrive_task(
     responses=problems(404, 409, 422),
 )
 def resolve_task(
-    task_id: int,
+    task_id: DbId,
     data: ResolveIn,
     session: SessionDep,
     now: NowDep,
@@ -392,7 +393,7 @@ def resolve_task(
     responses=problems(404, 409, 422),
 )
 def needs_parts(
-    task_id: int,
+    task_id: DbId,
     data: NeedsPartsIn,
     session: SessionDep,
     context: ContextDep,
@@ -425,7 +426,7 @@ def needs_parts(
     responses=problems(404, 409, 422),
 )
 def put_counts(
-    task_id: int,
+    task_id: DbId,
     data: CountsIn,
     session: SessionDep,
     now: NowDep,

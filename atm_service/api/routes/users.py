@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from atm_service.api.deps import Admin, ContextDep, NowDep, SessionDep
 from atm_service.api.openapi import problems
 from atm_service.api.paging import Limit, Offset, Page
+from atm_service.api.params import DbId
 from atm_service.models.users import Role, UserCreate, UserPublic, UserUpdate
 from atm_service.services import users
 
@@ -42,7 +43,7 @@ def create_user(
 
 
 @router.get("/{user_id}", response_model=UserPublic, summary="Get a user", responses=problems(404))
-def get_user(user_id: int, session: SessionDep, _user: Admin) -> UserPublic:
+def get_user(user_id: DbId, session: SessionDep, _user: Admin) -> UserPublic:
     return UserPublic.model_validate(users.get_user(session, user_id=user_id))
 
 
@@ -53,7 +54,7 @@ def get_user(user_id: int, session: SessionDep, _user: Admin) -> UserPublic:
     responses=problems(404, 422),
 )
 def update_user(
-    user_id: int,
+    user_id: DbId,
     data: UserUpdate,
     session: SessionDep,
     context: ContextDep,
@@ -72,5 +73,5 @@ def update_user(
     summary="Lift a lock after failed logins",
     responses=problems(404),
 )
-def unlock_user(user_id: int, session: SessionDep, _user: Admin) -> UserPublic:
+def unlock_user(user_id: DbId, session: SessionDep, _user: Admin) -> UserPublic:
     return UserPublic.model_validate(users.unlock_user(session, user_id=user_id))

@@ -7,7 +7,6 @@ roll back after each test.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,44 +94,9 @@ def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, **kwargs)
-    _ping_when_idle(engine)
-    return engine
-
-
-# A pooled connection idle for longer than this is tested before use.
-PING_AFTER_IDLE_S = 1.0
-
-
-def _ping_when_idle(engine: Engine) -> None:
-    """Test a pooled connection before handing it out, when it has been idle a while.
-
-    SQLAlchemy's ``pool_pre_ping`` tests every checkout: one more round trip for
-    every request, which under load is a good share of a heartbeat's. A
-    connection used within the last :data:`PING_AFTER_IDLE_S` is handed out as it
-    is; should the server have gone in the meantime, its first statement fails,
-    SQLAlchemy discards that connection and every other one opened before the
-    failure, and the request is answered 503 to retry (``problems.py``).
-    """
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
-        record.info["returned_at"] = time.monotonic()
-
-    @sa.event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
-        if record is not None:
-            record.info["returned_at"] = time.monotonic()
-
-    @sa.event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if time.monotonic() - record.info.get("returned_at", 0.0) < PING_AFTER_IDLE_S:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:
-            # The pool discards the connection and tries another (or a new one).
-            raise sa.exc.DisconnectionError(f"a pooled connection was lost: {exc}") from exc
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs
+    )
 
 
 class Database:

@@ -108,6 +108,7 @@ def create_app(
         interval=settings.dispatch_sweep_seconds,
         speed_kmh=settings.dispatch_road_speed_kmh,
         locks=locks,
+        cash_lead_days=settings.cash_task_lead_days,
     )
 
     recon = ReconWorker(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
 from atm_service.clock import system_clock
 from atm_service.config import Settings, get_settings
@@ -115,7 +115,15 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         application = create_app(settings)
     except DatabaseNotMigrated as exc:
         raise _fail(str(exc)) from None
-    uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=True)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        # live pages hold streams open: cut them after a few seconds, not at their end
+        timeout_graceful_shutdown=3,
+    )
 
 
 @app.command()
@@ -131,49 +139,56 @@ def serve(
 
 @app.command()
 def demo(
-    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
-    database_url: DatabaseUrl = None,
+    atms: Annotated[int, typer.Option(help="How many simulated ATMs (1-60)")] = 6,
+    port: Annotated[
+        int | None, typer.Option(help="The service's port (default 8000, or the next free one)")
+    ] = None,
+    panel_port: Annotated[
+        int | None,
+        typer.Option(help="The simulators' panel port (default: the service's port + 1)"),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per real second (1: the ATMs keep real time)")
+    ] = 1.0,
+    mean_transactions: Annotated[float, typer.Option(help="Customers per ATM and day")] = 240.0,
+    baud: Annotated[int, typer.Option(help="Serial line speed between each ATM and its agent")] = (
+        115200
+    ),
+    history_days: Annotated[
+        int, typer.Option(help="Business days the ATMs have run before today (0-7)")
+    ] = 1,
+    host: Annotated[
+        str,
+        typer.Option(help="Address the service listens on (the panel stays on this computer)"),
+    ] = "127.0.0.1",
+    data_dir: Annotated[
+        Path, typer.Option(help="Folder of the demo's database, files and logs (made anew)")
+    ] = Path("var/demo"),
+    seed: Annotated[int, typer.Option(help="Seed of the simulated customers and faults")] = 0,
 ) -> None:
-    """Migrate, load the demo fleet and users, print the logins, and serve."""
-    from pathlib import Path
+    """Run the whole system on this computer: the service on a fresh SQLite database with
+    demo users, simulated ATMs each with its agent over a serial link, their safe locks and
+    a panel to work them. Prints the URLs and logins; Ctrl-C stops everything."""
+    from atm_service.demo_runner import DemoOptions, DemoRunner
+    from atm_service.errors import DemoFailed
 
-    from atm_service.demo import lock_settings, seed, seed_locks
-    from atm_service.services.lock_secrets import LockSecrets
-
-    data_dir = Path("var")
-    settings = lock_settings(_settings(database_url), data_dir)
-    database = Database.from_settings(settings)
     try:
-        upgrade(database)
-        with database.session() as session:
-            logins = seed(session, passwords=Passwords.from_settings(settings), now=system_clock())
-            seed_locks(
-                session,
-                secrets=LockSecrets(settings),
-                now=system_clock(),
-                records_dir=data_dir / "locks",
-            )
-    except ServiceError as exc:
+        options = DemoOptions(
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            panel_port=panel_port,
+            atms=atms,
+            speed=speed,
+            mean_transactions=mean_transactions,
+            baud=baud,
+            seed=seed,
+            history_days=history_days,
+        )
+    except DemoFailed as exc:
         raise _fail(str(exc)) from None
-    finally:
-        database.dispose()
-    host = host or settings.host
-    port = port if port is not None else settings.port
-    table = Table(title="Demo logins (passwords are new on every start)")
-    table.add_column("role")
-    table.add_column("user name")
-    table.add_column("password")
-    for login in logins:
-        table.add_row(login.role.value, login.username, login.password)
-    console.print(table)
-    console.print(
-        "Each ATM has a safe lock; start one with "
-        f"[bold]atm-sim lock --provisioning {data_dir / 'locks' / 'CX-1000001.json'}[/] "
-        "(T1000005's lock needs two people)."
-    )
-    console.print(f"Open [bold]http://{host}:{port}/login[/] — Ctrl-C stops the service.")
-    _serve(settings, host, port)
+    code = DemoRunner(options, get_settings(), echo=typer.echo).run()
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ cached one from :func:`get_settings`) and pass it to :func:`atm_service.create_a
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -79,6 +80,28 @@ class Settings(BaseSettings):
     lock_access_minutes: int = Field(default=240, ge=10, le=24 * 60)
     # A close seal not reported this long after its code stops opening raises an alarm.
     lock_seal_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
+
+    # Cash planning (docs/cash-planning.md): costs and limits of a replenishment plan,
+    # the days of history the forecast uses, the calendar it knows, how visits are routed,
+    # and how many days ahead planned visits become replenishment tasks (0: never by
+    # themselves; the plan's page and API can still do it).
+    cash_visit_cost: float = Field(default=150.0, ge=0, le=100_000)
+    cash_idle_rate: float = Field(default=0.08, ge=0, le=1)
+    cash_cashout_target: float = Field(default=0.02, gt=0, lt=0.5)
+    cash_horizon_days: int = Field(default=14, ge=1, le=28)
+    cash_max_cycle_days: int = Field(default=14, ge=1, le=28)
+    cash_history_days: int = Field(default=120, ge=21, le=730)
+    cash_bundle_notes: int = Field(default=100, ge=1, le=10_000)
+    cash_arrival_fraction: float = Field(default=0.5, ge=0, le=1)
+    cash_respect_minimum: bool = True
+    cash_paths: int = Field(default=300, ge=20, le=5000)
+    cash_holidays: list[date] = Field(default_factory=list)
+    cash_payday_days: list[int] = Field(default_factory=lambda: [1, 15])
+    cash_payday_last: bool = True
+    cash_service_minutes: int = Field(default=45, ge=5, le=600)
+    cash_route_days: int = Field(default=3, ge=0, le=28)
+    cash_routing_seconds: float = Field(default=1.0, gt=0, le=60)
+    cash_task_lead_days: int = Field(default=1, ge=0, le=7)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -5,7 +5,7 @@ ATM under central control.
 The demo's lock secrets (the master key and the log's signing key) are made once in
 the demo's data folder (mode 0600) and never printed; each lock's provisioning
 record is written there too (``locks/<lock id>.json``), so a simulated lock can be
-started from it: ``atm-sim lock --provisioning var/locks/CX-1000001.json``.
+started from it: ``atm-sim lock --provisioning var/demo/locks/CX-1000001.json``.
 
 Seeding is idempotent: existing sites, contracts, ATMs, profiles and tasks are
 kept, and the demo users get fresh random passwords each time, which the
@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlmodel import Session, col, select
 
 from atm_service.config import Settings
+from atm_service.errors import InvalidInput
+from atm_service.models.cash_planning import CashDemandDay, DemandDayIn, DemandImport
+from atm_service.models.condition import AtmCondition
 from atm_service.models.engineers import EngineerCreate
 from atm_service.models.fleet import (
     Atm,
     AtmCreate,
+    Cassette,
     CassetteIn,
     EjDialect,
     ServiceContract,
@@ -39,7 +44,7 @@ from atm_service.models.locks import LockCreate
 from atm_service.models.tasks import Task
 from atm_service.models.users import Role, UserCreate
 from atm_service.security.passwords import Passwords
-from atm_service.services import dispatch_rules, engineers, fleet, locks, users
+from atm_service.services import cash_demand, dispatch_rules, engineers, fleet, locks, users
 from atm_service.services.lock_secrets import LockSecrets
 from lockctl import CheckpointSigner, MasterKey
 
@@ -117,9 +122,26 @@ _SITES = (
     ),
 )
 
-# terminal, site code, contract code, vendor, model, dialect, cassette denominations and loads
+
+@dataclass(frozen=True)
+class DemoAtm:
+    """One demo ATM: where it stands, what it is, and its four cassettes (note, notes loaded)."""
+
+    terminal_id: str
+    site: str
+    contract: str
+    vendor: str
+    model: str
+    dialect: EjDialect
+    cassettes: tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]
+
+    @property
+    def lock_id(self) -> str:
+        return f"CX-{self.terminal_id[1:]}"
+
+
 _ATMS = (
-    (
+    DemoAtm(
         "T1000001",
         "NORTH-STATION",
         "GOLD-24X7",
@@ -128,7 +150,7 @@ _ATMS = (
         EjDialect.NDC,
         ((20, 2000), (50, 1500), (100, 1500), (100, 2000)),
     ),
-    (
+    DemoAtm(
         "T1000002",
         "NORTH-STATION",
         "GOLD-24X7",
@@ -137,7 +159,7 @@ _ATMS = (
         EjDialect.NDC,
         ((20, 2500), (20, 2500), (50, 2000), (100, 2000)),
     ),
-    (
+    DemoAtm(
         "T1000003",
         "MARKET-ST",
         "STD-BUSINESS",
@@ -146,7 +168,7 @@ _ATMS = (
         EjDialect.PROCASH,
         ((20, 2000), (20, 2000), (50, 2500), (100, 1500)),
     ),
-    (
+    DemoAtm(
         "T1000004",
         "MARKET-ST",
         "STD-BUSINESS",
@@ -155,7 +177,7 @@ _ATMS = (
         EjDialect.PROCASH,
         ((20, 1500), (50, 2500), (100, 1500), (100, 2500)),
     ),
-    (
+    DemoAtm(
         "T1000005",
         "SOUTH-MALL",
         "GOLD-24X7",
@@ -164,7 +186,7 @@ _ATMS = (
         EjDialect.PROCASH,
         ((20, 1500), (20, 2500), (50, 2000), (100, 2500)),
     ),
-    (
+    DemoAtm(
         "T1000006",
         "SOUTH-MALL",
         "GOLD-24X7",
@@ -174,6 +196,29 @@ _ATMS = (
         ((20, 2000), (20, 2000), (50, 1500), (100, 2000)),
     ),
 )
+MAX_ATMS = 60
+
+
+def demo_atms(count: int = len(_ATMS)) -> tuple[DemoAtm, ...]:
+    """The first ``count`` demo ATMs: the six above, then more of the same kinds at the
+    three sites (T1000007 and up)."""
+    if not 1 <= count <= MAX_ATMS:
+        raise InvalidInput(f"The demo has 1 to {MAX_ATMS} ATMs, not {count}.", field="atms")
+    atms = list(_ATMS[:count])
+    for number in range(len(_ATMS) + 1, count + 1):
+        like = _ATMS[(number - 1) % len(_ATMS)]
+        atms.append(replace(like, terminal_id=f"T{1_000_000 + number}"))
+    return tuple(atms)
+
+
+def site_timezone(code: str) -> str:
+    """The time zone of the demo site ``code``."""
+    return next(site.timezone for site in _SITES if site.code == code)
+
+
+def site_name(code: str) -> str:
+    return next(site.name for site in _SITES if site.code == code)
+
 
 _USERS = (
     ("admin", "Ada Admin", Role.ADMIN),
@@ -185,7 +230,7 @@ _USERS = (
 )
 
 
-def seed_fleet(session: Session, *, now: datetime) -> None:
+def seed_fleet(session: Session, *, now: datetime, atms: tuple[DemoAtm, ...] = _ATMS) -> None:
     contracts = {}
     for contract_data in _CONTRACTS:
         contract = session.exec(
@@ -198,22 +243,22 @@ def seed_fleet(session: Session, *, now: datetime) -> None:
     for site_data in _SITES:
         site = session.exec(select(Site).where(col(Site.code) == site_data.code)).first()
         sites[site_data.code] = site or fleet.create_site(session, data=site_data, now=now)
-    for terminal, site_code, contract_code, vendor, model, dialect, loads in _ATMS:
-        if session.exec(select(Atm).where(col(Atm.terminal_id) == terminal)).first():
+    for demo in atms:
+        if session.exec(select(Atm).where(col(Atm.terminal_id) == demo.terminal_id)).first():
             continue
-        site_id, contract_id = sites[site_code].id, contracts[contract_code].id
+        site_id, contract_id = sites[demo.site].id, contracts[demo.contract].id
         assert site_id is not None
         assert contract_id is not None
         fleet.create_atm(
             session,
             data=AtmCreate(
-                terminal_id=terminal,
+                terminal_id=demo.terminal_id,
                 site_id=site_id,
                 contract_id=contract_id,
-                vendor=vendor,
-                model=model,
-                serial_number=f"SN-{terminal[1:]}",
-                ej_dialect=dialect,
+                vendor=demo.vendor,
+                model=demo.model,
+                serial_number=f"SN-{demo.terminal_id[1:]}",
+                ej_dialect=demo.dialect,
                 currency="USD",
                 cassettes=[
                     CassetteIn(
@@ -223,7 +268,7 @@ def seed_fleet(session: Session, *, now: datetime) -> None:
                         capacity=3000,
                         minimum=load // 10,
                     )
-                    for number, (denomination, load) in enumerate(loads, start=1)
+                    for number, (denomination, load) in enumerate(demo.cassettes, start=1)
                 ],
             ),
             now=now,
@@ -360,11 +405,67 @@ def seed_faults(session: Session, *, now: datetime) -> None:
     )
 
 
-def seed(session: Session, *, passwords: Passwords, now: datetime) -> list[DemoLogin]:
-    seed_fleet(session, now=now)
+_WEEK = (1.0, 0.95, 0.97, 1.02, 1.25, 1.1, 0.7)
+_NOTES_A_DAY = {10: 20.0, 20: 260.0, 50: 70.0, 100: 110.0}  # an ordinary Monday
+
+
+def seed_cash(session: Session, *, now: datetime, days: int = 90, cash_units: bool = True) -> None:
+    """Ninety days of daily demand per ATM and denomination (as a bank's import), and a
+    cash-unit report from each ATM that has not sent one (``cash_units``; a live demo's
+    simulated ATMs report their own), so /cash has something to plan."""
+    rng = np.random.default_rng(7)
+    for index, atm in enumerate(session.exec(select(Atm).order_by(col(Atm.terminal_id))).all()):
+        assert atm.id is not None
+        if session.exec(select(CashDemandDay).where(col(CashDemandDay.atm_id) == atm.id)).first():
+            continue
+        site = session.get(Site, atm.site_id)
+        assert site is not None
+        today = now.astimezone(ZoneInfo(site.timezone)).date()
+        cassettes = session.exec(
+            select(Cassette).where(col(Cassette.atm_id) == atm.id).order_by(col(Cassette.number))
+        ).all()
+        volume = 0.6 + 0.25 * index
+        rows = []
+        for back in range(days, 0, -1):
+            day = today - timedelta(days=back)
+            lift = 1.35 if day.day in (1, 15) else 1.0
+            for denomination in sorted({c.denomination for c in cassettes}):
+                mean = _NOTES_A_DAY.get(denomination, 50.0) * volume * _WEEK[day.weekday()] * lift
+                rows.append(
+                    DemandDayIn(day=day, denomination=denomination, notes=int(rng.poisson(mean)))
+                )
+        cash_demand.import_days(session, atm_id=atm.id, data=DemandImport(days=rows), now=now)
+        condition = session.get(AtmCondition, atm.id)
+        if cash_units and (condition is None or not condition.cash_units):
+            units = [
+                {
+                    "usNumber": c.number,
+                    "usType": 3,
+                    "usStatus": 0,
+                    "ulValues": c.denomination,
+                    "ulCount": max(c.minimum + 50, int(c.capacity * (0.25 + 0.12 * index))),
+                }
+                for c in cassettes
+            ]
+            dispatch_rules.on_cash_units(session, atm_id=atm.id, units=units, now=now)
+
+
+def seed(
+    session: Session,
+    *,
+    passwords: Passwords,
+    now: datetime,
+    atms: tuple[DemoAtm, ...] = _ATMS,
+    faults: bool = True,
+) -> list[DemoLogin]:
+    """The fleet, users, engineers and (``faults``) a few faults reported by hand; a live
+    demo leaves the faults out: its simulated ATMs report their own."""
+    seed_fleet(session, now=now, atms=atms)
     logins = seed_users(session, passwords=passwords, now=now)
     seed_engineers(session, now=now)
-    seed_faults(session, now=now)
+    if faults:
+        seed_faults(session, now=now)
+    seed_cash(session, now=now, cash_units=faults)
     return logins
 
 
@@ -401,14 +502,20 @@ def lock_settings(settings: Settings, data_dir: Path) -> Settings:
 
 
 def seed_locks(
-    session: Session, *, secrets: LockSecrets, now: datetime, records_dir: Path
+    session: Session,
+    *,
+    secrets: LockSecrets,
+    now: datetime,
+    records_dir: Path,
+    atms: tuple[DemoAtm, ...] = _ATMS,
 ) -> list[Path]:
     """A lock for every demo ATM that has none, and its provisioning record in
     ``records_dir`` for the lock simulator; returns the records written."""
     admin = users.find_user(session, username="admin")
     assert admin is not None, "seed the users first"
     written = []
-    for terminal, *_ in _ATMS:
+    for demo in atms:
+        terminal = demo.terminal_id
         atm = fleet.get_atm_by_terminal(session, terminal_id=terminal)
         assert atm.id is not None
         lock = locks.find_lock(session, atm_id=atm.id)
@@ -418,7 +525,7 @@ def seed_locks(
                 secrets=secrets,
                 atm_id=atm.id,
                 data=LockCreate(
-                    lock_id=f"CX-{terminal[1:]}",
+                    lock_id=demo.lock_id,
                     model="Central-control OTC lock (simulated)",
                     dual_control=terminal in DUAL_CONTROL_TERMINALS,
                 ),

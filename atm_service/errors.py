@@ -25,6 +25,7 @@ A problem may carry extension members (RFC 9457 section 3.2) in ``extensions``,
 e.g. the offset a device must resend from.
 
     DatabaseNotMigrated           raised at start-up, never over HTTP
+    DemoFailed                    the demo (atm-service demo) cannot start; says why
 """
 
 from __future__ import annotations
@@ -163,3 +164,7 @@ class DatabaseUnavailable(ServiceError):
 
 class DatabaseNotMigrated(Exception):
     """The database schema is not at the revision this code needs."""
+
+
+class DemoFailed(Exception):
+    """The demo cannot start or run on; the message says why (never over HTTP)."""

@@ -1,5 +1,7 @@
-"""Runs the dispatch sweep (:mod:`atm_service.services.sweep`) and the lock sweep
-(:mod:`atm_service.services.lock_sweep`: seals overdue) on a thread of each instance.
+"""Runs the dispatch sweep (:mod:`atm_service.services.sweep`), the planned replenishments
+(:func:`atm_service.services.cash_planning.dispatch_due`: the newest cash plan's visits
+due soon become tasks) and the lock sweep (:mod:`atm_service.services.lock_sweep`: seals
+overdue) on a thread of each instance.
 
 Started by the application's lifespan when ``dispatch_sweep_seconds`` is
 above zero; stopped with it.
@@ -13,7 +15,7 @@ import threading
 
 from atm_service.clock import Clock
 from atm_service.db import Database
-from atm_service.services import lock_sweep, sweep
+from atm_service.services import cash_planning, lock_sweep, sweep
 from atm_service.services.lock_secrets import LockSecrets
 
 logger = logging.getLogger("atm_service.dispatch")
@@ -28,12 +30,14 @@ class Sweeper:
         interval: float,
         speed_kmh: float,
         locks: LockSecrets | None = None,
+        cash_lead_days: int = 0,
     ) -> None:
         self.database = database
         self.locks = locks
         self.clock = clock
         self.interval = interval
         self.speed_kmh = speed_kmh
+        self.cash_lead_days = cash_lead_days
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -63,6 +67,19 @@ class Sweeper:
             except Exception:
                 logger.exception("dispatch sweep failed; trying again next time")
                 continue
+            if self.cash_lead_days > 0:
+                try:
+                    with self.database.session() as session:
+                        opened = cash_planning.dispatch_due(
+                            session,
+                            now=self.clock(),
+                            lead_days=self.cash_lead_days,
+                            speed_kmh=self.speed_kmh,
+                        )
+                    if opened:
+                        logger.info("planned replenishments dispatched", extra={"tasks": opened})
+                except Exception:
+                    logger.exception("planned replenishments failed; trying again next time")
             if self.locks is not None:
                 try:
                     lock_sweep.run(self.database.session, secrets=self.locks, now=self.clock())

@@ -5,7 +5,11 @@ simulator's pseudo-terminal, ``socket://host:port``, ``loop://``), says hello,
 and after every (re)start of either side resynchronises: it asks the device for
 its journal list, status and cash units, then reads every journal from the
 offset the sink already holds, older days to completion first, and follows the
-current day as the device reports it growing. Everything it reads goes to a
+current day as the device reports it growing. Data that arrives beyond what is
+stored (an earlier read failed while a later one was queued) leaves a gap: the
+link asks for the journal again from its stored offset once, and asks again only
+when that read fails (JOURNAL_ERROR) or goes unanswered, no journal data at all
+for ``reread_timeout``. Everything it reads goes to a
 :class:`LinkSink`; a message is acknowledged to the device only after the sink
 has returned, so what the device forgets the sink has stored. A sink that fails
 is retried after ``retry_interval`` without acknowledging anything, so nothing is
@@ -33,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -75,6 +79,14 @@ READ_SIZE = 4096
 SEEN_EVENTS = 4096
 
 
+@dataclass
+class _Refill:
+    """A read of a journal from its stored offset, sent and not yet answered."""
+
+    offset: int
+    sent_at: float
+
+
 class LinkSink(Protocol):
     """Where the link puts what it reads; each call returns only once the data is stored."""
 
@@ -110,6 +122,7 @@ class DeviceLink:
         baudrate: int = 115200,
         config: LinkConfig | None = None,
         retry_interval: float = 1.0,
+        reread_timeout: float = 10.0,
         read_timeout: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
         session_ids: Callable[[], int] | None = None,
@@ -121,6 +134,7 @@ class DeviceLink:
         self.sink = sink
         self.baudrate = baudrate
         self.retry_interval = retry_interval
+        self.reread_timeout = reread_timeout
         self.read_timeout = read_timeout
         self._clock = clock
         self._opener = opener
@@ -141,6 +155,8 @@ class DeviceLink:
         self._sizes: dict[str, int] = {}
         self._requested: dict[str, int] = {}
         self._stored: dict[str, int] = {}
+        self._refills: dict[str, _Refill] = {}
+        self._last_reply_at = clock()
         self._retry_at = 0.0
         self._reread_at: float | None = None
         self._peer: PeerInfo | None = None
@@ -305,6 +321,8 @@ class DeviceLink:
                         self._reread_at = None
                         if self.connection.up:
                             self._schedule_reads()
+                    if self._refills and self.connection.up:
+                        self._retry_unanswered(now)
                     self._wake.notify_all()
         finally:
             failure.append("")  # tells the writer to finish
@@ -348,15 +366,16 @@ class DeviceLink:
             if self._refused is not None and isinstance(item, Received):
                 return  # another terminal's data: neither stored nor acknowledged
             try:
-                self._handle(item)
+                self._handle(item, now)
             except Exception:
                 # The sink failed: keep the message unacknowledged and try again later.
                 logger.exception("storing %s failed; retrying", _describe(item))
                 self._retry_at = now + self.retry_interval
+                self._last_reply_at = now  # the device waits for us, not we for it
                 return
             self.connection.pop_item()
 
-    def _handle(self, item: Item) -> None:
+    def _handle(self, item: Item, now: float) -> None:
         if isinstance(item, SessionStarted):
             self._peer = item.peer
             if self.terminal_id is not None and item.peer.terminal_id != self.terminal_id:
@@ -375,6 +394,8 @@ class DeviceLink:
             )
             self._requested.clear()
             self._stored.clear()
+            self._refills.clear()
+            self._last_reply_at = now
             self.connection.send(Query(journals=True, status=True, cash_units=True))
             self._up_event.set()
         elif isinstance(item, SessionEnded):
@@ -383,14 +404,16 @@ class DeviceLink:
             self._up_event.clear()
             self._peer = None
             self._requested.clear()
+            self._refills.clear()
             self._end_commands(item.reason)
         elif isinstance(item, Received):
-            self._on_message(item.message)
+            self._on_message(item.message, now)
         elif isinstance(item, Undecodable):
             logger.warning("ignored an unreadable message 0x%02x: %s", item.type_code, item.error)
 
-    def _on_message(self, message: object) -> None:
+    def _on_message(self, message: object, now: float) -> None:
         if isinstance(message, JournalData):
+            self._last_reply_at = now
             self._on_journal_data(message)
         elif isinstance(message, JournalInfo):
             for name, size in message.journals:
@@ -423,11 +446,13 @@ class DeviceLink:
             logger.warning(
                 "device refused journal %s at %d: %s", message.name, message.offset, message.text
             )
+            self._last_reply_at = now
             self._requested.pop(message.name, None)
+            self._refills.pop(message.name, None)  # if it was the read from the stored offset
             if message.code == JournalErrorCode.UNKNOWN_JOURNAL:
                 self._sizes.pop(message.name, None)
             else:
-                self._reread_at = self._clock() + self.retry_interval
+                self._reread_at = now + self.retry_interval
         else:
             logger.warning("ignored a %s from the device", type(message).__name__)
 
@@ -445,12 +470,49 @@ class DeviceLink:
             if size > start:
                 self.connection.send(JournalRead(name, start, size - start))
                 self._requested[name] = size
+                if start == self._stored_offset(name):
+                    # Answered from where the gap, if one shows, begins: it fills it.
+                    self._refills[name] = _Refill(start, self._clock())
+
+    def _retry_unanswered(self, now: float) -> None:
+        """Ask again for journals whose read from the stored offset has gone unanswered.
+
+        The device serves reads in order, so while any journal data comes, a read
+        further back in its queue is only waiting its turn; after ``reread_timeout``
+        without any, the device has lost it.
+        """
+        quiet_since = self._last_reply_at
+        expired = [
+            name
+            for name, refill in self._refills.items()
+            if now - max(refill.sent_at, quiet_since) >= self.reread_timeout
+        ]
+        for name in expired:
+            logger.warning(
+                "journal %s: no answer to the read from %d within %.1f s; asking again",
+                name,
+                self._refills[name].offset,
+                self.reread_timeout,
+            )
+            del self._refills[name]
+            self._requested.pop(name, None)
+        if expired:
+            self._schedule_reads()
 
     def _on_journal_data(self, message: JournalData) -> None:
         name = message.name
         expected = self._stored_offset(name)
         end = message.offset + len(message.data)
         if message.offset > expected:
+            if name in self._refills:
+                # The rest of a read queued before the gap; the read that fills it is on its way.
+                logger.debug(
+                    "journal %s: data at %d, expected %d; already asked",
+                    name,
+                    message.offset,
+                    expected,
+                )
+                return
             logger.warning(
                 "journal %s: data at %d, expected %d; asking again", name, message.offset, expected
             )
@@ -460,9 +522,11 @@ class DeviceLink:
         if end > expected:
             self.sink.store_journal(name, expected, message.data[expected - message.offset :])
             self._stored[name] = end
+            self._refills.pop(name, None)  # the read from the stored offset is being answered
         if message.last and end < self._requested.get(name, 0):
             # The journal ended before the range asked for: ask again when it grows.
             self._requested[name] = max(end, expected)
+            self._refills.pop(name, None)
 
     def _end_commands(self, reason: str) -> None:
         for future in self._pending.values():

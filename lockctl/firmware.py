@@ -162,6 +162,99 @@ class LockState:
     last_resync_window: int | None = None
     next_event: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The state as JSON-ready data, for a lock that keeps it in non-volatile memory.
+
+        It holds the chain value (hex), from which with the lock key the next codes
+        follow: store it as carefully as the lock's provisioning record.
+        """
+        first, opening = self.first_code, self.opening
+        return {
+            "seal": self.seal.hex(),
+            "sequence": self.sequence,
+            "failures": self.failures,
+            "lockouts": self.lockouts,
+            "penalty_until": None
+            if self.penalty_until is None
+            else validation.rfc3339(self.penalty_until),
+            "first_code": None
+            if first is None
+            else {
+                "user": first.user,
+                "operation": first.operation.value,
+                "window": first.window,
+                "duress": first.duress,
+                "at": validation.rfc3339(first.at),
+            },
+            "opening": None
+            if opening is None
+            else {
+                "users": list(opening.users),
+                "operation": opening.operation.value,
+                "window": opening.window,
+                "duress": opening.duress,
+                "opened_at": validation.rfc3339(opening.opened_at),
+            },
+            "spent": sorted([user, op.value, window] for user, op, window in self.spent),
+            "last_resync_window": self.last_resync_window,
+            "next_event": self.next_event,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LockState:
+        """Read :meth:`to_dict`'s data; raises :class:`ProvisioningError` naming a bad field."""
+        if not isinstance(data, dict):
+            raise ProvisioningError("a lock state must be an object")
+        try:
+            seal_text = data["seal"]
+            if not isinstance(seal_text, str):
+                raise ValueError("seal must be hex text")
+            penalty = data.get("penalty_until")
+            first = data.get("first_code")
+            opening = data.get("opening")
+            resync = data.get("last_resync_window")
+            return cls(
+                seal=validation.seal_bytes(bytes.fromhex(seal_text)),
+                sequence=validation.non_negative(data["sequence"], "sequence"),
+                failures=validation.non_negative(data["failures"], "failures"),
+                lockouts=validation.non_negative(data["lockouts"], "lockouts"),
+                penalty_until=None if penalty is None else _parse_time(penalty, "penalty_until"),
+                first_code=None
+                if first is None
+                else FirstCode(
+                    user=validation.user(first["user"], "first_code.user"),
+                    operation=Operation(first["operation"]),
+                    window=validation.non_negative(first["window"], "first_code.window"),
+                    duress=bool(first["duress"]),
+                    at=_parse_time(first["at"], "first_code.at"),
+                ),
+                opening=None
+                if opening is None
+                else Opening(
+                    users=tuple(validation.user(u, "opening.users") for u in opening["users"]),
+                    operation=Operation(opening["operation"]),
+                    window=validation.non_negative(opening["window"], "opening.window"),
+                    duress=bool(opening["duress"]),
+                    opened_at=_parse_time(opening["opened_at"], "opening.opened_at"),
+                ),
+                spent=frozenset(
+                    (
+                        validation.user(user, "spent"),
+                        Operation(operation),
+                        validation.non_negative(window, "spent"),
+                    )
+                    for user, operation, window in data["spent"]
+                ),
+                last_resync_window=None
+                if resync is None
+                else validation.non_negative(resync, "last_resync_window"),
+                next_event=validation.non_negative(data["next_event"], "next_event"),
+            )
+        except KeyError as exc:
+            raise ProvisioningError(f"lock state lacks {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise ProvisioningError(f"lock state: {exc}") from None
+
     def status(self, now: datetime) -> LockStatus:
         if self.opening is not None:
             return LockStatus.OPEN

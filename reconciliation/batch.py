@@ -15,15 +15,19 @@ process for a small one; it reads nothing global. Stages:
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from reconciliation.classify import EJ_SCHEMA, KEY, classify, host_groups
+from reconciliation.classify import EJ_SCHEMA, KEY, classify, clock_seconds, host_groups
 from reconciliation.ej import normalise
+from reconciliation.errors import SourceUnreadable
+from reconciliation.handoff import HostHandoff
 from reconciliation.kinds import CASSETTE_KINDS, KIND_INFO, Kind, Owed
 from reconciliation.model import (
     CountersParse,
@@ -39,12 +43,12 @@ from reconciliation.model import (
 from reconciliation.options import Options
 from reconciliation.paper import block_lines, block_text
 from reconciliation.paper_match import Expected, match_paper
-from reconciliation.parsing import Parsed, Unreadable, parse_batch
+from reconciliation.parsing import Parsed, parse_bytes
 from reconciliation.result import Discrepancy, Evidence, SettlementRow
 from reconciliation.schemes import dispute_deadline, scheme_for
 from reconciliation.settlement import settle_terminal
 from reconciliation.sources import Source
-from reconciliation.textutil import printable, seconds
+from reconciliation.textutil import printable
 
 
 @dataclass(slots=True)
@@ -61,7 +65,8 @@ class _Day:
     paper_found: dict[str, int] = field(default_factory=dict)  # stan -> block index
     expected: list[Expected] = field(default_factory=list)
     stan_positions: dict[str, int] | None = None
-    buffers: dict[str, bytes] = field(default_factory=dict)
+    buffers: dict[str, bytes] = field(default_factory=dict)  # normalised, by source name
+    raw: dict[str, bytes] = field(default_factory=dict)  # as read, until first needed
 
     def position(self, stan: str) -> int | None:
         """Index of the EJ block with this STAN (not truncated)."""
@@ -79,7 +84,10 @@ class _Day:
             return b""
         buffer = self.buffers.get(source.name)
         if buffer is None:
-            buffer = self.buffers[source.name] = normalise(source.read())
+            raw = self.raw.pop(source.name, None)
+            buffer = self.buffers[source.name] = normalise(
+                raw if raw is not None else source.read()
+            )
         return buffer[start:end]
 
 
@@ -169,13 +177,18 @@ class TerminalBatch:
         return found
 
     def load(self) -> None:
-        by_name = {source.name: source for source in self.sources}
-        for item in parse_batch(self.sources):
-            if isinstance(item, Unreadable):
+        for source in self.sources:
+            try:
+                buffer = source.read()
+            except SourceUnreadable as exc:
                 self.unreadable += 1
-                self.observations.append(f"{item.name}: not read ({item.reason})")
+                self.observations.append(f"{source.name}: not read ({exc.message})")
                 continue
-            self._take(item, by_name[item.source])
+            item = parse_bytes(source, buffer)
+            self._take(item, source)
+            if isinstance(item, EjParse | PaperParse):
+                # kept for the evidence, so that an excerpt needs no second read
+                self.day(item.terminal_id, item.business_date).raw[source.name] = buffer
 
     def _take(self, item: Parsed, source: Source) -> None:
         if isinstance(item, EjParse):
@@ -231,26 +244,35 @@ class TerminalBatch:
     # -- stage 2 -------------------------------------------------------------------------
 
     def match(self) -> None:
+        # one column at a time over each day's blocks (comprehensions, not appends per field)
         columns: dict[str, list[Any]] = {name: [] for name in EJ_SCHEMA}
         for day in self.days.values():
             if day.ej is None:
                 continue
-            for index, txn in enumerate(day.ej.transactions):
-                if txn.truncated or not txn.stan:
-                    continue
-                columns["terminal_id"].append(day.terminal_id)
-                columns["business_date"].append(day.business_date)
-                columns["stan"].append(txn.stan)
-                columns["ej_rrn"].append(txn.rrn)
-                columns["ej_seconds"].append(seconds(txn.time))
-                columns["txn_type"].append(txn.txn_type)
-                columns["resp"].append(txn.resp)
-                columns["ej_amount"].append(txn.amount_minor)
-                columns["outcome"].append(txn.outcome)
-                columns["notes_out"].append(sum(txn.dispensed) - sum(txn.retracted))
-                columns["ej_ref"].append(len(self.ej_refs))
-                self.ej_refs.append((day, index))
-        ej = pl.DataFrame(columns, schema=EJ_SCHEMA)
+            kept = [
+                (index, txn)
+                for index, txn in enumerate(day.ej.transactions)
+                if txn.stan and not txn.truncated
+            ]
+            if not kept:
+                continue
+            txns = [txn for _, txn in kept]
+            first_ref = len(self.ej_refs)
+            self.ej_refs.extend((day, index) for index, _ in kept)
+            columns["terminal_id"].extend([day.terminal_id] * len(txns))
+            columns["business_date"].extend([day.business_date] * len(txns))
+            columns["stan"].extend([txn.stan for txn in txns])
+            columns["ej_rrn"].extend([txn.rrn for txn in txns])
+            columns["ej_seconds"].extend([txn.time for txn in txns])  # seconds below
+            columns["txn_type"].extend([txn.txn_type for txn in txns])
+            columns["resp"].extend([txn.resp for txn in txns])
+            columns["ej_amount"].extend([txn.amount_minor for txn in txns])
+            columns["outcome"].extend([txn.outcome for txn in txns])
+            columns["notes_out"].extend([sum(txn.dispensed) - sum(txn.retracted) for txn in txns])
+            columns["ej_ref"].extend(range(first_ref, first_ref + len(txns)))
+        ej = pl.DataFrame(columns, schema=EJ_SCHEMA | {"ej_seconds": pl.Utf8}).with_columns(
+            ej_seconds=clock_seconds(pl.col("ej_seconds"))
+        )
         groups = host_groups(self.host)
         found, odd = classify(ej, groups, self.options.time_window_seconds)
         for row in found.iter_rows(named=True):
@@ -595,11 +617,20 @@ class TerminalBatch:
 
     # -- all -----------------------------------------------------------------------------
 
-    def run(self) -> BatchResult:
+    def run(self, host: Callable[[], pl.DataFrame] | None = None) -> BatchResult:
+        """All stages. ``host``, when given, supplies the host messages once the
+        files are parsed (the parent may still be reading the switch's files)."""
         timings: dict[str, float] = {}  # CPU seconds of this process per stage
         mark = time.process_time()
+        self.load()
+        now = time.process_time()
+        timings["parse"] = now - mark
+        if host is not None:
+            self.host = host()
+            mark = time.process_time()
+        else:
+            mark = now
         for name, stage in (
-            ("parse", self.load),
             ("match", self.match),
             ("paper", self.paper),
             ("settle", self.settle),
@@ -611,6 +642,7 @@ class TerminalBatch:
             mark = now
         for day in self.days.values():
             day.buffers.clear()
+            day.raw.clear()
         ej_days = [day for day in self.days.values() if day.ej is not None]
         return BatchResult(
             self.discrepancies,
@@ -631,6 +663,24 @@ class TerminalBatch:
 def run_batch(sources: list[Source], host: pl.DataFrame, options: Options) -> BatchResult:
     """Reconcile one batch (the unit of work of a worker process)."""
     return TerminalBatch(sources, host, options).run()
+
+
+def run_batch_handed(sources: list[Source], handoff: HostHandoff, options: Options) -> BatchResult:
+    """Reconcile one batch whose host messages the parent hands over while the
+    batch's own files are being parsed (:class:`~reconciliation.handoff.HostHandoff`).
+
+    This runs in a worker process of the run, so it may switch off the cyclic
+    garbage collector for the batch: the batch builds hundreds of thousands of
+    tuples and no reference cycles, and the collector's passes over them cost
+    about a tenth of the batch's CPU time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return TerminalBatch(sources, handoff.empty(), options).run(handoff.wait)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _index_of(txn: EjTransaction | None, day: _Day) -> int | None:

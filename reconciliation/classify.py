@@ -57,6 +57,24 @@ EJ_SCHEMA: dict[str, Any] = {
 }
 
 
+def clock_seconds(clock: pl.Expr) -> pl.Expr:
+    """``"08:39:56"`` -> seconds since midnight; -1 when not ``HH:MM:SS`` in digits
+    (:func:`reconciliation.textutil.seconds` for a column)."""
+    parts = [clock.str.slice(start, 2) for start in (0, 3, 6)]
+    shaped = (
+        (clock.str.len_bytes() == 8)
+        & (clock.str.slice(2, 1) == ":")
+        & (clock.str.slice(5, 1) == ":")
+        & pl.concat_str(parts).str.contains(r"^[0-9]{6}$")
+    )
+    total = (
+        parts[0].cast(pl.Int64, strict=False) * 3600
+        + parts[1].cast(pl.Int64, strict=False) * 60
+        + parts[2].cast(pl.Int64, strict=False)
+    )
+    return pl.when(shaped).then(total).otherwise(pl.lit(-1, pl.Int64))
+
+
 def host_frame(messages: list[HostMessage]) -> pl.DataFrame:
     return pl.DataFrame(messages, schema=HOST_SCHEMA, orient="row")
 

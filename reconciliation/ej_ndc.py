@@ -151,7 +151,8 @@ def convert(
         rc = g[_G_RC].decode()
         auth = g[_G_AUTH]
         req = g[_G_REQ]
-        amount = minor_units(auth) if auth is not None else (minor_units(req) if req else 0)
+        # the pattern admits only ``\d+\.\d\d`` here: the digits without the point are cents
+        amount = int((auth if auth is not None else req or b"0").replace(b".", b""))
         d1 = g[_G_D1]
         dispensed = (
             NO_NOTES

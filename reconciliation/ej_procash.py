@@ -139,7 +139,8 @@ def convert(
         trn = _TRN_TYPES[g[_G_TRN]]
         rc = "TO" if g[_G_NOREPLY] is not None else g[_G_RC].decode()
         amount_raw = g[_G_AMOUNT] if g[_G_AMOUNT] is not None else g[_G_RAMOUNT]
-        amount = 0 if amount_raw is None else minor_units(amount_raw)
+        # the pattern admits only ``\d+\.\d\d`` here: the digits without the point are cents
+        amount = 0 if amount_raw is None else int(amount_raw.replace(b".", b""))
         notes = g[_G_NOTES]
         out = g[_G_OUT]
         if notes is None:

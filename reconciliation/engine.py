@@ -1,35 +1,45 @@
 """``reconcile()``: the run, from sources to findings, in two phases.
 
-1. ``host``: the switch files (large, all terminals) are cut into pieces,
-   parsed in parallel and combined into one Polars frame;
+1. ``host``: the switch files (large, all terminals) are cut into pieces on
+   record or line boundaries, parsed and combined into one Polars frame, in
+   this process;
 2. ``terminals``: terminals are packed into batches of about
    ``Options.batch_bytes`` of EJ, paper and counters files (every day of a
    terminal in the same batch, so replenishment cycles settle whole); each
    batch gets its terminals' slice of the host frame and is reconciled
-   completely (:mod:`reconciliation.batch`), in a worker process when the
-   input is large. Only findings, settlement rows and accounting come back.
+   completely (:mod:`reconciliation.batch`). Only findings, settlement rows
+   and accounting come back.
+
+With worker processes (a large input), the batches are handed to them before
+phase 1 starts: parsing a batch's own files needs no host record, so the
+workers parse while this process reads the switch's files, and each batch
+then waits for its host slice (:mod:`reconciliation.handoff`). With one
+process, phase 1 simply comes first.
 
 Blocking by terminal keeps every worker independent and the data that crosses
-processes small; the EJ's whole-buffer scan inside each batch is the hot path.
-Nothing here reads the environment or the clock; the caller passes
-:class:`Options` and, if it wants them, a progress callback.
+processes small. Nothing here reads the environment or the clock; the caller
+passes :class:`Options` and, if it wants them, a progress callback.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TypeVar
 
 import polars as pl
 
-from reconciliation.batch import BatchResult, run_batch
+from reconciliation.batch import BatchResult, run_batch, run_batch_handed
 from reconciliation.errors import UnusableInput
-from reconciliation.hostload import HostPiece, PieceResult, combine, parse_pieces, pieces
+from reconciliation.handoff import HostHandoff
+from reconciliation.hostload import PieceResult, combine, parse_pieces, pieces
+from reconciliation.model import SkippedLine, SourceAccount
 from reconciliation.options import Options, Progress, ProgressCallback
 from reconciliation.result import Discrepancy, RunResult
 from reconciliation.sources import Source, Sources
@@ -37,18 +47,7 @@ from reconciliation.sources import Source, Sources
 T = TypeVar("T")
 
 
-class _Inline(Executor):
-    """Runs work in the calling process (small inputs, ``workers=1``)."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def _executor(workers: int) -> Executor:
-    if workers <= 1:
-        return _Inline()
+def _executor(workers: int) -> ProcessPoolExecutor:
     # spawn: a forked child of a process that has used Polars' thread pool can deadlock
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
@@ -115,59 +114,91 @@ def reconcile(
         big = total_bytes >= chosen.parallel_threshold_bytes
         workers = min(2, os.cpu_count() or 1) if big else 1
 
-    with _executor(workers) as pool:
-        # -- phase 1: host files ---------------------------------------------------------
-        host_pieces = [
-            piece for source in host_sources for piece in pieces(source, chosen.host_chunk_bytes)
-        ]
-        host_total = sum(piece.end - piece.start for piece in host_pieces)
-        report(Progress("host", 0, host_total, "bytes"))
-        piece_batches: list[list[HostPiece]] = [[piece] for piece in host_pieces]
-        piece_futures = [pool.submit(parse_pieces, chunk) for chunk in piece_batches]
-        piece_results: list[PieceResult] = []
-        done = 0
-        for piece_batch, parsed in zip(
-            piece_batches, _as_completed_in_order(piece_futures), strict=True
-        ):
-            piece_results.extend(parsed)
-            done += sum(piece.end - piece.start for piece in piece_batch)
-            report(Progress("host", done, host_total, "bytes"))
-        host, host_accounts, host_skipped, observations = combine(piece_results)
-        timings["host"] = time.perf_counter() - started
+    batches = _pack(terminal_sources, chosen.batch_bytes)
+    batch_sources = [
+        [source for terminal in terminals for source in terminal_sources[terminal]]
+        for terminals in batches
+    ]
+    batch_bytes = [sum(source.size() for source in items) for items in batch_sources]
+    terminal_total = sum(batch_bytes)
+    host_pieces = [
+        piece for source in host_sources for piece in pieces(source, chosen.host_chunk_bytes)
+    ]
+    host_total = sum(piece.end - piece.start for piece in host_pieces)
 
-        # -- phase 2: terminals ------------------------------------------------------------
-        mark = time.perf_counter()
+    def read_host() -> tuple[pl.DataFrame, list[SourceAccount], list[SkippedLine], list[str], int]:
+        """Phase 1, in this process: every host file, as one frame."""
+        report(Progress("host", 0, host_total, "bytes"))
+        results: list[PieceResult] = []
+        done = 0
+        for piece in host_pieces:
+            results.extend(parse_pieces([piece]))
+            done += piece.end - piece.start
+            report(Progress("host", done, host_total, "bytes"))
+        frame, accounts, skipped, notes = combine(results)
+        timings["host"] = time.perf_counter() - started
+        return frame, accounts, skipped, notes, sum(1 for item in results if item.unreadable)
+
+    def slices(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
         by_terminal = {
-            str(key[0]): frame
-            for key, frame in host.partition_by("terminal_id", as_dict=True).items()
+            str(key[0]): part
+            for key, part in frame.partition_by("terminal_id", as_dict=True).items()
         }
-        empty = host.clear()
-        batches = _pack(terminal_sources, chosen.batch_bytes)
-        batch_bytes = [
-            sum(source.size() for terminal in terminals for source in terminal_sources[terminal])
-            for terminals in batches
-        ]
-        terminal_total = sum(batch_bytes)
-        report(Progress("terminals", 0, terminal_total, "bytes"))
-        futures = []
         for terminals in batches:
-            frames = [by_terminal[terminal] for terminal in terminals if terminal in by_terminal]
-            batch_host = pl.concat(frames) if frames else empty
-            batch_sources = [
-                source for terminal in terminals for source in terminal_sources[terminal]
-            ]
-            futures.append(pool.submit(run_batch, batch_sources, batch_host, chosen))
+            parts = [by_terminal[terminal] for terminal in terminals if terminal in by_terminal]
+            yield pl.concat(parts) if parts else frame.clear()
+
+    mark = time.perf_counter()
+    folder: str | None = None
+    if workers > 1:
+        try:
+            folder = tempfile.mkdtemp(prefix="atm-recon-")
+        except OSError:
+            folder = None  # nowhere to hand the host messages over: one process does all
+    if folder is None:
+        host, host_accounts, host_skipped, observations, host_unreadable = read_host()
+        mark = time.perf_counter()
+        report(Progress("terminals", 0, terminal_total, "bytes"))
         batch_results: list[BatchResult] = []
         done = 0
-        for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
-            batch_results.append(result)
+        for batch_items, size, part in zip(batch_sources, batch_bytes, slices(host), strict=True):
+            batch_results.append(run_batch(batch_items, part, chosen))
             done += size
             report(Progress("terminals", done, terminal_total, "bytes"))
-        timings["terminals"] = time.perf_counter() - mark
+    else:
+        # Phase 2 starts first: the workers parse their batches' files while this
+        # process reads the host files, then each batch waits for its host slice.
+        try:
+            with _executor(workers) as pool:
+                handoffs = [
+                    HostHandoff(folder, index, os.getpid()) for index in range(len(batches))
+                ]
+                futures = [
+                    pool.submit(run_batch_handed, batch_items, handoff, chosen)
+                    for batch_items, handoff in zip(batch_sources, handoffs, strict=True)
+                ]
+                try:
+                    host, host_accounts, host_skipped, observations, host_unreadable = read_host()
+                    mark = time.perf_counter()
+                    for handoff, part in zip(handoffs, slices(host), strict=True):
+                        handoff.publish(part)
+                except BaseException:
+                    HostHandoff.abort(folder)
+                    for future in futures:
+                        future.cancel()
+                    raise
+                report(Progress("terminals", 0, terminal_total, "bytes"))
+                batch_results = []
+                done = 0
+                for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
+                    batch_results.append(result)
+                    done += size
+                    report(Progress("terminals", done, terminal_total, "bytes"))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    timings["terminals"] = time.perf_counter() - mark
 
-    unreadable = sum(result.unreadable for result in batch_results) + sum(
-        1 for result in piece_results if result.unreadable
-    )
+    unreadable = sum(result.unreadable for result in batch_results) + host_unreadable
     if unreadable and unreadable >= len(items):
         raise UnusableInput(
             "no input file could be read: " + "; ".join(observations[:3] or ["see the sources"])

@@ -7,7 +7,9 @@ for input the run cannot use at all, and for wrong arguments.
     ReconciliationError
     ├── UnusableInput          nothing usable was given (missing folder, no files, bad names)
     │   └── SourceUnreadable   a file exists but cannot be read at all (permissions, I/O)
-    └── InvalidOption          an option has a value that makes no sense (names it)
+    ├── InvalidOption          an option has a value that makes no sense (names it)
+    └── HostNotHandedOver      (inside a run) a worker's batch lost its parent before
+                               the host messages came; the parent's own error is raised
 """
 
 from __future__ import annotations
@@ -31,3 +33,7 @@ class SourceUnreadable(UnusableInput):
 
 class InvalidOption(ReconciliationError):
     """An option is out of range or contradicts another; the message names it."""
+
+
+class HostNotHandedOver(ReconciliationError):
+    """A worker waited for host messages that the run's parent never handed over."""

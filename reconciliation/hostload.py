@@ -20,7 +20,7 @@ import polars as pl
 
 from reconciliation.classify import HOST_SCHEMA, host_frame
 from reconciliation.errors import SourceUnreadable
-from reconciliation.host_csv import line_chunks, parse_csv
+from reconciliation.host_csv import line_chunks, parse_csv_frame
 from reconciliation.host_iso import parse_iso_frame, record_chunks
 from reconciliation.model import SkippedLine, SourceAccount
 from reconciliation.sources import Source
@@ -87,15 +87,9 @@ def parse_piece(piece: HostPiece) -> PieceResult:
         return PieceResult(
             source.name, source.kind, source.business_date, frame, skipped, units, len(data)
         )
-    parsed = parse_csv(data, source=source.name, first_line=piece.first)
+    frame, skipped, units = parse_csv_frame(data, source=source.name, first_line=piece.first)
     return PieceResult(
-        source.name,
-        source.kind,
-        source.business_date,
-        host_frame(parsed.messages),
-        parsed.skipped,
-        parsed.units_total,
-        len(data),
+        source.name, source.kind, source.business_date, frame, skipped, units, len(data)
     )
 
 

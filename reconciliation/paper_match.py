@@ -42,33 +42,44 @@ def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tup
         by_stan.setdefault(item.stan, index)
         if item.rrn:
             by_rrn.setdefault(item.rrn, index)
+    compact = [item.time.replace(":", "") for item in expected]
+    stan_of, rrn_of = by_stan.get, by_rrn.get
     pairs: list[tuple[int, int, int]] = []
     for block in blocks:
         scores: dict[int, int] = {}
         for token in block.stans:
-            found = by_stan.get(token)
+            found = stan_of(token)
             if found is not None:
                 scores[found] = scores.get(found, 0) + 2
         for token in block.rrns:
-            found = by_rrn.get(token)
+            found = rrn_of(token)
             if found is not None:
                 scores[found] = scores.get(found, 0) + 3
             elif len(token) == 12:
-                found = by_stan.get(token[6:])
+                found = stan_of(token[6:])
                 if found is not None:
                     scores[found] = scores.get(found, 0) + 1
+        if not scores:
+            continue
+        times = block.times
+        if len(scores) == 1:  # the usual block: one receipt's readings
+            ((index, score),) = scores.items()
+            if compact[index] in times:
+                score += 1
+            if score >= 2:
+                pairs.append((block.position, index, score))
+            continue
         scored: list[tuple[int, int]] = []
         for index, score in scores.items():
-            time = expected[index].time.replace(":", "")
-            if time in block.times:
+            if compact[index] in times:
                 score += 1
             if score >= 2:
                 scored.append((score, index))
-        if len(scored) > 1 and len(block.times) < 2:
+        if len(scored) > 1 and len(times) < 2:
             # one receipt's worth of text: a second STAN is an authorisation code or
             # a corrupted neighbour, not a second receipt
             scored = [max(scored)]
-        pairs.extend((block.position, index, score) for score, index in scored)
+        pairs.extend([(block.position, index, score) for score, index in scored])
     pairs.sort()
     return pairs
 

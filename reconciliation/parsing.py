@@ -1,19 +1,16 @@
-"""Parse one source of any format; the unit of work handed to worker processes.
+"""Parse the bytes of one source of any format.
 
-Workers receive :class:`~reconciliation.sources.Source` descriptions (a path,
-or bytes for in-memory sources) and send back the parsed records; a file that
-cannot be read at all comes back as :class:`Unreadable` instead of stopping
-the run.
+A batch reads each of its sources (a path, or bytes for in-memory sources) and
+hands the bytes here; a file that cannot be read at all is the batch's to
+report, so the run goes on without it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from reconciliation.counters import parse_counters
 from reconciliation.ej import parse_ej
-from reconciliation.errors import SourceUnreadable
 from reconciliation.host_csv import parse_csv
 from reconciliation.host_iso import parse_iso
 from reconciliation.model import CountersParse, EjParse, HostParse, PaperParse
@@ -23,21 +20,8 @@ from reconciliation.sources import Source
 Parsed = EjParse | PaperParse | CountersParse | HostParse
 
 
-@dataclass(frozen=True, slots=True)
-class Unreadable:
-    """A source whose bytes could not be read."""
-
-    name: str
-    kind: str
-    reason: str
-
-
-def parse_source(source: Source) -> Parsed | Unreadable:
-    """Read and parse one source. Content problems never raise."""
-    try:
-        buffer = source.read()
-    except SourceUnreadable as exc:
-        return Unreadable(source.name, source.kind, exc.message)
+def parse_bytes(source: Source, buffer: bytes) -> Parsed:
+    """Parse the bytes of one source, already read."""
     if source.kind == "ej":
         return parse_ej(
             buffer,
@@ -65,8 +49,3 @@ def parse_source(source: Source) -> Parsed | Unreadable:
             buffer, source=source.name, file_date=date.fromisoformat(source.business_date)
         )
     return parse_csv(buffer, source=source.name)
-
-
-def parse_batch(sources: list[Source]) -> list[Parsed | Unreadable]:
-    """Parse several sources in order (one worker task)."""
-    return [parse_source(source) for source in sources]

@@ -19,10 +19,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter
+import orjson
 
 from reconciliation.result import Discrepancy, RunResult
 from reconciliation.settlement import by_denomination
+from reconciliation.xlsx import BOLD, CENTS, Cell, Workbook
 
 DISCREPANCY_COLUMNS = (
     "terminal_id",
@@ -93,9 +94,14 @@ def _row(item: Discrepancy) -> list[Any]:
 
 
 def write_jsonl(result: RunResult, path: Path) -> Path:
-    with path.open("w", encoding="utf-8") as handle:
-        for item in result.discrepancies:
-            handle.write(json.dumps(item.to_json(), sort_keys=False) + "\n")
+    """One finding per line, in the shape of :meth:`Discrepancy.to_json` (orjson
+    serialises the dataclasses directly, several times faster than ``json``)."""
+    items = result.discrepancies
+    with path.open("wb") as handle:
+        for first in range(0, len(items), 4096):
+            handle.write(
+                b"".join(orjson.dumps(item) + b"\n" for item in items[first : first + 4096])
+            )
     return path
 
 
@@ -104,17 +110,24 @@ def write_summary(result: RunResult, path: Path) -> Path:
     summary["settlement_by_denomination"] = {
         str(key): value for key, value in by_denomination(result.settlement).items()
     }
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    path.write_bytes(
+        orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
+    )
     return path
 
 
-def write_csv(result: RunResult, folder: Path) -> list[Path]:
+def _rows(result: RunResult) -> list[list[Any]]:
+    return [_row(item) for item in result.discrepancies]
+
+
+def write_csv(
+    result: RunResult, folder: Path, *, rows: list[list[Any]] | None = None
+) -> list[Path]:
     discrepancies = folder / "discrepancies.csv"
     with discrepancies.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(DISCREPANCY_COLUMNS)
-        for item in result.discrepancies:
-            writer.writerow(_row(item))
+        writer.writerows(rows if rows is not None else _rows(result))
     settlement = folder / "settlement.csv"
     with settlement.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -127,74 +140,50 @@ def write_csv(result: RunResult, folder: Path) -> list[Path]:
     return [discrepancies, settlement]
 
 
-def write_xlsx(result: RunResult, path: Path) -> Path:
-    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": False})
-    try:
-        bold = workbook.add_format({"bold": True})
-        cents = workbook.add_format({"num_format": "#,##0.00"})
-        sheet = workbook.add_worksheet("Summary")
-        sheet.write_row(0, 0, ["kind", "count", "amount"], bold)
-        amounts = result.amount_by_kind()
-        for row, (kind, count) in enumerate(result.counts_by_kind().items(), start=1):
-            sheet.write_string(row, 0, kind)
-            sheet.write_number(row, 1, count)
-            sheet.write_number(row, 2, amounts[kind] / 100, cents)
-        base = len(amounts) + 3
-        sheet.write_row(base, 0, ["owed to", "amount"], bold)
-        for offset, (party, total) in enumerate(result.owed_totals().items(), start=1):
-            sheet.write_string(base + offset, 0, party)
-            sheet.write_number(base + offset, 1, total / 100, cents)
-        info = base + 4
-        facts = [
-            ("terminal-days", result.terminal_days),
-            ("EJ transactions", result.transactions),
-            ("host messages", result.host_messages),
-            ("skipped lines/records", len(result.skipped)),
-        ]
-        for offset, (label, value) in enumerate(facts):
-            sheet.write_string(info + offset, 0, label)
-            sheet.write_number(info + offset, 1, value)
-        sheet.set_column(0, 0, 32)
-        sheet.set_column(1, 2, 14)
+def write_xlsx(result: RunResult, path: Path, *, rows: list[list[Any]] | None = None) -> Path:
+    book = Workbook()
+    sheet = book.add_sheet("Summary", widths={0: 32, 1: 14, 2: 14})
+    sheet.row(["kind", "count", "amount"], style=BOLD)
+    amounts = result.amount_by_kind()
+    for kind, count in result.counts_by_kind().items():
+        sheet.row([kind, count, amounts[kind] / 100], styles={2: CENTS})
+    sheet.row([])
+    sheet.row([])
+    sheet.row(["owed to", "amount"], style=BOLD)
+    for party, total in result.owed_totals().items():
+        sheet.row([party, total / 100], styles={1: CENTS})
+    sheet.row([])
+    for label, value in (
+        ("terminal-days", result.terminal_days),
+        ("EJ transactions", result.transactions),
+        ("host messages", result.host_messages),
+        ("skipped lines/records", len(result.skipped)),
+    ):
+        sheet.row([label, value])
 
-        sheet = workbook.add_worksheet("Discrepancies")
-        sheet.write_row(0, 0, DISCREPANCY_COLUMNS, bold)
-        for row, item in enumerate(result.discrepancies, start=1):
-            values = _row(item)
-            for column, value in enumerate(values):
-                if column == 5:
-                    sheet.write_number(row, column, value)
-                else:
-                    sheet.write_string(row, column, str(value))
-        sheet.autofilter(0, 0, max(len(result.discrepancies), 1), len(DISCREPANCY_COLUMNS) - 1)
-        sheet.freeze_panes(1, 0)
-        sheet.set_column(0, 11, 14)
+    sheet = book.add_sheet(
+        "Discrepancies",
+        widths=dict.fromkeys(range(12), 14),
+        freeze_header=True,
+        autofilter=True,
+    )
+    sheet.row(list(DISCREPANCY_COLUMNS), style=BOLD)
+    for row in rows if rows is not None else _rows(result):
+        values: list[Cell] = [str(value) for value in row]
+        values[5] = row[5]  # amount_minor, a number
+        sheet.row(values)
 
-        sheet = workbook.add_worksheet("Settlement")
-        sheet.write_row(0, 0, SETTLEMENT_COLUMNS, bold)
-        for row, settlement in enumerate(result.settlement, start=1):
-            data = settlement.to_json()
-            for column, name in enumerate(SETTLEMENT_COLUMNS):
-                value = data[name]
-                if value is None:
-                    sheet.write_blank(row, column, None)
-                elif isinstance(value, bool):
-                    sheet.write_boolean(row, column, value)
-                elif isinstance(value, int):
-                    sheet.write_number(row, column, value)
-                else:
-                    sheet.write_string(row, column, value)
-        sheet.freeze_panes(1, 0)
+    sheet = book.add_sheet("Settlement", freeze_header=True)
+    sheet.row(list(SETTLEMENT_COLUMNS), style=BOLD)
+    for settlement in result.settlement:
+        data = settlement.to_json()
+        sheet.row([data[name] for name in SETTLEMENT_COLUMNS])
 
-        sheet = workbook.add_worksheet("Skipped")
-        sheet.write_row(0, 0, ["source", "line", "reason", "text"], bold)
-        for row, line in enumerate(result.skipped, start=1):
-            sheet.write_string(row, 0, line.source)
-            sheet.write_number(row, 1, line.line)
-            sheet.write_string(row, 2, line.reason)
-            sheet.write_string(row, 3, line.text)
-    finally:
-        workbook.close()
+    sheet = book.add_sheet("Skipped")
+    sheet.row(["source", "line", "reason", "text"], style=BOLD)
+    for line in result.skipped:
+        sheet.row([line.source, line.line, line.reason, line.text])
+    book.save(path)
     return path
 
 
@@ -368,22 +357,43 @@ def render_html(
 
 def _evidence_html(item: Discrepancy) -> str:
     esc = html.escape
+
+    def text(value: str) -> str:  # element content: quotes need no escaping
+        return html.escape(value, quote=False)
+
     evidence = item.evidence
     parts = [f"<details><summary>{esc(item.detail.get('text', 'evidence'))}</summary>"]
     if evidence.ej_excerpt:
-        parts.append(f"<p>EJ {esc(evidence.ej_location)}</p><pre>{esc(evidence.ej_excerpt)}</pre>")
+        parts.append(f"<p>EJ {esc(evidence.ej_location)}</p><pre>{text(evidence.ej_excerpt)}</pre>")
     if evidence.paper_excerpt:
         parts.append(
-            f"<p>Paper {esc(evidence.paper_location)}</p><pre>{esc(evidence.paper_excerpt)}</pre>"
+            f"<p>Paper {esc(evidence.paper_location)}</p><pre>{text(evidence.paper_excerpt)}</pre>"
         )
     if evidence.host_messages:
         parts.append("<p>Host messages</p><pre>")
-        parts.extend(esc(json.dumps(message)) + "\n" for message in evidence.host_messages)
+        parts.extend(text(_compact(message)) + "\n" for message in evidence.host_messages)
         parts.append("</pre>")
     if evidence.counters:
-        parts.append(f"<p>Counters</p><pre>{esc(json.dumps(evidence.counters, indent=1))}</pre>")
+        parts.append(f"<p>Counters</p><pre>{text(_counters_text(evidence.counters))}</pre>")
     parts.append("</details>")
     return "".join(parts)
+
+
+def _compact(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _counters_text(counters: dict[str, Any]) -> str:
+    """Counters snapshots one line per snapshot and per cash unit (compact JSON)."""
+    lines: list[str] = []
+    for name, snapshot in counters.items():
+        if isinstance(snapshot, dict) and isinstance(snapshot.get("cash_units"), list):
+            head = {key: value for key, value in snapshot.items() if key != "cash_units"}
+            lines.append(f"{name}: {_compact(head)}")
+            lines.extend(f"  {_compact(unit)}" for unit in snapshot["cash_units"])
+        else:
+            lines.append(f"{name}: {_compact(snapshot)}")
+    return "\n".join(lines)
 
 
 def write_html(result: RunResult, path: Path) -> Path:
@@ -394,10 +404,11 @@ def write_html(result: RunResult, path: Path) -> Path:
 def write_reports(result: RunResult, folder: Path) -> list[Path]:
     """Write every report file into ``folder`` (created if needed)."""
     folder.mkdir(parents=True, exist_ok=True)
+    rows = _rows(result)  # the flat rows of the CSV and the workbook, made once
     return [
         write_jsonl(result, folder / "discrepancies.jsonl"),
         write_summary(result, folder / "summary.json"),
-        *write_csv(result, folder),
-        write_xlsx(result, folder / "report.xlsx"),
+        *write_csv(result, folder, rows=rows),
+        write_xlsx(result, folder / "report.xlsx", rows=rows),
         write_html(result, folder / "report.html"),
     ]

@@ -6,7 +6,7 @@ methods give the shapes written to ``discrepancies.jsonl`` and the summary.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from reconciliation.model import SkippedLine, SourceAccount
@@ -53,7 +53,36 @@ class Discrepancy:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The finding as JSON-ready data (the shape of ``discrepancies.jsonl``).
+
+        Built field by field rather than with ``dataclasses.asdict``, whose deep
+        copy of the evidence dominated the writing of a large run's reports;
+        ``detail`` and the evidence's containers are copied one level deep.
+        """
+        evidence = self.evidence
+        return {
+            "terminal_id": self.terminal_id,
+            "business_date": self.business_date,
+            "kind": self.kind,
+            "stan": self.stan,
+            "rrn": self.rrn,
+            "amount_minor": self.amount_minor,
+            "currency": self.currency,
+            "owed_to": self.owed_to,
+            "suggested_action": self.suggested_action,
+            "dispute_deadline": self.dispute_deadline,
+            "scheme": self.scheme,
+            "local_time": self.local_time,
+            "detail": dict(self.detail),
+            "evidence": {
+                "ej_excerpt": evidence.ej_excerpt,
+                "ej_location": evidence.ej_location,
+                "paper_excerpt": evidence.paper_excerpt,
+                "paper_location": evidence.paper_location,
+                "host_messages": list(evidence.host_messages),
+                "counters": dict(evidence.counters),
+            },
+        }
 
 
 @dataclass(slots=True)
@@ -80,7 +109,10 @@ class SettlementRow:
     difference_minor: int | None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _SETTLEMENT_FIELDS}
+
+
+_SETTLEMENT_FIELDS = tuple(item.name for item in fields(SettlementRow))
 
 
 @dataclass(slots=True)

@@ -37,16 +37,22 @@ def _ej_sums(
         covered = False
     wanted = [d for d in days if first_day <= d <= last_day]
     for day in wanted:
-        for txn in parses[day].transactions:
-            if txn.truncated or not txn.time:
-                continue
-            stamp = f"{day}T{txn.time}"
-            if not (start < stamp <= end):
-                continue
-            for index in range(4):
-                dispensed[index] += txn.dispensed[index]
-                rejected[index] += txn.rejected[index]
-                retracted[index] += txn.retracted[index]
+        # within the span's first and last day, compare the clock after "T" alone
+        # (the date parts are equal); other days lie wholly inside the span
+        low = start[10:] if day == first_day else ""
+        high = end[10:] if day == last_day else "\x7f"
+        inside = [
+            txn
+            for txn in parses[day].transactions
+            if txn.time and not txn.truncated and low < "T" + txn.time <= high
+        ]
+        for total, notes in (
+            (dispensed, [txn.dispensed for txn in inside]),
+            (rejected, [txn.rejected for txn in inside]),
+            (retracted, [txn.retracted for txn in inside]),
+        ):
+            for index, column in enumerate(zip(*notes, strict=True)):
+                total[index] += sum(column)
     if first_day < last_day:
         from datetime import date, timedelta
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -169,9 +170,18 @@ class AgentSupervisor:
     def __init__(self, options: AgentOptions, ports: dict[str, str]) -> None:
         self.options = options
         self.agents: dict[str, AgentProcess] = {}
+        # each key is read (or made) by a run of the agent program: a few at once
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            found = dict(
+                zip(
+                    ports,
+                    pool.map(lambda tid: ensure_key(options.keys / f"{tid}.key"), ports),
+                    strict=True,
+                )
+            )
         for terminal_id, port in ports.items():
             key = options.keys / f"{terminal_id}.key"
-            public_key, key_id = ensure_key(key)
+            public_key, key_id = found[terminal_id]
             self.agents[terminal_id] = AgentProcess(
                 terminal_id=terminal_id,
                 port=port,

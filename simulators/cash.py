@@ -52,6 +52,7 @@ class CashUnit:
         "presented",
         "reject",
         "retracted",
+        "sensor_low",
         "unit_id",
         "unit_type",
         "value",
@@ -74,6 +75,7 @@ class CashUnit:
         self.presented = 0
         self.retracted = 0
         self.fault_status: int | None = None  # INOP or MISSING while a fault lasts
+        self.sensor_low = False  # the near-empty sensor tripped (until the next replenishment)
 
     @property
     def status(self) -> int:
@@ -83,7 +85,7 @@ class CashUnit:
         if self.unit_type == BILL_CASSETTE:
             if self.count <= 0:
                 return STATUS_EMPTY
-            if self.count <= self.minimum:
+            if self.count <= self.minimum or self.sensor_low:
                 return STATUS_LOW
             return STATUS_OK
         if self.count >= self.maximum:
@@ -198,6 +200,7 @@ class CashUnits:
             unit.minimum = loads[n] // 10
             unit.reject = unit.dispensed = unit.presented = unit.retracted = 0
             unit.fault_status = None
+            unit.sensor_low = False
         for bin_ in (self.reject_bin, self.retract_bin):
             bin_.count = bin_.reject = bin_.retracted = 0
 

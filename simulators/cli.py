@@ -482,6 +482,45 @@ def fleet_command(
     _simulate(options, "fleet")
 
 
+@app.command("world")
+def world_command(
+    spec: Annotated[
+        Path,
+        typer.Option(
+            "--spec",
+            help="The world's spec (JSON: the ATMs, the service, keys, lock records, panel port).",
+        ),
+    ],
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run a world from a spec: live ATMs with their agents and safe locks, and the panel.
+
+    The ATMs start a business day or more in the past (their switch files exist at once)
+    and serve customers from then on; the panel (a web page on the spec's port) injects
+    faults, works the safe locks and doors, and replenishes. Ctrl-C or SIGTERM stops it.
+    The service's demo (atm-service demo) writes the spec and runs this.
+    """
+    from simulators.world import World, WorldSpec
+
+    _logging(log_level)
+    try:
+        world = World(WorldSpec.from_file(spec))
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim world: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"atm-sim world: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        world.run()
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim world: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"atm-sim world: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command(
     "serial-device",
     add_help_option=False,

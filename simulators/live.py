@@ -52,6 +52,7 @@ OTHER_FAULTS = (
     "safe_door_closed",
     "cassette_missing",
     "cassette_inop",
+    "cassette_low",
 )
 FAULTS = tuple(sorted(f.DIRECTIVES | set(DEVICE_FAULTS) | set(OTHER_FAULTS)))
 
@@ -140,7 +141,12 @@ class LiveAtm:
         demand: DemandModel | None = None,
         ocr_p: float = 0.02,
         host_log: HostLog | None = None,
+        since: date | None = None,
     ) -> None:
+        """``since``: a business day before the clock's to start from. The days from it up
+        to now are served at once, as the ATM's past: their journals, paper, counters and
+        switch files are written, and the events of that past are not reported (the link
+        starts now)."""
         if not re.fullmatch(r"[A-Z0-9]{8}", terminal_id):
             raise ConfigurationError(
                 f"terminal ID must be 8 letters or digits, not {terminal_id!r}"
@@ -175,7 +181,13 @@ class LiveAtm:
         self.details: dict[str, str] = {}
         self.outbox: list[dict[str, object]] = []
         self.jam_pending = False
+        if since is not None:
+            if since > self.clock().date():
+                raise ConfigurationError(f"since {since} is after the clock's day")
+            self._begin(since)
         self.advance()
+        if since is not None:
+            self.outbox.clear()
 
     # ------------------------------------------------------------- time
     @property
@@ -314,7 +326,8 @@ class LiveAtm:
         reaches the switch; None draws it). Device faults: ``card_reader_fault``,
         ``receipt_printer_fault``, ``pin_pad_fault``, ``journal_paper_out``,
         ``power_failure``, ``safe_door_open``, ``safe_door_closed``,
-        ``cassette_missing`` / ``cassette_inop`` (``unit`` 1-4).
+        ``cassette_missing`` / ``cassette_inop`` (``unit`` 1-4), ``cassette_low`` (the
+        near-empty sensor of cassette ``unit`` trips: it reports low until replenished).
         """
         self.advance()
         _, second = self._now()
@@ -343,6 +356,17 @@ class LiveAtm:
         elif fault in ("safe_door_open", "safe_door_closed"):
             state = "open" if fault == "safe_door_open" else "closed"
             self._emit({"kind": "safe_door", "time": self._stamp(), "state": state})
+        elif fault == "cassette_low":
+            if not 1 <= unit <= 4:
+                raise ConfigurationError(f"cassette unit must be 1-4, not {unit}")
+            cassette = atm.cash.cassettes[unit - 1]
+            before = cassette.status
+            cassette.sensor_low = True
+            if cassette.status != before:
+                t = min(max(second, atm.clock + 1), END_OF_DAY)
+                atm.out.ej.append(atm.dialect.event(t, "low", unit))
+                atm.clock = t
+                atm._threshold(unit, cassette.status, t)
         elif fault in ("cassette_missing", "cassette_inop"):
             if not 1 <= unit <= 4:
                 raise ConfigurationError(f"cassette unit must be 1-4, not {unit}")

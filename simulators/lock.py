@@ -13,7 +13,10 @@ top of that it has what the hardware has:
 - dual control (``2ND CODE`` while waiting for the second user);
 - a silent alarm output, latched by a duress code and never shown on the display;
 - its own numbered audit trail, downloadable as JSON lines and comparable with the
-  service's log (:func:`lockctl.compare_trail`).
+  service's log (:func:`lockctl.compare_trail`);
+- non-volatile memory: :meth:`SimulatedLock.memory` is what it keeps through a power
+  cycle (state, trail, door, display) and :meth:`SimulatedLock.restore` loads it again,
+  so a lock restarted with its ATM still knows where its seal chain stands.
 
 Time comes from the injected ``clock``; timers run when the lock is next touched
 (or on :meth:`SimulatedLock.tick`), so tests move time by hand.
@@ -26,6 +29,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from lockctl import (
     LockEvent,
@@ -35,10 +39,12 @@ from lockctl import (
     NotOpen,
     Outcome,
     Provisioning,
+    ProvisioningError,
 )
 from lockctl.trail import TRAIL_FORMAT
 
 Clock = Callable[[], datetime]
+MEMORY_FORMAT = "atm-sim-lock-memory"
 
 _MESSAGES = {
     Outcome.WRONG_CODE: "WRONG CODE",
@@ -238,6 +244,49 @@ class SimulatedLock:
     def _apply(self, state: LockState, events: tuple[LockEvent, ...]) -> None:
         self._state = state
         self._trail.extend(events)
+
+    # -- non-volatile memory ---------------------------------------------------
+
+    def memory(self) -> dict[str, Any]:
+        """What the lock keeps through a power cycle, as JSON-ready data (secret: it holds
+        the chain value)."""
+        return {
+            "format": MEMORY_FORMAT,
+            "version": 1,
+            "lock": self.lock_id,
+            "state": self._state.to_dict(),
+            "trail": [event.to_dict() for event in self._trail],
+            "door_open": self._door_open,
+            "door_opened_once": self._door_opened_once,
+            "message": self._message,
+            "last_seal": self.last_seal,
+            "alarm": self._alarm,
+        }
+
+    def restore(self, data: Any) -> None:
+        """Load :meth:`memory`'s data; raises :class:`lockctl.ProvisioningError` if it is not
+        this lock's memory or is malformed."""
+        if not isinstance(data, dict) or data.get("format") != MEMORY_FORMAT:
+            raise ProvisioningError(f"not a lock memory ({MEMORY_FORMAT})")
+        if data.get("lock") != self.lock_id:
+            raise ProvisioningError(
+                f"the memory is of lock {data.get('lock')!r}, not of {self.lock_id}"
+            )
+        state = LockState.from_dict(data.get("state"))
+        trail = data.get("trail")
+        if not isinstance(trail, list):
+            raise ProvisioningError("lock memory: trail must be a list")
+        message, seal = data.get("message"), data.get("last_seal")
+        if not isinstance(message, str) or not (seal is None or isinstance(seal, str)):
+            raise ProvisioningError("lock memory: message and last_seal must be text")
+        self._trail = [LockEvent.from_dict(event) for event in trail]
+        self._state = state
+        self._door_open = bool(data.get("door_open"))
+        self._door_opened_once = bool(data.get("door_opened_once"))
+        self._message = message
+        self.last_seal = seal
+        self._alarm = bool(data.get("alarm"))
+        self._buffer = ""
 
     # -- audit trail -----------------------------------------------------------
 

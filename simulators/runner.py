@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,6 +47,8 @@ class AtmSpec:
     terminal_id: str
     dialect: str
     link: LinkOptions
+    denominations: tuple[int, int, int, int] = (20, 20, 50, 100)
+    loads: tuple[int, int, int, int] = (2000, 2000, 1500, 1500)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class SimulationOptions:
     discrepancy_rate: float = 0.0
     control_port: int | None = None
     agents: AgentOptions | None = None
+    since: date | None = None  # served at once as the ATMs' past (see LiveAtm)
 
     def __post_init__(self) -> None:
         if not self.atms:
@@ -151,7 +154,10 @@ class Simulation:
                 dialect=spec.dialect,
                 mean_transactions=o.mean_transactions,
                 discrepancy_rate=o.discrepancy_rate,
+                denominations=spec.denominations,
+                loads=spec.loads,
                 host_log=host_log,
+                since=o.since,
             )
             guarded = GuardedAtm(atm, event_log=o.out / "events" / f"{spec.terminal_id}.jsonl")
             self.devices[spec.terminal_id] = LiveDevice(

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from atm_service.api.routes import (
     atms,
+    cash,
     contracts,
     device_commands,
     device_keys,
@@ -44,3 +45,4 @@ api_router.include_router(kpis.router)
 api_router.include_router(locks.router)
 api_router.include_router(lock_log.router)
 api_router.include_router(reconciliation.router)
+api_router.include_router(cash.router)

@@ -6,6 +6,13 @@ the Alembic environment compares against the migrations.
 
 from atm_service.models.base import UTCDateTime
 from atm_service.models.cash import CountersSnapshot
+from atm_service.models.cash_planning import (
+    CashDemandDay,
+    CashForecastDay,
+    CashPlan,
+    CashPlanAtm,
+    CashPlanVisit,
+)
 from atm_service.models.condition import AtmCondition, AtmOutage
 from atm_service.models.device_commands import CommandState, DeviceCommand, DeviceCommandName
 from atm_service.models.devices import (
@@ -96,6 +103,11 @@ __all__ = [
     "AtmStatus",
     "AtmUpdate",
     "Audience",
+    "CashDemandDay",
+    "CashForecastDay",
+    "CashPlan",
+    "CashPlanAtm",
+    "CashPlanVisit",
     "Cassette",
     "CassetteIn",
     "CassettePublic",

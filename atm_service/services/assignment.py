@@ -319,6 +319,45 @@ def auto_assign(
     return task if task is not None else tasks.get_task(session, task_id=task_id)
 
 
+def place_planned(
+    session: Session,
+    task: Task,
+    *,
+    engineer_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    by: Doer,
+    reason: str,
+) -> bool:
+    """Give a new, locked task to the engineer a planned route names, for the route's window.
+
+    Used for visits planned ahead of time (cash replenishment routes), whose window is
+    not "after the engineer's queue now". False (nothing changed) when the engineer is
+    gone, inactive or lacks the skill; the task then waits like any other.
+    """
+    if task.state is not TaskState.NEW:
+        return False
+    engineer = _lock_engineer(session, engineer_id)
+    if engineer is None or not engineer.active or not engineer.has_skill(task.kind.skill):
+        return False
+    task.engineer_id = engineer_id
+    task.planned_start = start
+    task.planned_end = end
+    session.add(task)
+    tasks.transition(
+        session,
+        task,
+        Action.ASSIGN,
+        by=by,
+        now=now,
+        reason=reason,
+        data={"eta": start.isoformat(), "planned_end": end.isoformat(), "planned_route": True},
+    )
+    tasks.announce(session, task, now=now)
+    return True
+
+
 def _note_waiting(session: Session, task: Task, *, now: datetime, by: Doer) -> None:
     assert task.id is not None
     last = session.exec(

@@ -20,6 +20,10 @@ The rules:
   replenishment, priority 4;
 * one open task per ATM and kind: a repeated or further signal updates it
   (occurrences, facts, a higher priority) instead of opening another;
+* a replenishment planned ahead of time (:func:`on_planned_replenishment`, from
+  the cash plan) is a replenishment task, priority 4, due by the end of its
+  day, assigned to the engineer whose route takes it; a LOW task already open
+  gets the plan's loads instead;
 * a device that recovers by itself is noted on its tasks, and an FLM task
   nobody has accepted yet, whose devices have all recovered, is resolved as
   ``device_recovered``;
@@ -38,7 +42,7 @@ import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -305,6 +309,81 @@ def on_cash_units(
     return _end(run, road_speed_kmh)
 
 
+class PlannedReplenishment(BaseModel):
+    """A visit from the cash plan, as the rules take it."""
+
+    kind: str = "planned_replenishment"
+    plan_id: int
+    visit_id: int
+    day: date
+    loads: dict[str, int]
+    notes: dict[str, int]
+    value: int
+    engineer_id: int | None = None
+    arrival: datetime | None = None
+    departure: datetime | None = None
+
+
+def on_planned_replenishment(
+    session: Session,
+    *,
+    atm_id: int,
+    visit: PlannedReplenishment,
+    now: datetime,
+    road_speed_kmh: float = DEFAULT_ROAD_SPEED_KMH,
+) -> Task:
+    """Open the replenishment task of a planned visit, or put the plan on the open one.
+
+    A new task is due by the end of the visit's day at the site and goes to the
+    engineer of the visit's route for the route's window; without one it waits
+    for assignment like any other. The plan (loads per cassette and
+    denomination, value, day) is in the task's facts under ``plan``.
+    """
+    run = _begin(session, atm_id=atm_id, now=now)
+    summary = f"Planned replenishment on {visit.day.isoformat()}: load " + ", ".join(
+        f"{n} x {d}" for d, n in sorted(visit.notes.items(), key=lambda i: int(i[0]))
+    )
+
+    def merge(facts: dict[str, Any]) -> None:
+        facts["plan"] = {
+            "plan_id": visit.plan_id,
+            "visit_id": visit.visit_id,
+            "day": visit.day.isoformat(),
+            "loads": dict(visit.loads),
+            "notes": dict(visit.notes),
+            "value": visit.value,
+        }
+
+    existing = tasks.open_task(session, atm_id=atm_id, kind=TaskKind.REPLENISHMENT)
+    task = _raise(
+        run,
+        kind=TaskKind.REPLENISHMENT,
+        priority=4,
+        merge=merge,
+        at=run.now,
+        signal=visit,
+        summary=summary,
+    )
+    if existing is None:
+        zone = ZoneInfo(run.place.site.timezone)
+        end_of_day = datetime.combine(visit.day + timedelta(days=1), time(0), tzinfo=zone)
+        task.response_due = max(task.response_due, end_of_day.astimezone(UTC))
+        task.restore_due = max(task.restore_due, task.response_due)
+        if visit.engineer_id is not None and visit.arrival is not None:
+            assignment.place_planned(
+                session,
+                task,
+                engineer_id=visit.engineer_id,
+                start=visit.arrival,
+                end=visit.departure or visit.arrival + timedelta(minutes=45),
+                now=run.now,
+                by=RULES,
+                reason=f"planned route for {visit.day.isoformat()}",
+            )
+    _end(run, road_speed_kmh)
+    return task
+
+
 # --- plumbing ----------------------------------------------------------------------------
 
 
@@ -438,6 +517,9 @@ def _title(kind: TaskKind, facts: Mapping[str, Any]) -> str:
         if state in (None, "ok"):
             continue
         parts.append(f"{info.get('name', 'unit ' + number)} {state}")
+    plan = facts.get("plan")
+    if not parts and isinstance(plan, dict):
+        parts.append(f"planned for {plan.get('day')}, {int(plan.get('value', 0)):,} to load")
     if not parts:
         parts.append("recovered" if facts else "check the ATM")
     prefix = "Replenish: " if kind is TaskKind.REPLENISHMENT else ""

@@ -19,12 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from atm_service.errors import InvalidInput, NotFound
-from atm_service.models.fleet import Atm
+from atm_service.models.fleet import Atm, Site
 from atm_service.models.journals import JournalFile
 from atm_service.models.reconciliation import (
     DiscrepancyStatus,
@@ -136,6 +137,35 @@ def ingested_days(
         for row in rows
     ]
     return found, int(total)
+
+
+def newest_closed_day(session: Session, *, now: datetime) -> date | None:
+    """The newest business day ingested that has ended where its ATM is, or None.
+
+    A business day is closed at an ATM once it is a later day in the time zone of
+    the ATM's site: usually the newest closed day is yesterday. Today's journals,
+    still growing, are what a reconciler does not want to reconcile yet; None when
+    they are all there is.
+    """
+    files, atms, sites = table(JournalFile), table(Atm), table(Site)
+    joined = files.join(atms, atms.c.id == files.c.atm_id).join(sites, sites.c.id == atms.c.site_id)
+    connection = session.connection()
+    zones = connection.execute(
+        sa.select(sites.c.timezone).distinct().select_from(joined).where(files.c.size > 0)
+    ).scalars()
+    newest: str | None = None
+    for zone in zones:
+        today = now.astimezone(ZoneInfo(zone)).date()
+        name = connection.execute(
+            sa.select(sa.func.max(files.c.name))
+            .select_from(joined)
+            .where(files.c.size > 0, sites.c.timezone == zone, files.c.name < _compact(today))
+        ).scalar_one()
+        if name is not None and (newest is None or name > newest):
+            newest = name
+    if newest is None:
+        return None
+    return date(int(newest[:4]), int(newest[4:6]), int(newest[6:]))
 
 
 def _selected_days(session: Session, selection: DaySelection) -> list[IngestedDay]:

@@ -24,6 +24,11 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
         Capability("Dispatch board", "Open tasks, engineers and SLA risk.", "/board"),
         Capability("Service figures", "Availability, response and restore times, SLA.", "/kpis"),
         Capability(
+            "Cash planning",
+            "Demand forecasts, cassettes running low, replenishment plans and routes.",
+            "/cash",
+        ),
+        Capability(
             "Safe locks",
             "Locks and their code chains, alarms, provisioning records.",
             "/locks",
@@ -49,6 +54,13 @@ CAPABILITIES: dict[Role, tuple[Capability, ...]] = {
             "Service figures",
             "Availability, time to respond and to restore, first-time fix, SLA compliance.",
             "/kpis",
+        ),
+        Capability(
+            "Cash planning",
+            "Forecast against actual per ATM, when each cassette reaches its minimum, the "
+            "replenishment plan (visit days, notes to load) and the engineers' routes; open "
+            "the planned tasks.",
+            "/cash",
         ),
         Capability(
             "Safe locks and alarms",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -99,6 +99,7 @@ def _runs_page(
     *,
     user: User,
     csrf_token: str,
+    now: datetime,
     offset: int = 0,
     error: str | None = None,
     form: dict[str, Any] | None = None,
@@ -106,7 +107,11 @@ def _runs_page(
 ) -> Response:
     runs, total = recon_runs.list_runs(session, limit=RUNS_PAGE, offset=offset)
     overview, terminals = _ingested_overview(session)
-    latest = overview[0]["date"].isoformat() if overview else ""
+    if form is None:
+        # Reconcilers reconcile a closed day: the newest one ingested, usually yesterday.
+        closed = recon_runs.newest_closed_day(session, now=now)
+        day = closed.isoformat() if closed is not None else ""
+        form = {"date_from": day, "date_to": day, "time_window_seconds": 120}
     return context.templates.TemplateResponse(
         request,
         "recon_runs.html",
@@ -119,7 +124,7 @@ def _runs_page(
             "overview": overview,
             "terminals": terminals,
             "error": error,
-            "form": form or {"date_from": latest, "date_to": latest, "time_window_seconds": 120},
+            "form": form,
             "max_mib": context.settings.recon_upload_max_bytes // (1024 * 1024),
             "phases": recon_views.PHASE_LABELS,
         },
@@ -134,6 +139,7 @@ def runs_page(
     user: ReconReader,
     context: ContextDep,
     session: SessionDep,
+    now: NowDep,
     offset: int = 0,
 ) -> Response:
     return _runs_page(
@@ -142,6 +148,7 @@ def runs_page(
         session,
         user=user,
         csrf_token=found.session.csrf_token,
+        now=now,
         offset=max(offset, 0),
     )
 
@@ -211,6 +218,7 @@ def start_run(
             session,
             user=user,
             csrf_token=found.session.csrf_token,
+            now=now,
             error=exc.detail,
             form=typed,
             status_code=exc.status,

@@ -16,11 +16,19 @@ Sessions
     that asks for it, or that names the wrong session for it. Each sender's first
     sequence number is the low 16 bits of its session id.
 
+    Every frame but HELLO is bound to its session: its CRC also covers the sender's
+    and the receiver's session ids (:func:`~device_agent.protocol.framing.session_binding`).
+    When one end restarts, the other keeps its id and so its first sequence number;
+    binding is what keeps a frame of the old session that the line delivers late
+    (or twice) from passing for the same number in the new one. A HELLO from a
+    peer session that a newer one has replaced is stale too, and ignored.
+
 Liveness
-    An idle end sends an empty ACK every ``keepalive_interval``; an end that hears
-    nothing valid for ``link_timeout`` takes a new session id and starts over, so a
-    peer that lost power, a pulled cable or a restarted agent all end in the same
-    resynchronisation.
+    An end sends an ACK at least every ``keepalive_interval``, busy or idle: on a
+    line that damages most long frames a short one still gets through, so the peer
+    keeps hearing it. An end that hears nothing valid for ``link_timeout`` takes a
+    new session id and starts over, so a peer that lost power, a pulled cable or a
+    restarted agent all end in the same resynchronisation.
 """
 
 from __future__ import annotations
@@ -38,7 +46,13 @@ from device_agent.protocol.errors import (
     NotConnected,
     PayloadError,
 )
-from device_agent.protocol.framing import MAX_PAYLOAD, Frame, FrameReader, frame_to_wire
+from device_agent.protocol.framing import (
+    MAX_PAYLOAD,
+    Frame,
+    FrameReader,
+    frame_to_wire,
+    session_binding,
+)
 from device_agent.protocol.messages import (
     Ack,
     Hello,
@@ -52,6 +66,8 @@ from device_agent.protocol.window import SEQ_MASK, Outstanding, Receiver, Sender
 
 MIN_PAYLOAD = 256
 """The smallest max_payload an end may announce: room for every control message."""
+RETIRED_PEERS = 16
+"""How many replaced peer sessions an end remembers, to ignore their late HELLOs."""
 
 
 class Role(Enum):
@@ -188,10 +204,15 @@ class Connection:
         self.boot_id = boot_id
         self.terminal_id = terminal_id
         self._session_ids = session_ids
-        self._reader = FrameReader(self.config.max_payload)
+        self._reader = FrameReader(
+            self.config.max_payload, unbound_types=frozenset({MessageType.HELLO})
+        )
+        self._reader.binding = None
         self._queues: dict[Priority, deque[_Queued]] = {p: deque() for p in Priority}
         self._items: deque[Item] = deque()
         self._peer: PeerInfo | None = None
+        self._latest_peer: int | None = None
+        self._retired_peers: deque[int] = deque(maxlen=RETIRED_PEERS)
         self._sender: Sender | None = None
         self._receiver: Receiver | None = None
         self._up = False
@@ -199,7 +220,7 @@ class Connection:
         self._ack_pending = False
         self._hello_due = now
         self._last_heard = now
-        self._last_sent = now
+        self._last_ack_sent = now
         self._peeked: tuple[int, Item] | None = None
         self.stats = LinkStats()
         self.session = self._new_session_id(0)
@@ -276,7 +297,7 @@ class Connection:
         assert sender is not None
         assert receiver is not None
         selective = receiver.selective()
-        if self._ack_pending and selective:
+        if (self._ack_pending and selective) or self._keepalive_due(now):
             return self._emit_ack(now, selective)
         entry = sender.due(now)
         if entry is not None:
@@ -299,9 +320,12 @@ class Connection:
             self.stats.retransmissions += 1
             self.stats.probes += 1
             return self._emit_data(probe, now)
-        if self._ack_pending or now - self._last_sent >= self.config.keepalive_interval:
+        if self._ack_pending:
             return self._emit_ack(now, selective)
         return None
+
+    def _keepalive_due(self, now: float) -> bool:
+        return now - self._last_ack_sent >= self.config.keepalive_interval
 
     def next_deadline(self, now: float) -> float | None:
         """When :meth:`next_frame` may next have something to send (``now`` if it has now)."""
@@ -314,7 +338,7 @@ class Connection:
         if self._ack_pending or (sender.can_send() and self.queued()):
             return now
         times = [
-            self._last_sent + self.config.keepalive_interval,
+            self._last_ack_sent + self.config.keepalive_interval,
             self._last_heard + self.config.link_timeout,
         ]
         for retransmit in (sender.deadline(), sender.probe_deadline()):
@@ -330,13 +354,17 @@ class Connection:
     def _emit_ack(self, now: float, selective: tuple[int, ...]) -> bytes:
         assert self._receiver is not None
         self._ack_pending = False
+        self._last_ack_sent = now
         self.stats.acks_sent += 1
         _, payload = encode_message(Ack(selective))
         return self._emit(Frame(MessageType.ACK, 0, self._receiver.ack, payload), now)
 
     def _emit(self, frame: Frame, now: float) -> bytes:
-        wire = frame_to_wire(frame)
-        self._last_sent = now
+        binding = b""
+        if frame.type != MessageType.HELLO:
+            assert self._peer is not None
+            binding = session_binding(self.session, self._peer.session)
+        wire = frame_to_wire(frame, binding)
         self.stats.frames_sent += 1
         self.stats.bytes_sent += len(wire)
         return wire
@@ -410,12 +438,15 @@ class Connection:
         if hello.device == (self.role is Role.DEVICE) or hello.session == 0:
             self.stats.ignored += 1  # our own echo (a loopback line) or nonsense
             return
-        if hello.max_payload < MIN_PAYLOAD:
-            self.stats.ignored += 1
+        if hello.max_payload < MIN_PAYLOAD or hello.session in self._retired_peers:
+            self.stats.ignored += 1  # nonsense, or a late HELLO of a session since replaced
             return
         if self._peer is None or hello.session != self._peer.session:
             if self._peer is not None:
                 self._end_session("the peer restarted")
+            if self._latest_peer is not None and self._latest_peer != hello.session:
+                self._retired_peers.append(self._latest_peer)
+            self._latest_peer = hello.session
             self._peer = PeerInfo(
                 session=hello.session,
                 device=hello.device,
@@ -434,9 +465,10 @@ class Connection:
             self._receiver = Receiver(
                 window=self.config.window, initial_seq=hello.session & SEQ_MASK
             )
+            self._reader.binding = session_binding(hello.session, self.session)
         if hello.peer == self.session and not self._up:
             self._up = True
-            self._last_sent = now
+            self._last_ack_sent = now
             self.stats.sessions += 1
             self._items.append(SessionStarted(self._peer))
         self._last_heard = now
@@ -500,6 +532,7 @@ class Connection:
         self._peer = None
         self._sender = None
         self._receiver = None
+        self._reader.binding = None
         self._up = False
         self._ack_pending = False
         self._peeked = None

@@ -11,8 +11,12 @@ Sender
     transmission has been acknowledged: on a serial line frames cannot overtake one
     another, so that is proof. A frame nothing proves lost is sent again when its
     retransmission timeout (RTO) runs out: the RTO follows the measured round trip
-    (RFC 6298: SRTT + 4·RTTVAR, bounded, doubled after each timeout); round trips are
-    sampled only from frames sent once (Karn). When the oldest frame times out,
+    (RFC 6298: SRTT + 4·RTTVAR, bounded, doubled after each timeout). A round trip is
+    sampled only when it is certain which transmission was acknowledged (Karn): a
+    frame sent once, or one sent again only after a later frame's acknowledgement
+    proved each earlier transmission lost. On a line that damages most frames,
+    nearly every frame is sent more than once, and without the second case the
+    sender would never learn the round trip. When the oldest frame times out,
     every other frame not selectively acknowledged is presumed lost as well. A
     sender that has nothing new to send (window full, or queue empty) does not wait
     for the timeout: it repeats its oldest unacknowledged frame every two round
@@ -67,6 +71,8 @@ class Outstanding:
     transmissions: int = 1
     sacked: bool = False
     lost: bool = False
+    ambiguous: bool = False
+    """Whether an earlier transmission may still be the one acknowledged (Karn's problem)."""
 
 
 @dataclass
@@ -158,13 +164,15 @@ class Sender:
         self.stats.acked += len(acked)
         if self._delivered_order:
             for entry in self._outstanding.values():
-                if not entry.sacked and not entry.lost and entry.order < self._delivered_order:
+                if not entry.sacked and entry.order < self._delivered_order:
+                    # Every transmission of it went before a frame that arrived: all lost.
                     entry.lost = True
+                    entry.ambiguous = False
         return acked
 
     def _delivered(self, entry: Outstanding, now: float) -> None:
         self._delivered_order = max(self._delivered_order, entry.order)
-        if entry.transmissions == 1:
+        if not entry.ambiguous:
             self._sample_rtt(now - entry.sent_at)
 
     def _sample_rtt(self, rtt: float) -> None:
@@ -230,6 +238,9 @@ class Sender:
                 for other in self._outstanding.values():
                     if other is not entry and not other.sacked:
                         other.lost = True
+        if entry.order >= self._delivered_order:
+            # Nothing proves the previous transmission lost: it may yet be acknowledged.
+            entry.ambiguous = True
         self._order += 1
         entry.order = self._order
         entry.sent_at = now

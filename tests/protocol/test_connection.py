@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from device_agent.protocol import (
@@ -74,6 +74,12 @@ def test_clean_transfer_is_exact_and_uses_the_line_well() -> None:
 
 
 @settings(max_examples=25, deadline=None)
+# A late frame of the session before the host's restart was taken in the new one
+# (the device's sequence numbers start where they did): data delivered twice.
+@example(seed=203, error_rate=3e-3, loss=0.0, duplicate=0.05, reorder=0.05, chunk=1024)
+# Long frames nearly all damaged: the host heard nothing for a link timeout and kept
+# restarting, then the last frame was repeated only every backed-off RTO.
+@example(seed=1999508, error_rate=3e-3, loss=0.02, duplicate=0.0, reorder=0.0, chunk=1024)
 @given(
     seed=st.integers(0, 2**32),
     error_rate=st.sampled_from([0.0, 1e-4, 1e-3, 3e-3]),
@@ -91,6 +97,66 @@ def test_transfer_over_a_bad_line_is_exact(
         direction.loss, direction.duplicate, direction.reorder = loss, duplicate, reorder
     assert line.run(lambda: done(apps), timeout=600.0), (len(apps.got), line.now)
     assert apps.sessions == 1 + line.host.stats.resets + line.device.stats.resets
+
+
+@pytest.mark.parametrize(
+    ("seed", "loss", "duplicate", "reorder"),
+    [(203, 0.0, 0.05, 0.05), (1999508, 0.02, 0.0, 0.0)],
+)
+def test_draws_that_once_failed_transfer_exactly_and_promptly(
+    seed: int, loss: float, duplicate: float, reorder: float
+) -> None:
+    line, apps = stream_line(seed=seed)
+    line.noisy(3e-3)  # a 1,056-byte frame arrives intact one time in 24
+    for direction in (line.to_host, line.to_device):
+        direction.loss, direction.duplicate, direction.reorder = loss, duplicate, reorder
+    assert line.run(lambda: done(apps), timeout=600.0), (len(apps.got), line.now)
+    # Near what the line allows (some 65 s), and without giving up the session.
+    assert line.now < 200.0
+    assert line.host.stats.resets == line.device.stats.resets == 0
+    assert apps.sessions == 1
+
+
+def test_a_frame_of_the_session_before_a_restart_is_not_taken_in_the_next() -> None:
+    line, apps = stream_line()
+    assert line.run(lambda: len(apps.got) > 5_000, timeout=10.0)
+    old = [wire for who, wire in line.transcript if who == "device"]
+    line.host.restart(line.now, "power cycle")
+    assert line.run(lambda: apps.sessions == 2 and len(apps.got) > 10_000, timeout=10.0)
+    # The device kept its session id, so its frames of the first session carry the
+    # sequence numbers its frames of the second one do; the line delivers them late.
+    checksum_errors = line.host.reader_stats["checksum_errors"]
+    hellos = sum(1 for wire in old if wire[2] == 0x01)  # HELLO: header byte 1, after COBS
+    for wire in old:
+        line.host.receive(wire, line.now)
+    assert line.host.reader_stats["checksum_errors"] - checksum_errors == len(old) - hellos
+    assert line.run(lambda: done(apps), timeout=10.0)  # StreamApps checks every offset
+    assert apps.sessions == 2
+
+
+def test_a_late_hello_of_a_replaced_peer_session_is_ignored() -> None:
+    line, apps = stream_line()
+    assert line.run(lambda: len(apps.got) > 5_000, timeout=10.0)
+    old_hellos = [wire for who, wire in line.transcript if who == "host" and wire[2] == 0x01]
+    line.host.restart(line.now, "power cycle")
+    assert line.run(lambda: apps.sessions == 2 and len(apps.got) > 10_000, timeout=10.0)
+    ignored = line.device.stats.ignored
+    for wire in old_hellos:
+        line.device.receive(wire, line.now)
+    assert line.device.stats.ignored - ignored == len(old_hellos)
+    assert line.device.up
+    assert line.run(lambda: done(apps), timeout=10.0)
+    assert apps.sessions == 2
+    assert line.device.stats.sessions == 2
+
+
+def test_a_busy_end_still_sends_an_ack_every_keepalive_interval() -> None:
+    line, apps = stream_line()
+    assert line.run(lambda: line.device.up, timeout=1.0)
+    start, acks = line.now, line.device.stats.acks_sent
+    assert line.run(lambda: done(apps), timeout=10.0)
+    # The device sent data frames all along; the host gave it nothing to acknowledge.
+    assert line.device.stats.acks_sent - acks >= int(line.now - start)
 
 
 @pytest.mark.parametrize("who", ["device", "host"])

@@ -28,6 +28,7 @@ from device_agent.protocol.framing import (
     frame_from_wire,
     frame_to_wire,
     max_wire_size,
+    session_binding,
 )
 
 frames = st.builds(
@@ -196,3 +197,41 @@ def test_reader_drops_overlong_garbage_and_recovers() -> None:
     got += reader.feed(b"\x55" * 100 + b"\x00" + frame_to_wire(good))
     assert got == [good]
     assert reader.stats.overlong == 1
+
+
+def test_a_reader_takes_only_frames_bound_to_its_session() -> None:
+    ours, theirs = session_binding(0x1A2B3C4D, 0x5E6F7081), session_binding(0x1A2B3C4D, 7)
+    hello = Frame(0x01, 0, 0, b"hello")
+    data = Frame(0x21, 5, 6, b"journal bytes")
+    reader = FrameReader(unbound_types=frozenset({0x01}))
+    reader.binding = ours
+    stream = (
+        frame_to_wire(hello)
+        + frame_to_wire(data, ours)
+        + frame_to_wire(data, theirs)  # the same frame of another session
+        + frame_to_wire(data)  # unbound
+        + frame_to_wire(hello, ours)  # a HELLO is never bound
+    )
+    assert reader.feed(stream) == [hello, data]
+    assert reader.stats.checksum_errors == 3
+    reader.binding = None  # no session: only HELLO passes
+    assert reader.feed(frame_to_wire(data, ours) + frame_to_wire(hello)) == [hello]
+    assert reader.stats.unbound == 1
+
+
+@given(frames, st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF), st.data())
+def test_a_frame_of_the_session_before_a_restart_fails_the_crc(
+    frame: Frame, sender: int, receiver: int, data: st.DataObject
+) -> None:
+    """A restart changes one end's id; CRC-32 detects every change within 32 bits."""
+    changed = data.draw(st.integers(0, 0xFFFFFFFF).filter(lambda n: n not in (sender, receiver)))
+    raw = encode_frame(frame, session_binding(sender, receiver))
+    assert decode_frame(raw, session_binding(sender, receiver)) == frame
+    for other in (session_binding(changed, receiver), session_binding(sender, changed)):
+        with pytest.raises(ChecksumError):
+            decode_frame(raw, other)
+
+
+def test_session_ids_in_a_binding_are_32_bits() -> None:
+    with pytest.raises(EncodeError, match="receiver"):
+        session_binding(1, 1 << 32)

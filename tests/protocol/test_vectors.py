@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from device_agent.protocol import cobs
+from device_agent.protocol import ChecksumError, cobs
 from device_agent.protocol.framing import (
     Frame,
     crc32,
@@ -14,6 +14,7 @@ from device_agent.protocol.framing import (
     encode_frame,
     frame_from_wire,
     frame_to_wire,
+    session_binding,
 )
 from device_agent.protocol.messages import MessageType, decode_message, encode_message
 from tests.protocol.test_framing import bitwise_crc32
@@ -46,18 +47,23 @@ def test_frame_vector(vector: dict[str, str]) -> None:
     wire = hex_bytes(vector["wire"])
     type_code, payload = encode_message(message)
     frame = Frame(type_code, int(vector["seq"], 0), int(vector["ack"], 0), payload)
-    assert encode_frame(frame).hex(" ") == raw.hex(" ")
-    assert frame_to_wire(frame).hex(" ") == wire.hex(" ")
+    binding = b""
+    if type_code != MessageType.HELLO:
+        binding = session_binding(int(vector["from-session"], 0), int(vector["to-session"], 0))
+        with pytest.raises(ChecksumError):
+            decode_frame(raw)  # the CRC covers the sessions: unbound, it does not match
+    assert encode_frame(frame, binding).hex(" ") == raw.hex(" ")
+    assert frame_to_wire(frame, binding).hex(" ") == wire.hex(" ")
     # Independent of the encoder: the CRC bit by bit, the header by hand, COBS by decoding.
-    assert bitwise_crc32(raw[:-4]) == int.from_bytes(raw[-4:], "big")
+    assert bitwise_crc32(binding + raw[:-4]) == int.from_bytes(raw[-4:], "big")
     assert raw[0] == 1
     assert raw[1] == MessageType[_type_name(message)]
     assert int.from_bytes(raw[6:8], "big") == len(raw) - 12
     assert wire[-1] == 0
     assert 0 not in wire[:-1]
     assert cobs.decode(wire[:-1]) == raw
-    decoded = frame_from_wire(wire[:-1])
-    assert decode_frame(raw) == decoded == frame
+    decoded = frame_from_wire(wire[:-1], binding)
+    assert decode_frame(raw, binding) == decoded == frame
     assert decode_message(decoded.type, decoded.payload) == message
 
 

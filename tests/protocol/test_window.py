@@ -193,6 +193,30 @@ def test_round_trip_time_sets_the_timeout_and_ignores_resent_frames() -> None:
     assert sender.srtt == pytest.approx(0.2)  # Karn: no sample from a resent frame
 
 
+def test_a_frame_resent_once_its_loss_is_proved_measures_the_round_trip() -> None:
+    """On a line that damages most frames no frame arrives the first time; Karn's rule
+    must still let the sender learn the round trip, or its probes wait a whole RTO."""
+    sender = Sender(window=4, rto_initial=1.0, rto_min=0.1, rto_max=4.0)
+    a = sender.send(DATA, b"a", now=0.0)
+    b = sender.send(DATA, b"b", now=0.0)
+    # Both lost. The oldest times out and everything is presumed lost and sent again.
+    assert sender.due(1.0) is a
+    sender.retransmitted(a, 1.0)
+    assert sender.due(1.1) is b
+    sender.retransmitted(b, 1.1)
+    assert sender.rto == 2.0
+    # a's repeat is lost too; b's arrives. Either of b's copies may be the one that
+    # did: no sample. But b was sent after a's repeat, which is therefore lost.
+    sender.on_ack(0, (0,), now=1.3)
+    assert sender.srtt is None
+    assert sender.due(1.3) is a
+    sender.retransmitted(a, 1.3)
+    sender.on_ack(2, now=1.5)  # only the copy sent at 1.3 can have arrived
+    assert sender.srtt == pytest.approx(0.2)
+    assert sender.rto == pytest.approx(0.6)  # SRTT + 4·RTTVAR: the back-off is over
+    assert sender.probe_interval == pytest.approx(0.4)
+
+
 def test_acks_outside_what_was_sent_are_ignored() -> None:
     sender = Sender(window=4, initial_seq=100)
     sender.send(DATA, b"a", now=0.0)

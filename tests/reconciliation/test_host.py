@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from iso8583.specs import default_ascii
 
-from reconciliation.host_csv import HEADER, parse_csv
+from reconciliation.classify import host_frame
+from reconciliation.host_csv import HEADER, parse_csv, parse_csv_frame
 from reconciliation.host_iso import _fast_fields, business_year, parse_iso
 
 FIRST = (
@@ -130,6 +131,37 @@ def test_csv_every_line_is_a_message_or_skipped(lines: list[str]) -> None:
     data = HEADER + b"\n" + "\n".join(lines).encode()
     parse = parse_csv(data, source="g.csv")
     assert len(parse.messages) + len(parse.skipped) + 1 == parse.units_total
+
+
+def _csv_both(data: bytes, first_line: int = 1) -> None:
+    frame, skipped, units = parse_csv_frame(data, source="h.csv", first_line=first_line)
+    reference = parse_csv(data, source="h.csv", first_line=first_line)
+    assert frame.equals(host_frame(reference.messages))
+    assert skipped == reference.skipped
+    assert units == reference.units_total
+
+
+def test_csv_columnar_path_equals_the_row_path(sample: Path) -> None:
+    data = (sample / "host" / "20261116.csv").read_bytes()
+    _csv_both(data)
+    cut = data.index(b"\n", len(data) // 2) + 1
+    _csv_both(data[cut:], first_line=data[:cut].count(b"\n") + 1)
+    lines = data.split(b"\n")
+    for broken in (
+        lines[2].replace(b",010000,", b",010000,12a,", 1),
+        b"",
+        lines[2].replace(b",0210,", b",0200,", 1),
+        b"," + lines[2].partition(b",")[2],
+        lines[2] + b",extra",
+    ):
+        _csv_both(b"\n".join([*lines[:3], broken, *lines[3:]]))
+    _csv_both(data.replace(b"\n", b"\r\n"))
+    _csv_both(HEADER.replace(b"stan", b"trace") + b"\n" + b"\n".join(lines[1:]))
+
+
+@given(st.lists(st.text(alphabet="0123456789,T-:*\n", max_size=60), max_size=20))
+def test_csv_columnar_path_equals_the_row_path_on_anything(lines: list[str]) -> None:
+    _csv_both(HEADER + b"\n" + "\n".join(lines).encode())
 
 
 def test_hot_path_builds_the_same_records_as_pyiso8583(sample: Path) -> None:

@@ -101,3 +101,18 @@ def test_progress_is_reported_for_every_phase(sample: Path) -> None:
         assert updates[0][0] == 0
         assert updates[-1][0] == updates[-1][1] > 0
         assert [done for done, _ in updates] == sorted(done for done, _ in updates)
+
+
+@given(st.text(alphabet="0123456789:x", max_size=10))
+def test_clock_seconds_in_polars_equal_the_python_reading(clock: str) -> None:
+    # receipt times come from ``\d\d:\d\d:\d\d`` patterns: ASCII digits, no spaces or signs
+    import polars as pl
+
+    from reconciliation.classify import clock_seconds
+    from reconciliation.textutil import seconds
+
+    frame = pl.DataFrame({"t": [clock, "08:39:56"]}, schema={"t": pl.Utf8})
+    assert frame.select(clock_seconds(pl.col("t"))).to_series().to_list() == [
+        seconds(clock),
+        31196,
+    ]

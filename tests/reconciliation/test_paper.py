@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from reconciliation.paper import LOOKALIKES, block_lines, candidates, parse_paper
+from reconciliation.paper import LOOKALIKES, _all_candidates, block_lines, candidates, parse_paper
 from reconciliation.paper_match import Expected, fuzzy_score, match_paper
 from tests.reconciliation.builders import Txn, paper_receipt, rrn
 
@@ -109,3 +109,64 @@ def test_every_paper_line_is_in_one_block_or_structural(lines: list[str]) -> Non
 @given(st.binary(max_size=500))
 def test_binary_paper_never_crashes(data: bytes) -> None:
     _accounted(data)
+
+
+_TOKENISH = st.lists(
+    st.one_of(
+        st.sampled_from([b"0", b"1", b"5", b"9", b":", b"::", b" ", b"  ", b"*", b"\n", b"x"]),
+        st.binary(max_size=3),
+    ),
+    max_size=60,
+).map(b"".join)
+
+
+@given(st.lists(_TOKENISH, max_size=6))
+def test_readings_of_many_blocks_equal_one_by_one(texts: list[bytes]) -> None:
+    assert _all_candidates(texts) == [candidates(text) for text in texts]
+
+
+_PAPER_LINE = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\t",
+            "--- PAGE 7 ---",
+            " --- PAGE 12 --- ",
+            "*****START*****",
+            "*****END*****",
+            "*****END*****  *****START*****",
+            "* ****END*****",
+            "CARD NO   : 453201******6701",
+            "TRACE     : 513968",
+            "*" * 60,
+            "*****END***** TRN TYPE  : CASH WITHDRAWAL",
+        ]
+    ),
+    st.text(alphabet="*ST ARENDO0l1I5B8:-", max_size=24),
+)
+
+
+@given(st.lists(_PAPER_LINE, max_size=40), st.booleans(), st.booleans())
+@example(["*****START*****", "a", "*****END*****", "*****START*****", "b"], True, True)
+@example(["*****END*****  *****START*****", "a", "*****END*****"], False, True)
+@example(["--- PAGE 1 ---", "", "*" * 60, "*****START*****", "--- PAGE 2 ---"], True, True)
+def test_cutting_by_runs_equals_the_state_machine(
+    lines: list[str], final_newline: bool, empty_blanks: bool
+) -> None:
+    from reconciliation.paper import _parse as cut
+
+    if empty_blanks:  # blank lines all empty: the runs path applies
+        lines = ["" if not line.strip(" \t") else line for line in lines]
+    data = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
+    by_runs = cut(data, "p", "T", "2026-11-16", runs=True)
+    by_events = cut(data, "p", "T", "2026-11-16", runs=False)
+    assert by_runs == by_events
+
+
+def test_sample_paper_cut_by_runs_equals_the_state_machine(sample: Path) -> None:
+    from reconciliation.paper import _parse as cut
+
+    for path in sorted((sample / "paper").iterdir()):
+        data = path.read_bytes()
+        assert cut(data, "p", "T", "D", runs=True) == cut(data, "p", "T", "D", runs=False)

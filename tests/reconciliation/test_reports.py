@@ -81,6 +81,48 @@ def test_xlsx_has_the_sheets_and_findings(reports: tuple[RunResult, Path]) -> No
     assert "645121" in strings  # the host duplicate's STAN
 
 
+def test_xlsx_opens_in_a_spreadsheet_reader(reports: tuple[RunResult, Path]) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    result, out = reports
+    book = openpyxl.load_workbook(out / "report.xlsx")
+    assert book.sheetnames == ["Summary", "Discrepancies", "Settlement", "Skipped"]
+    findings = book["Discrepancies"]
+    assert findings.freeze_panes == "A2"
+    assert findings.auto_filter.ref == f"A1:O{len(result.discrepancies) + 1}"
+    header = [cell.value for cell in findings[1]]
+    assert header[:6] == ["terminal_id", "business_date", "kind", "stan", "rrn", "amount_minor"]
+    assert findings["A1"].font.b
+    rows = list(findings.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == len(result.discrepancies)
+    for row, item in zip(rows, result.discrepancies, strict=True):
+        assert row[2] == item.kind
+        assert row[3] == (item.stan or None)
+        assert row[5] == item.amount_minor
+    summary = book["Summary"]
+    counts = {row[0]: row[1] for row in summary.iter_rows(min_row=2, max_row=15, values_only=True)}
+    for kind, count in result.counts_by_kind().items():
+        assert counts[kind] == count
+    assert summary["C2"].number_format == "#,##0.00"
+    settlement = list(book["Settlement"].iter_rows(min_row=2, values_only=True))
+    assert len(settlement) == len(result.settlement)
+    assert settlement[0][0] == result.settlement[0].terminal_id
+
+
+def test_xlsx_keeps_awkward_text(tmp_path: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    from reconciliation.xlsx import Workbook
+
+    book = Workbook()
+    sheet = book.add_sheet("Odd <&> 'names'")
+    sheet.row(["a < b & c", " padded ", "bell\x07here", 3, 2.5, True, None, "x"])
+    book.save(tmp_path / "odd.xlsx")
+    read = openpyxl.load_workbook(tmp_path / "odd.xlsx").active
+    values = [cell.value for cell in read[1]]
+    assert values[:6] == ["a < b & c", " padded ", "bell_x0007_here", 3, 2.5, True]
+    assert values[6] is None
+    assert values[7] == "x"
+
+
 def test_html_evidence_is_capped_for_huge_runs(reports: tuple[RunResult, Path]) -> None:
     result, _ = reports
     page = render_html(result, evidence_limit=3)

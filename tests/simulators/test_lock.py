@@ -25,6 +25,7 @@ from lockctl import (
     Operation,
     Outcome,
     Provisioning,
+    ProvisioningError,
     compare_trail,
     entry_for_event,
 )
@@ -266,3 +267,47 @@ def test_a_lock_provisioned_from_the_command_line(tmp_path: Path, clock: FakeClo
     assert lock.enter_code(5, issuance.codes[0].code) is Outcome.OPENED
     clock.advance(seconds=31)
     assert lock.status is LockStatus.LOCKED
+
+
+def test_the_lock_keeps_its_chain_through_a_power_cycle(
+    lock: SimulatedLock, service: Service, clock: FakeClock
+) -> None:
+    code = service.issue()
+    assert lock.enter_code(42, code) is Outcome.OPENED
+    lock.open_door()
+    memory = json.loads(json.dumps(lock.memory()))  # as written to and read from a file
+    restarted = SimulatedLock(Provisioning(KEY, POLICY), clock=clock)
+    restarted.restore(memory)
+    assert restarted.status is LockStatus.OPEN
+    assert restarted.door_open
+    seal = restarted.close_door()
+    assert seal == lock.close_door()  # the same state gives the same seal
+    service.report(seal)
+    # the next code follows the new seal: a lock that forgot its chain refuses it
+    code = service.issue()
+    forgetful = SimulatedLock(Provisioning(KEY, POLICY), clock=clock)
+    assert forgetful.enter_code(42, code) is Outcome.WRONG_CODE
+    assert restarted.enter_code(42, code) is Outcome.OPENED
+    trail = restarted.download_trail()
+    assert [(e.seq, e.kind) for e in trail] == [
+        (0, EventKind.OPENED),
+        (1, EventKind.CLOSED),
+        (2, EventKind.OPENED),
+    ]
+
+
+def test_a_lock_refuses_memory_that_is_not_its_own(lock: SimulatedLock) -> None:
+    other = SimulatedLock(
+        Provisioning(LockKey("CX-000999", 1, bytes(32)), POLICY), clock=FakeClock()
+    )
+    with pytest.raises(ProvisioningError, match="of lock 'CX-000999', not of CX-000123"):
+        lock.restore(other.memory())
+    memory = lock.memory()
+    memory["state"]["sequence"] = -1
+    with pytest.raises(ProvisioningError, match="sequence must be a non-negative integer"):
+        lock.restore(memory)
+    del memory["state"]["seal"]
+    with pytest.raises(ProvisioningError, match="lacks 'seal'"):
+        lock.restore(memory)
+    with pytest.raises(ProvisioningError, match="not a lock memory"):
+        lock.restore({"format": "something else"})

@@ -1,0 +1,5 @@
+"""``python -m simulators``: the same as the ``atm-sim`` command."""
+
+from simulators.cli import main
+
+main()

@@ -7,6 +7,8 @@ roll back after each test.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +37,9 @@ def normalise_url(url: str) -> str:
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
 _TRANSIENT_SQLSTATES = ("40001", "40P01")
 _SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+# How long a transaction waits for SQLite's write lock, and how often it looks again.
+SQLITE_LOCK_WAIT_S = 10.0
+_SQLITE_POLL_S = (0.0002, 0.002)
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -68,7 +73,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT_S * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -76,9 +81,39 @@ def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock at the start, so concurrent requests wait
-        # for each other (busy_timeout) instead of failing with "database is
-        # locked" when a read transaction cannot be upgraded to a write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # for each other instead of failing with "database is locked" when a read
+        # transaction cannot be upgraded to a write.
+        raw = connection.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        try:
+            begin_immediate(raw)
+        except sqlite3.OperationalError as exc:
+            # As SQLAlchemy reports it, so a database that stays busy is a 503.
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+
+
+def begin_immediate(raw: sqlite3.Connection, *, wait_s: float = SQLITE_LOCK_WAIT_S) -> None:
+    """``BEGIN IMMEDIATE``, waiting up to ``wait_s`` for another writer to finish.
+
+    SQLite's own busy handler sleeps in growing steps (1, 2, 5, 10 ... 100 ms), so a
+    request queued behind another for a millisecond could sleep for tens; here the
+    lock is tried again every fraction of a millisecond, backing off to a few.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = _SQLITE_POLL_S[0]
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorname not in _SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, _SQLITE_POLL_S[1])
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT_S * 1000)}")
 
 
 def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:

@@ -131,7 +131,7 @@ def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> Engine:
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_WAIT_S}, **kwargs
         )
         _configure_sqlite(engine)
         return engine

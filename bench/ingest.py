@@ -66,7 +66,7 @@ from device_agent.spool import Spool
 from device_agent.uploader import Uploader, UploadPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_EJ = ROOT.parent / "shared" / "formats" / "sample" / "ej"
+SAMPLE_EJ = ROOT / "shared" / "formats" / "sample" / "ej"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 ADMIN_PASSWORD = "bench admin password"  # a throw-away database, dropped at the end
 SAMPLE_TERMINALS = [f"T100000{n}" for n in range(1, 7)]

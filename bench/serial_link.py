@@ -37,7 +37,7 @@ from simulators.serial_device import SerialDevice  # noqa: E402
 BAUD = 115_200
 LINE_RATE = BAUD / 10
 TERMINAL = "T1000001"
-SAMPLES = ROOT.parent / "shared" / "formats" / "sample" / "ej"
+SAMPLES = ROOT / "shared" / "formats" / "sample" / "ej"
 
 
 class MemorySink:

@@ -26,11 +26,12 @@ from atm_service.models.fleet import AtmCreate, SiteCreate
 from atm_service.services.device_keys import enrol_key
 from atm_service.services.fleet import create_atm, create_site
 from device_agent.signing import DeviceKey, b64url
+from tests.samples import SAMPLE
 from tests.support import SITE, atm_payload
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_EJ = ROOT.parent / "shared" / "formats" / "sample" / "ej"
+SAMPLE_EJ = SAMPLE / "ej"
 
 
 @cache

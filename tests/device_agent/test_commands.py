@@ -28,7 +28,7 @@ from simulators.file_backend import FileDeviceBackend
 from simulators.serial_device import SerialDevice
 from tests.device_agent.test_agent import TERMINAL, ScriptedLink, _config, _quick_sleep, _run_until
 from tests.ingest_support import Fleet, SerialTransport, make_fleet, run_async, sample_journal
-from tests.protocol.support import sample_dir
+from tests.samples import sample_dir
 from tests.support import FakeClock, add_user, login
 
 ATM_AGENT = str(Path(sys.executable).with_name("atm-agent"))

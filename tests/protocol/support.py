@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from device_agent.protocol import (
     Connection,
     JournalData,
@@ -33,16 +31,6 @@ from device_agent.protocol import (
 from simulators.noise import ByteCorrupter
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_FORMATS = REPO / ".." / "shared" / "formats"
-SAMPLE = SHARED_FORMATS / "sample"
-
-
-def sample_dir(kind: str) -> Path:
-    """``shared/formats/sample/<kind>``, or skip the test when the shared formats are absent."""
-    path = SAMPLE / kind
-    if not path.is_dir():
-        pytest.skip(f"shared/formats/sample/{kind} is not beside the repository")
-    return path
 
 
 class MemorySink:

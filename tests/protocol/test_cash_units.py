@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from device_agent.protocol import EncodeError, PayloadError
 from device_agent.protocol.cash_units import PHYSICAL, UNIT, decode_units, encode_units
 from tests.protocol.strategies import cash_unit
-from tests.protocol.support import sample_dir
+from tests.samples import sample_dir
 
 
 def test_every_sample_snapshot_round_trips() -> None:

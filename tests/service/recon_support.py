@@ -9,9 +9,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from atm_service.context import AppContext
+from tests.samples import sample_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("ej", "paper", "host", "counters")
@@ -20,12 +19,8 @@ DISCREPANCIES = "/api/v1/reconciliation/discrepancies"
 
 
 def sample_or_skip() -> Path:
-    """``shared/formats/sample`` in the repository or beside it (``../shared/formats/sample``)."""
-    for base in (ROOT, ROOT.parent):
-        candidate = base / "shared" / "formats" / "sample"
-        if (candidate / "truth.jsonl").is_file():
-            return candidate
-    pytest.skip("the reference sample shared/formats/sample is not in or beside the repository")
+    """``shared/formats/sample`` of the repository."""
+    return sample_dir()
 
 
 def files(sample: Path, kinds: tuple[str, ...] = KINDS) -> list[tuple[str, tuple[str, bytes]]]:

@@ -9,20 +9,14 @@ from pathlib import Path
 import pytest
 
 from simulators.generate import FleetOptions, generate
-from tests.protocol.support import sample_dir
-
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "formats" / "sample"
-if not SAMPLE.is_dir():  # the checkout sits beside shared/, or shared/ inside it
-    SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "formats" / "sample"
+from tests.samples import sample_dir
 
 TERMINAL = "T1000001"
 
 
 @pytest.fixture(scope="session")
 def sample() -> Path:
-    if not SAMPLE.is_dir():
-        pytest.skip("shared/formats/sample is not beside this checkout")
-    return SAMPLE
+    return sample_dir()
 
 
 MIXED = FleetOptions(

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import re
 
+from reconciliation import ej_assembly
+from reconciliation.ej_assembly import CountersPrintout, CountersRow, Groups, converter, keep_block
 from reconciliation.ej_events import event_code
 from reconciliation.model import (
     NO_NOTES,
-    CountersTable,
     EjEvent,
     EjTransaction,
     Notes,
@@ -86,14 +87,6 @@ _G_TIME, _G_SEQ, _G_STAN, _G_RRN, _G_CARD, _G_RC, _G_TRN = (
     _G["trn"],
 )
 _G_AUTH, _G_D1, _G_RETR, _G_REQ, _G_ST = _G["auth"], _G["d1"], _G["retr"], _G["req"], _G["st"]
-_G_CT, _G_CTITLE, _G_CROWS, _G_CREJ, _G_CRET = (
-    _G["ct"],
-    _G["ctitle"],
-    _G["crows"],
-    _G["crej"],
-    _G["cret"],
-)
-_G_ET, _G_EV = _G["et"], _G["ev"]
 
 _REJECT_LINE = re.compile(rb"Reject Type([1-4]) = (\d+) notes")
 _OPCODES = {b" A    AD": "withdrawal", b" B    AD": "balance"}
@@ -123,7 +116,7 @@ def _rejects(text: bytes) -> Notes:
     return (counts[0], counts[1], counts[2], counts[3])
 
 
-def _counters_rows(rows: bytes) -> tuple[tuple[int, int, int, int, int, int, int], ...]:
+def _counters_rows(rows: bytes) -> tuple[CountersRow, ...]:
     table = []
     for row in rows.split(b"\n"):
         if row.strip():
@@ -134,83 +127,64 @@ def _counters_rows(rows: bytes) -> tuple[tuple[int, int, int, int, int, int, int
     return tuple(table)
 
 
-def convert(
-    match: re.Match[bytes],
+def _add_transaction(
+    g: Groups,
     buffer: bytes,
+    start: int,
+    end: int,
     line: int,
     lines_in: int,
     transactions: list[EjTransaction],
     events: list[EjEvent],
-) -> bool:
-    """Turn one fast-scan match into records; ``False`` for an unknown device event."""
-    start, end = match.start(), match.end()
-    count = buffer.count
-    g = match.groups()
-    if g[_G_STAN] is not None:
-        trn = _TRN_TYPES[g[_G_TRN]]
-        rc = g[_G_RC].decode()
-        auth = g[_G_AUTH]
-        req = g[_G_REQ]
-        # the pattern admits only ``\d+\.\d\d`` here: the digits without the point are cents
-        amount = int((auth if auth is not None else req or b"0").replace(b".", b""))
-        d1 = g[_G_D1]
-        dispensed = (
-            NO_NOTES
-            if d1 is None
-            else (int(d1), int(g[_G_D1 + 1]), int(g[_G_D1 + 2]), int(g[_G_D1 + 3]))
+) -> None:
+    """A well-formed block's transaction, and the power-up of an interrupted dispense."""
+    trn = _TRN_TYPES[g[_G_TRN]]
+    rc = g[_G_RC].decode()
+    auth = g[_G_AUTH]
+    req = g[_G_REQ]
+    # the pattern admits only ``\d+\.\d\d`` here: the digits without the point are cents
+    amount = int((auth if auth is not None else req or b"0").replace(b".", b""))
+    d1 = g[_G_D1]
+    dispensed = (
+        NO_NOTES
+        if d1 is None
+        else (int(d1), int(g[_G_D1 + 1]), int(g[_G_D1 + 2]), int(g[_G_D1 + 3]))
+    )
+    retr = g[_G_RETR]
+    out = g[_G_OUT]
+    outcome = outcome_of(out) if (rc == "00" and trn == "withdrawal") else ""
+    if not outcome and rc == "00" and trn == "withdrawal" and g[_G_ST] is not None:
+        outcome = _STATUS_OUTCOME.get(g[_G_ST].decode(), "")
+    transactions.append(
+        EjTransaction(
+            g[_G_STAN].decode(),
+            g[_G_RRN].decode(),
+            g[_G_SEQ].decode(),
+            g[_G_TIME].decode(),
+            g[_G_CARD].decode(),
+            trn,
+            rc,
+            amount,
+            outcome,
+            dispensed,
+            NO_NOTES if retr is None else notes_csv(retr),
+            _rejects(g[_G_REJ]),
+            "" if g[_G_ST] is None else g[_G_ST].decode(),
+            False,
+            start,
+            end,
+            line,
+            line + lines_in - 1,
         )
-        retr = g[_G_RETR]
-        out = g[_G_OUT]
-        outcome = outcome_of(out) if (rc == "00" and trn == "withdrawal") else ""
-        if not outcome and rc == "00" and trn == "withdrawal" and g[_G_ST] is not None:
-            outcome = _STATUS_OUTCOME.get(g[_G_ST].decode(), "")
-        transactions.append(
-            EjTransaction(
-                g[_G_STAN].decode(),
-                g[_G_RRN].decode(),
-                g[_G_SEQ].decode(),
-                g[_G_TIME].decode(),
-                g[_G_CARD].decode(),
-                trn,
-                rc,
-                amount,
-                outcome,
-                dispensed,
-                NO_NOTES if retr is None else notes_csv(retr),
-                _rejects(g[_G_REJ]),
-                "" if g[_G_ST] is None else g[_G_ST].decode(),
-                False,
-                start,
-                end,
-                line,
-                line + lines_in - 1,
-            )
-        )
-        pu = g[_G_PU]
-        if pu is not None:
-            offset = buffer.find(b" POWER UP\n", start, end) - 8
-            pu_line = line + count(b"\n", start, offset)
-            events.append(EjEvent(pu.decode(), "power_up", 0, pu_line, offset, offset + 18, None))
-    elif g[_G_CT] is not None:
-        code = event_code(g[_G_CTITLE])
-        assert code is not None
-        events.append(
-            EjEvent(
-                g[_G_CT].decode(),
-                code[0],
-                0,
-                line,
-                start,
-                end,
-                CountersTable(_counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])),
-            )
-        )
-    else:
-        code = event_code(g[_G_EV])
-        if code is None or code[0] in ("counters_before", "counters_after"):
-            return False  # unknown, or a printout title without its table
-        events.append(EjEvent(g[_G_ET].decode(), code[0], code[1], line, start, end, None))
-    return True
+    )
+    pu = g[_G_PU]
+    if pu is not None:
+        offset = buffer.find(b" POWER UP\n", start, end) - 8
+        pu_line = line + buffer.count(b"\n", start, offset)
+        events.append(EjEvent(pu.decode(), "power_up", 0, pu_line, offset, offset + 18, None))
+
+
+convert = converter(FAST, _add_transaction, _counters_rows)
 
 
 def parse_fast(
@@ -221,23 +195,7 @@ def parse_fast(
     ``buffer`` must end with a newline. Returns transactions, events and the
     number of lines.
     """
-    transactions: list[EjTransaction] = []
-    events: list[EjEvent] = []
-    position = 0
-    line = 1
-    count = buffer.count
-    for match in FAST.finditer(buffer):
-        start, end = match.start(), match.end()
-        if start != position:
-            return None
-        lines_in = count(b"\n", start, end)
-        if not convert(match, buffer, line, lines_in, transactions, events):
-            return None
-        line += lines_in
-        position = end
-    if position != len(buffer):
-        return None
-    return transactions, events, line - 1
+    return ej_assembly.parse_fast(FAST, convert, buffer)
 
 
 # --- the line-by-line state machine -------------------------------------------------
@@ -327,7 +285,7 @@ def parse_slow(
     skipped: list[SkippedLine] = []
     block: _Block | None = None
     in_receipt = False
-    counters: dict[str, object] | None = None  # the printout being read
+    counters: CountersPrintout | None = None  # the printout being read
 
     def skip(number: int, reason: str, raw: bytes) -> None:
         skipped.append(SkippedLine(source, number, reason, printable(raw)))
@@ -341,40 +299,13 @@ def parse_slow(
         if in_receipt and finished.fields:
             finished.receipt_done = True  # its END line was lost
         in_receipt = False
-        transaction = _finish(finished)
-        if transaction is None:
-            for number, raw in finished.lines:
-                skip(number, "transaction block without a readable STAN or RRN", raw)
-        else:
-            transactions.append(transaction)
+        keep_block(_finish(finished), finished.lines, transactions, skip)
 
     def close_counters() -> None:
         nonlocal counters
-        if counters is None:
-            return
-        rows = counters["rows"]
-        assert isinstance(rows, dict)
-        title_line = counters["line"]
-        assert isinstance(title_line, int)
-        if len(rows) == 4 and "reject" in counters and "retract" in counters:
-            event = counters["event"]
-            assert isinstance(event, EjEvent)
-            reject_bin, retract_bin = counters["reject"], counters["retract"]
-            assert isinstance(reject_bin, int)
-            assert isinstance(retract_bin, int)
-            table = CountersTable(
-                tuple(rows[number] for number in sorted(rows)), reject_bin, retract_bin
-            )
-            events.append(event._replace(counters=table, end=int(str(counters["end"]))))
-        else:
-            members = counters["members"]
-            assert isinstance(members, list)
-            title_raw = counters["raw"]
-            assert isinstance(title_raw, bytes)
-            skip(title_line, "incomplete counters printout", title_raw)
-            for number, raw in members:
-                skip(number, "incomplete counters printout", raw)
-        counters = None
+        if counters is not None:
+            counters.close(events, skip)
+            counters = None
 
     offset = 0
     number = 0
@@ -390,26 +321,21 @@ def parse_slow(
         text = raw.rstrip(b"\r")
 
         if counters is not None:
-            members = counters["members"]
-            assert isinstance(members, list)
-            rows = counters["rows"]
-            assert isinstance(rows, dict)
-            if text == _COUNTERS_HEADER and not members:
-                members.append((number, raw))
+            if text == _COUNTERS_HEADER and not counters.members:
+                counters.members.append((number, raw))
                 continue
             row = _L_COUNTER_ROW.fullmatch(text)
             if row is not None:
-                values = [int(value) for value in row.group(2).split()]
-                rows[int(row.group(1))] = (int(row.group(1)), *values)
-                members.append((number, raw))
+                counters.take_row(number, raw, row.group(1), row.group(2))
                 continue
             bin_line = _L_COUNTER_BIN.fullmatch(text)
             if bin_line is not None:
-                key = "reject" if bin_line.group(1) == b"REJECT" else "retract"
-                counters[key] = int(bin_line.group(2))
-                members.append((number, raw))
-                counters["end"] = offset
-                if key == "retract":
+                counters.members.append((number, raw))
+                counters.end = offset
+                if bin_line.group(1) == b"REJECT":
+                    counters.reject = int(bin_line.group(2))
+                else:
+                    counters.retract = int(bin_line.group(2))
                     close_counters()
                 continue
             close_counters()
@@ -449,14 +375,7 @@ def parse_slow(
                 continue
             close_block()
             if code[0] in ("counters_before", "counters_after"):
-                counters = {
-                    "event": ej_event,
-                    "line": number,
-                    "raw": raw,
-                    "members": [],
-                    "rows": {},
-                    "end": offset,
-                }
+                counters = CountersPrintout(ej_event, number, raw)
             else:
                 events.append(ej_event)
             continue

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 
+from reconciliation import ej_assembly
+from reconciliation.ej_assembly import CountersPrintout, CountersRow, Groups, converter, keep_block
 from reconciliation.ej_events import event_code
 from reconciliation.model import (
     NO_NOTES,
-    CountersTable,
     EjEvent,
     EjTransaction,
     Notes,
@@ -73,14 +74,6 @@ _G_AMOUNT, _G_RC, _G_NOREPLY, _G_NOTES, _G_RETR = (
     _G["retr"],
 )
 _G_RAMOUNT = _G["ramount"]
-_G_CT, _G_CTITLE, _G_CROWS, _G_CREJ, _G_CRET = (
-    _G["ct"],
-    _G["ctitle"],
-    _G["crows"],
-    _G["crej"],
-    _G["cret"],
-)
-_G_ET, _G_EV = _G["et"], _G["ev"]
 
 _TRN_TYPES = {b"CASH WITHDRAWAL": "withdrawal", b"BALANCE INQUIRY": "balance"}
 _REJECTED = re.compile(rb"NOTES REJECTED (\d+),(\d+),(\d+),(\d+)")
@@ -111,7 +104,7 @@ def _rejects(lines: bytes) -> Notes:
     return (counts[0], counts[1], counts[2], counts[3])
 
 
-def _counters_rows(rows: bytes) -> tuple[tuple[int, int, int, int, int, int, int], ...]:
+def _counters_rows(rows: bytes) -> tuple[CountersRow, ...]:
     table = []
     for row in rows.split(b"\n"):
         parts = row.split()
@@ -123,89 +116,69 @@ def _counters_rows(rows: bytes) -> tuple[tuple[int, int, int, int, int, int, int
     return tuple(table)
 
 
-def convert(
-    match: re.Match[bytes],
+def _add_transaction(
+    g: Groups,
     buffer: bytes,
+    start: int,
+    end: int,
     line: int,
     lines_in: int,
     transactions: list[EjTransaction],
     events: list[EjEvent],
-) -> bool:
-    """Turn one fast-scan match into records; ``False`` for an unknown device event."""
-    start, end = match.start(), match.end()
-    count = buffer.count
-    g = match.groups()
-    if g[_G_STAN] is not None:
-        trn = _TRN_TYPES[g[_G_TRN]]
-        rc = "TO" if g[_G_NOREPLY] is not None else g[_G_RC].decode()
-        amount_raw = g[_G_AMOUNT] if g[_G_AMOUNT] is not None else g[_G_RAMOUNT]
-        # the pattern admits only ``\d+\.\d\d`` here: the digits without the point are cents
-        amount = 0 if amount_raw is None else int(amount_raw.replace(b".", b""))
-        notes = g[_G_NOTES]
-        out = g[_G_OUT]
-        if notes is None:
-            presented = _PRESENTED.findall(out)
-            notes = presented[-1] if presented else None
-        dispensed = NO_NOTES if notes is None else notes_csv(notes)
-        retr = g[_G_RETR]
-        out = g[_G_OUT]
-        outcome = outcome_of(out, dispensed) if rc == "00" and trn == "withdrawal" else ""
-        transactions.append(
-            EjTransaction(
-                g[_G_STAN].decode(),
-                g[_G_RRN].decode(),
-                g[_G_STAN][2:].decode(),
-                g[_G_TIME].decode(),
-                g[_G_CARD].decode(),
-                trn,
-                rc,
-                amount,
-                outcome,
-                dispensed,
-                NO_NOTES if retr is None else notes_csv(retr),
-                _rejects(out),
-                "",
-                False,
-                start,
-                end,
-                line,
-                line + lines_in - 1,
-            )
+) -> None:
+    """A well-formed block's transaction, and the start-up after an interrupted dispense."""
+    trn = _TRN_TYPES[g[_G_TRN]]
+    rc = "TO" if g[_G_NOREPLY] is not None else g[_G_RC].decode()
+    amount_raw = g[_G_AMOUNT] if g[_G_AMOUNT] is not None else g[_G_RAMOUNT]
+    # the pattern admits only ``\d+\.\d\d`` here: the digits without the point are cents
+    amount = 0 if amount_raw is None else int(amount_raw.replace(b".", b""))
+    notes = g[_G_NOTES]
+    out = g[_G_OUT]
+    if notes is None:
+        presented = _PRESENTED.findall(out)
+        notes = presented[-1] if presented else None
+    dispensed = NO_NOTES if notes is None else notes_csv(notes)
+    retr = g[_G_RETR]
+    outcome = outcome_of(out, dispensed) if rc == "00" and trn == "withdrawal" else ""
+    transactions.append(
+        EjTransaction(
+            g[_G_STAN].decode(),
+            g[_G_RRN].decode(),
+            g[_G_STAN][2:].decode(),
+            g[_G_TIME].decode(),
+            g[_G_CARD].decode(),
+            trn,
+            rc,
+            amount,
+            outcome,
+            dispensed,
+            NO_NOTES if retr is None else notes_csv(retr),
+            _rejects(out),
+            "",
+            False,
+            start,
+            end,
+            line,
+            line + lines_in - 1,
         )
-        if b"SYSTEM STARTUP" in out:
-            startup = _STARTUP.search(buffer, start, end)
-            if startup is not None:
-                events.append(
-                    EjEvent(
-                        startup.group(1).decode(),
-                        "power_up",
-                        0,
-                        line + count(b"\n", start, startup.start()),
-                        startup.start(),
-                        startup.end(),
-                        None,
-                    )
+    )
+    if b"SYSTEM STARTUP" in out:
+        startup = _STARTUP.search(buffer, start, end)
+        if startup is not None:
+            events.append(
+                EjEvent(
+                    startup.group(1).decode(),
+                    "power_up",
+                    0,
+                    line + buffer.count(b"\n", start, startup.start()),
+                    startup.start(),
+                    startup.end(),
+                    None,
                 )
-    elif g[_G_CT] is not None:
-        code = event_code(g[_G_CTITLE])
-        assert code is not None
-        events.append(
-            EjEvent(
-                g[_G_CT].decode(),
-                code[0],
-                0,
-                line,
-                start,
-                end,
-                CountersTable(_counters_rows(g[_G_CROWS]), int(g[_G_CREJ]), int(g[_G_CRET])),
             )
-        )
-    else:
-        code = event_code(g[_G_EV])
-        if code is None or code[0] in ("counters_before", "counters_after"):
-            return False  # unknown, or a printout title without its table
-        events.append(EjEvent(g[_G_ET].decode(), code[0], code[1], line, start, end, None))
-    return True
+
+
+convert = converter(FAST, _add_transaction, _counters_rows)
 
 
 def parse_fast(
@@ -216,23 +189,7 @@ def parse_fast(
     ``buffer`` must end with a newline. Returns transactions, events and the
     number of lines.
     """
-    transactions: list[EjTransaction] = []
-    events: list[EjEvent] = []
-    position = 0
-    line = 1
-    count = buffer.count
-    for match in FAST.finditer(buffer):
-        start, end = match.start(), match.end()
-        if start != position:
-            return None
-        lines_in = count(b"\n", start, end)
-        if not convert(match, buffer, line, lines_in, transactions, events):
-            return None
-        line += lines_in
-        position = end
-    if position != len(buffer):
-        return None
-    return transactions, events, line - 1
+    return ej_assembly.parse_fast(FAST, convert, buffer)
 
 
 # --- the line-by-line state machine -------------------------------------------------
@@ -323,7 +280,7 @@ def parse_slow(
     skipped: list[SkippedLine] = []
     block: _Block | None = None
     in_receipt = False
-    counters: list[object] | None = None  # [event, title (n, raw), members, rows, bins]
+    counters: CountersPrintout | None = None  # the printout being read
 
     def skip(number: int, reason: str, raw: bytes) -> None:
         skipped.append(SkippedLine(source, number, reason, printable(raw)))
@@ -342,31 +299,13 @@ def parse_slow(
         if in_receipt and finished.fields:
             finished.receipt_done = True  # its closing marker was lost
         in_receipt = False
-        transaction = _finish(finished)
-        if transaction is None:
-            for number, raw in finished.lines:
-                skip(number, "transaction block without a readable STAN or RRN", raw)
-        else:
-            transactions.append(transaction)
+        keep_block(_finish(finished), finished.lines, transactions, skip)
 
     def close_counters() -> None:
         nonlocal counters
-        if counters is None:
-            return
-        event, title, members, rows, bins = counters
-        assert isinstance(event, EjEvent)
-        assert isinstance(title, tuple)
-        assert isinstance(members, list)
-        assert isinstance(rows, dict)
-        if len(rows) == 4 and isinstance(bins, tuple):
-            table = CountersTable(tuple(rows[key] for key in sorted(rows)), bins[0], bins[1])
-            end = bins[2]
-            events.append(event._replace(counters=table, end=end))
-        else:
-            skip(title[0], "incomplete counters printout", title[1])
-            for number, raw in members:
-                skip(number, "incomplete counters printout", raw)
-        counters = None
+        if counters is not None:
+            counters.close(events, skip)
+            counters = None
 
     offset = 0
     number = 0
@@ -383,23 +322,19 @@ def parse_slow(
         timed = _L_TIMED.fullmatch(text)
 
         if counters is not None:
-            members, rows = counters[2], counters[3]
-            assert isinstance(members, list)
-            assert isinstance(rows, dict)
             body = timed.group(2) if timed is not None else b""
-            if timed is not None and _L_COUNTERS_HEADER.fullmatch(body) and not members:
-                members.append((number, raw))
+            if timed is not None and _L_COUNTERS_HEADER.fullmatch(body) and not counters.members:
+                counters.members.append((number, raw))
                 continue
             row = _L_COUNTER_ROW.fullmatch(body) if timed is not None else None
             if row is not None:
-                values = [int(value) for value in row.group(2).split()]
-                rows[int(row.group(1))] = (int(row.group(1)), *values)
-                members.append((number, raw))
+                counters.take_row(number, raw, row.group(1), row.group(2))
                 continue
             bins = _L_COUNTER_BINS.fullmatch(body) if timed is not None else None
             if bins is not None:
-                members.append((number, raw))
-                counters[4] = (int(bins.group(1)), int(bins.group(2)), offset)
+                counters.members.append((number, raw))
+                counters.reject, counters.retract = int(bins.group(1)), int(bins.group(2))
+                counters.end = offset
                 close_counters()
                 continue
             close_counters()
@@ -473,7 +408,7 @@ def parse_slow(
                 continue
             close_block()
             if code[0] in ("counters_before", "counters_after"):
-                counters = [event, (number, raw), [], {}, None]
+                counters = CountersPrintout(event, number, raw)
             else:
                 events.append(event)
             continue

@@ -9,9 +9,11 @@ same key is done once) and the task ``version`` it was made from.
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Body, Query, status
+from sqlmodel import Session
 
 from atm_service.api.deps import (
     ContextDep,
@@ -40,6 +42,7 @@ from atm_service.models.tasks import (
     ReasonIn,
     ReassignIn,
     ResolveIn,
+    Task,
     TaskCreate,
     TaskDetail,
     TaskKind,
@@ -248,6 +251,45 @@ def close_task(
 # --- engineer actions --------------------------------------------------------------------
 
 
+class _PlainStep(Protocol):
+    """``dispatch.accept``, ``depart`` or ``arrive``: a step that carries only the version."""
+
+    def __call__(
+        self,
+        session: Session,
+        *,
+        task_id: int,
+        engineer: Engineer,
+        by: Doer,
+        now: datetime,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Task: ...
+
+
+def _plain_step(
+    step: _PlainStep,
+    task_id: int,
+    session: Session,
+    now: datetime,
+    user: User,
+    engineer: Engineer,
+    data: Expected | None,
+    key: str | None,
+) -> TaskPublic:
+    """Take the engineer's ``step`` on their task; the body, when sent, holds only the version."""
+    task = step(
+        session,
+        task_id=task_id,
+        engineer=engineer,
+        by=Doer.of(user),
+        now=now,
+        version=data.version if data else None,
+        idempotency_key=key,
+    )
+    return tasks.public(session, task, now=now)
+
+
 @router.post(
     "/{task_id}/accept",
     response_model=TaskPublic,
@@ -263,16 +305,7 @@ def accept_task(
     data: OptionalExpected = None,
     key: IdempotencyKey = None,
 ) -> TaskPublic:
-    task = dispatch.accept(
-        session,
-        task_id=task_id,
-        engineer=engineer,
-        by=Doer.of(user),
-        now=now,
-        version=data.version if data else None,
-        idempotency_key=key,
-    )
-    return tasks.public(session, task, now=now)
+    return _plain_step(dispatch.accept, task_id, session, now, user, engineer, data, key)
 
 
 @router.post(
@@ -320,16 +353,7 @@ def depart_task(
     data: OptionalExpected = None,
     key: IdempotencyKey = None,
 ) -> TaskPublic:
-    task = dispatch.depart(
-        session,
-        task_id=task_id,
-        engineer=engineer,
-        by=Doer.of(user),
-        now=now,
-        version=data.version if data else None,
-        idempotency_key=key,
-    )
-    return tasks.public(session, task, now=now)
+    return _plain_step(dispatch.depart, task_id, session, now, user, engineer, data, key)
 
 
 @router.post(
@@ -347,16 +371,7 @@ def arrive_task(
     data: OptionalExpected = None,
     key: IdempotencyKey = None,
 ) -> TaskPublic:
-    task = dispatch.arrive(
-        session,
-        task_id=task_id,
-        engineer=engineer,
-        by=Doer.of(user),
-        now=now,
-        version=data.version if data else None,
-        idempotency_key=key,
-    )
-    return tasks.public(session, task, now=now)
+    return _plain_step(dispatch.arrive, task_id, session, now, user, engineer, data, key)
 
 
 @router.post(

@@ -17,8 +17,8 @@ Figures (one JSON line each):
 
 - ``recon_precision``, ``recon_recall``: findings of ``discrepancies.jsonl``
   against ``truth.jsonl`` by (terminal, day, kind, STAN, amount), cassette
-  findings by (terminal, day, kind, cassette, denomination, notes, amount),
-  as the sample's test does; target >= 0.99 each;
+  findings by (terminal, day, kind, cassette, denomination, notes, amount):
+  ``simulators.truth.match_key``, as the sample's tests score; target >= 0.99 each;
 - ``recon_mb_per_s``: EJ bytes (10^6) per second of the whole run; target >= 50;
 - ``recon_txn_per_s``: EJ transactions per second;
 - ``recon_peak_rss_mb``: peak RSS of the run's process plus that of its largest
@@ -46,7 +46,6 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -94,30 +93,10 @@ def dataset(args: argparse.Namespace) -> Path:
     return folder
 
 
-def _key(item: dict[str, Any]) -> tuple[object, ...]:
-    if item["kind"].startswith("cassette_"):
-        detail = item["detail"]
-        return (
-            item["terminal_id"],
-            item["business_date"],
-            item["kind"],
-            detail["cassette"],
-            detail["denomination"],
-            detail["notes"],
-            item["amount_minor"],
-        )
-    return (
-        item["terminal_id"],
-        item["business_date"],
-        item["kind"],
-        item["stan"],
-        item["amount_minor"],
-    )
-
-
 def _keys(path: Path) -> Counter[tuple[object, ...]]:
-    with path.open("rb") as handle:
-        return Counter(_key(json.loads(line)) for line in handle if line.strip())
+    from simulators.truth import match_key, read
+
+    return Counter(match_key(entry) for entry in read(path))
 
 
 def timed_run(data: Path, out: Path, workers: int | None, record: Path) -> None:

@@ -1,13 +1,17 @@
 """Ground-truth records (``truth.jsonl``): one per discrepancy or data gap the simulators injected.
 
 Each builder returns the dict in the key order of ``shared/formats``, with the
-``detail`` fields of its kind, so reconciliation can be scored against it.
+``detail`` fields of its kind, so reconciliation can be scored against it:
+``match_key`` says when a finding is a truth entry, ``read`` reads either file.
+The sample's tests and the reconciliation benchmark both score this way.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 TRANSACTION_KINDS = (
     "no_dispense_no_reversal",
@@ -205,3 +209,39 @@ def time_of(record: dict[str, object]) -> str:
 def dumps(records: Iterable[dict[str, object]]) -> str:
     """JSON lines, one record a line."""
     return "".join(json.dumps(record) + "\n" for record in records)
+
+
+def match_key(entry: Mapping[str, Any]) -> tuple[object, ...]:
+    """What a finding must share with a truth entry to be that entry.
+
+    A transaction finding: terminal, business day, kind, STAN and amount; a
+    cassette finding: terminal, day, kind, cassette, denomination, notes and
+    amount. ``entry`` is a line of ``truth.jsonl`` or a finding as reconciliation
+    writes it (a line of ``discrepancies.jsonl``, a discrepancy's ``to_json()``).
+    """
+    if entry["kind"].startswith("cassette_"):
+        detail = entry["detail"]
+        return (
+            entry["terminal_id"],
+            entry["business_date"],
+            entry["kind"],
+            detail["cassette"],
+            detail["denomination"],
+            detail["notes"],
+            entry["amount_minor"],
+        )
+    return (
+        entry["terminal_id"],
+        entry["business_date"],
+        entry["kind"],
+        entry["stan"],
+        entry["amount_minor"],
+    )
+
+
+def read(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSON-lines file: ``truth.jsonl`` or ``discrepancies.jsonl``."""
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)

@@ -3,34 +3,13 @@ right kind, amount and details, and nothing else."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciliation import RunResult, Sources, reconcile
-
-
-def _key(item: dict[str, Any]) -> tuple[object, ...]:
-    if item["kind"].startswith("cassette_"):
-        detail = item["detail"]
-        return (
-            item["terminal_id"],
-            item["business_date"],
-            item["kind"],
-            detail["cassette"],
-            detail["denomination"],
-            detail["notes"],
-            item["amount_minor"],
-        )
-    return (
-        item["terminal_id"],
-        item["business_date"],
-        item["kind"],
-        item["stan"],
-        item["amount_minor"],
-    )
+from simulators.truth import match_key, read
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +26,12 @@ def sample_result(sample: Path) -> RunResult:
 
 @pytest.fixture(scope="module")
 def truth(sample: Path) -> list[dict[str, Any]]:
-    lines = (sample / "truth.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return list(read(sample / "truth.jsonl"))
 
 
 def test_finds_exactly_the_truth(sample_result: RunResult, truth: list[dict[str, Any]]) -> None:
-    found = [_key(item.to_json()) for item in sample_result.discrepancies]
-    expected = [_key(item) for item in truth]
+    found = [match_key(item.to_json()) for item in sample_result.discrepancies]
+    expected = [match_key(item) for item in truth]
     assert len(found) == len(set(found)), "a finding is reported twice"
     assert set(found) - set(expected) == set(), "findings that are not in the truth"
     assert set(expected) - set(found) == set(), "truth entries not found"
@@ -62,9 +40,9 @@ def test_finds_exactly_the_truth(sample_result: RunResult, truth: list[dict[str,
 def test_details_agree_with_the_truth(
     sample_result: RunResult, truth: list[dict[str, Any]]
 ) -> None:
-    by_key = {_key(item.to_json()): item for item in sample_result.discrepancies}
+    by_key = {match_key(item.to_json()): item for item in sample_result.discrepancies}
     for entry in truth:
-        found = by_key[_key(entry)]
+        found = by_key[match_key(entry)]
         assert found.rrn == entry["rrn"], entry
         for name, value in entry["detail"].items():
             if name != "text":
@@ -155,4 +133,6 @@ def test_either_host_file_alone_gives_the_same_answer(
             ej=sample / "ej", paper=sample / "paper", host=host, counters=sample / "counters"
         )
     )
-    assert {_key(item.to_json()) for item in result.discrepancies} == {_key(item) for item in truth}
+    assert {match_key(item.to_json()) for item in result.discrepancies} == {
+        match_key(item) for item in truth
+    }

@@ -4,12 +4,12 @@ uploads of its files, and running what is queued."""
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from pathlib import Path
 from typing import Any
 
 from atm_service.context import AppContext
+from simulators.truth import read
 from tests.samples import sample_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,30 +48,8 @@ def tarball(sample: Path, *, extra: dict[str, bytes] | None = None) -> bytes:
 
 
 def truth(sample: Path) -> list[dict[str, Any]]:
-    lines = (sample / "truth.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def key(item: dict[str, Any]) -> tuple[object, ...]:
-    """What identifies a finding: terminal, day, kind and STAN (cassettes: unit and notes)."""
-    if item["kind"].startswith("cassette_"):
-        detail = item["detail"]
-        return (
-            item["terminal_id"],
-            item["business_date"],
-            item["kind"],
-            detail["cassette"],
-            detail["denomination"],
-            detail["notes"],
-            item["amount_minor"],
-        )
-    return (
-        item["terminal_id"],
-        item["business_date"],
-        item["kind"],
-        item["stan"],
-        item["amount_minor"],
-    )
+    """The sample's ``truth.jsonl``; ``simulators.truth.match_key`` says which finding is which."""
+    return list(read(sample / "truth.jsonl"))
 
 
 def run_queued(context: AppContext) -> int | None:

@@ -19,12 +19,12 @@ from atm_service.models.reconciliation import RunState
 from atm_service.models.users import Role
 from atm_service.services import recon_execute, recon_runs
 from atm_service.services.recon_runs import MAX_ATTEMPTS, RunLost
+from simulators.truth import match_key
 from tests.ingest_support import Signed, make_fleet
 from tests.service.recon_support import (
     DISCREPANCIES,
     RUNS,
     files,
-    key,
     run_queued,
     sample_or_skip,
     tarball,
@@ -60,7 +60,7 @@ def _keys(items: list[dict[str, Any]], api: Api) -> list[tuple[object, ...]]:
     for item in items:
         if item["kind"].startswith("cassette_"):
             item = api.get(f"{DISCREPANCIES}/{item['id']}").json()
-        keys.append(key(item))
+        keys.append(match_key(item))
     return keys
 
 
@@ -84,7 +84,7 @@ def test_a_run_over_the_sample_finds_exactly_the_truth(
     )
 
     run = _done(recon, context, started["id"])
-    expected = [key(entry) for entry in truth(sample)]
+    expected = [match_key(entry) for entry in truth(sample)]
     found = _keys(_found(recon, run["id"]), recon)
     assert len(found) == len(set(found)) == 111
     assert sorted(found, key=repr) == sorted(expected, key=repr)
@@ -109,7 +109,7 @@ def test_an_archive_of_the_folders_gives_the_same_and_lists_what_it_passed_over(
     assert response.status_code == 202, response.text
     run = _done(recon, context, response.json()["id"])
     assert sorted(_keys(_found(recon, run["id"]), recon), key=repr) == sorted(
-        (key(entry) for entry in truth(sample)), key=repr
+        (match_key(entry) for entry in truth(sample)), key=repr
     )
     ignored = {entry["file"]: entry["reason"] for entry in run["summary"]["ignored_files"]}
     assert ignored == {
@@ -159,7 +159,7 @@ def test_a_run_from_ingested_days_gives_the_same_as_the_files(
     assert response.json()["origin"] == "ingested"
     run = _done(recon, context, response.json()["id"])
     assert sorted(_keys(_found(recon, run["id"]), recon), key=repr) == sorted(
-        (key(entry) for entry in truth(sample)), key=repr
+        (match_key(entry) for entry in truth(sample)), key=repr
     )
     stored = [s for s in run["sources"] if s["origin"] == "journal"]
     assert sorted(s["name"] for s in stored) == sorted(
@@ -210,7 +210,7 @@ def test_counters_the_devices_reported_settle_the_cassettes(
     built = [s for s in run["sources"] if s["origin"] == "device_counters"]
     assert len(built) == 12
     assert sorted(_keys(_found(recon, run["id"]), recon), key=repr) == sorted(
-        (key(entry) for entry in truth(sample)), key=repr
+        (match_key(entry) for entry in truth(sample)), key=repr
     )
 
 

@@ -490,6 +490,7 @@ async def lock_action(
     reason = values.get("reason", "")
     note = None
     trail = None
+    error, status_code = None, 200
     try:
         if step == "force-close":
             closed = await run_in_threadpool(
@@ -563,17 +564,8 @@ async def lock_action(
         raise
     except ServiceError as exc:
         session.rollback()
-        return _detail(
-            request,
-            context,
-            session,
-            user=user,
-            csrf_token=found.session.csrf_token,
-            lock_pk=lock_pk,
-            now=now,
-            error=exc.detail,
-            status_code=exc.status,
-        )
+        note, trail = None, None  # the page shows the error alone
+        error, status_code = exc.detail, exc.status
     return _detail(
         request,
         context,
@@ -582,8 +574,10 @@ async def lock_action(
         csrf_token=found.session.csrf_token,
         lock_pk=lock_pk,
         now=now,
+        error=error,
         note=note,
         trail=trail,
+        status_code=status_code,
     )
 
 

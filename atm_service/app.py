@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -28,7 +29,7 @@ from atm_service.logs import configure_logging
 from atm_service.metrics import Metrics
 from atm_service.migrate import ensure_migrated, head_revision
 from atm_service.recon_worker import ReconWorker
-from atm_service.request_log import RequestLog
+from atm_service.request_log import RequestLog, RouteTemplates
 from atm_service.security.passwords import Passwords
 from atm_service.services.lock_secrets import LockSecrets
 from atm_service.sweeper import Sweeper
@@ -121,6 +122,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # What start-up made (routes, schemas, validators, table metadata) lives as long
+        # as the process: out of the collector's way, a full collection no longer walks
+        # it, and those pauses of every request in flight get shorter.
+        gc.collect()
+        gc.freeze()
         sweeper.start()
         recon.start()
         yield
@@ -165,7 +171,10 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)  # every answer gets the headers
     # Outermost: the request id, the log line and the metrics cover everything inside.
-    app.add_middleware(RequestLog, metrics=metrics, enabled=settings.log_requests)
+    route_templates = RouteTemplates()  # filled in below, once every route is included
+    app.add_middleware(
+        RequestLog, metrics=metrics, enabled=settings.log_requests, templates=route_templates
+    )
     app.include_router(api_router)  # device routes first: they carry most requests
     app.include_router(web_router)
     app.include_router(probes.router)
@@ -176,6 +185,7 @@ def create_app(
     )
     problems.install(app)
     api_openapi.install(app)
+    route_templates.build(app.routes)
     return app
 
 

@@ -22,10 +22,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atm_service.logs import RequestIds, request_ids
@@ -61,21 +63,31 @@ def note_device(device: str | None) -> None:
 
 
 class RouteTemplates:
-    """The full path template of each route object, as FastAPI includes it."""
+    """The full path template of each route object, as FastAPI includes it.
+
+    The table is made by :meth:`build` when the application is assembled, or else
+    at the first request. Making it has FastAPI resolve every route's dependencies
+    (a quarter of a second for this service): on the first request of a busy
+    server process that is a stall of the event loop that every request then in
+    flight waits out."""
 
     def __init__(self) -> None:
         self._templates: dict[int, str] | None = None
+
+    def build(self, routes: Sequence[BaseRoute]) -> None:
+        self._templates = {
+            id(context.original_route): context.path
+            for context in iter_route_contexts(routes)
+            if context.path is not None
+        }
 
     def of(self, scope: Scope) -> str:
         route = scope.get("route")
         if route is None:
             return UNMATCHED
         if self._templates is None:
-            self._templates = {
-                id(context.original_route): context.path
-                for context in iter_route_contexts(scope["app"].routes)
-                if context.path is not None
-            }
+            self.build(scope["app"].routes)
+            assert self._templates is not None
         found = self._templates.get(id(route))
         if found is not None:
             return found
@@ -84,11 +96,18 @@ class RouteTemplates:
 
 
 class RequestLog:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        enabled: bool = True,
+        templates: RouteTemplates | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.enabled = enabled
-        self.templates = RouteTemplates()
+        self.templates = templates or RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -1,10 +1,13 @@
 """Device ingest through the real HTTP API: journal lines a second, and heartbeat latency.
 
-Starts the service under uvicorn on a loopback port over a fresh database
-(SQLite file, or a new PostgreSQL schema), migrates it, registers ``--agents``
-ATMs and enrols one Ed25519 key each through the admin API, then runs that many
-agents in this process, each with its own spool and HTTP connection, using the
-agent's real ``Uploader`` (signed requests, batches, acknowledgements):
+Starts the service over a fresh database (SQLite file, or a new PostgreSQL
+schema): ``--instances`` uvicorn processes, each on a loopback port of its own
+(two on PostgreSQL, one for each core, as docs/operations.md deploys them behind
+a proxy; the agents are spread over them as a proxy would). It migrates the
+database, registers ``--agents`` ATMs and enrols one Ed25519 key each through
+the admin API, then runs that many agents in this process, each with its own
+spool and HTTP connection, using the agent's real ``Uploader`` (signed requests,
+batches, acknowledgements):
 
 1. catch-up: every agent's spool holds ``--days`` business days of journal (the
    sample EJ files of ``shared/formats/sample/ej``, each replicated
@@ -12,12 +15,16 @@ agent's real ``Uploader`` (signed requests, batches, acknowledgements):
    a service outage. ``ingest_lines_per_s`` is the journal lines stored by the
    service divided by the wall time until every agent is done; the figure is
    checked against the service's own line count and sizes.
-2. steady state: the agents run live for ``--seconds``: a heartbeat every
-   ``--heartbeat-interval`` seconds each (2 s by default: fifteen times the
-   agent's default rate) with random phase, and new journal lines uploaded every
-   ``--journal-interval`` seconds (10 s) each.
+2. steady state: the agents run live for ``--seconds``: each runs the agent's
+   own heartbeat loop, a heartbeat every ``--heartbeat-interval`` seconds ±10 %
+   (2 s by default: fifteen times the agent's default rate) from a random phase,
+   and stores new journal lines (from a thread, as the link does) and uploads
+   them every ``--journal-interval`` seconds (10 s).
    ``heartbeat_p99_ms`` is the 99th percentile of the heartbeats' HTTP round
    trip as the agents see it (signed request sent to answer received).
+   ``agents_loop_lag_max_ms`` is the worst lateness of this process's event
+   loop meanwhile: 200 agents share it here, where each ATM has its own, so a
+   high figure there means the round trips above were lengthened on this side.
 
 Everything stops at the end, or after ``--timeout`` seconds, and the database is
 dropped. Traffic goes to 127.0.0.1 only. Figures are JSON lines on stdout;
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -93,6 +101,11 @@ def cpu_seconds(pid: int) -> float:
             fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def service_cpu(processes: list[subprocess.Popen[bytes]]) -> float:
+    """CPU time of every service instance so far."""
+    return sum(cpu_seconds(process.pid) for process in processes)
 
 
 def free_port() -> int:
@@ -191,7 +204,8 @@ def seed(database: Database, settings: Settings, agents: int) -> list[tuple[str,
     return atms
 
 
-def start_service(url: str, port: int, workers: int, directory: Path) -> subprocess.Popen[bytes]:
+def start_service(url: str, port: int, directory: Path) -> subprocess.Popen[bytes]:
+    """One service instance: a uvicorn process of its own on its own loopback port."""
     env = {
         **os.environ,
         "ATM_DATABASE_URL": url,
@@ -212,15 +226,13 @@ def start_service(url: str, port: int, workers: int, directory: Path) -> subproc
         "127.0.0.1",
         "--port",
         str(port),
-        "--workers",
-        str(workers),
         "--log-level",
         "warning",
         "--no-access-log",
         "--timeout-keep-alive",
         "75",
     ]
-    output = (directory / "service.log").open("wb")
+    output = (directory / f"service-{port}.log").open("wb")
     return subprocess.Popen(
         command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -275,12 +287,18 @@ async def enrol(base_url: str, atms: list[tuple[str, int]]) -> dict[str, DeviceK
 
 class BenchAgent:
     def __init__(
-        self, index: int, terminal_id: str, key: DeviceKey, spool: Spool, base_url: str
+        self,
+        index: int,
+        terminal_id: str,
+        key: DeviceKey,
+        spool: Spool,
+        base_url: str,
+        heartbeat_interval: float,
     ) -> None:
         self.index = index
         self.terminal_id = terminal_id
         self.spool = spool
-        self.heartbeat_round_trips: list[float] = []
+        self.heartbeat_round_trips: list[tuple[float, float]] = []  # (sent at, round trip)
         self.client = httpx.AsyncClient(
             base_url=base_url,
             auth=RequestSigner(key),
@@ -291,7 +309,7 @@ class BenchAgent:
         self.uploader: Uploader = Uploader(
             spool=spool,
             client=self.client,
-            policy=UploadPolicy(max_batch_bytes=64 * 1024),
+            policy=UploadPolicy(max_batch_bytes=64 * 1024, heartbeat_interval_s=heartbeat_interval),
             terminal_id=terminal_id,
             rng=random.Random(index),
         )
@@ -303,7 +321,7 @@ class BenchAgent:
         """The round trip of each heartbeat: from sending (signed) to the answer's headers."""
         if response.request.url.path.endswith("/heartbeat") and response.status_code == 200:
             sent = response.request.extensions["bench_sent"]
-            self.heartbeat_round_trips.append(time.perf_counter() - sent)
+            self.heartbeat_round_trips.append((sent, time.perf_counter() - sent))
 
 
 def add_records(spool: Spool) -> None:
@@ -339,24 +357,24 @@ async def steady_state(
     end = time.monotonic() + seconds
     line = b"08:00:00 CARD INSERTED\n"
 
+    stop = asyncio.Event()
+
     async def heartbeats(agent: BenchAgent) -> None:
-        nonlocal failures
+        """The agent's own heartbeat loop (every interval ±10 %), from a random phase."""
         await asyncio.sleep(agent.uploader.rng.uniform(0, interval))
-        while time.monotonic() < end:
-            started = time.perf_counter()
-            try:
-                await agent.uploader.heartbeat()
-            except Exception as exc:
-                failures += 1
-                reasons[f"heartbeat: {exc}"[:160]] += 1
-            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+        await agent.uploader.heartbeat_loop(stop)
+
+    async def stop_at_end() -> None:
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        stop.set()
 
     async def live_journal(agent: BenchAgent) -> None:
+        """New lines as the link would store them (from its own thread), then an upload."""
         nonlocal failures
         await asyncio.sleep(agent.uploader.rng.uniform(0, journal_interval))
         while time.monotonic() < end:
-            offset = agent.spool.journal_offset(live_day)
-            agent.spool.store_journal(live_day, offset, line * 3)
+            offset = await asyncio.to_thread(agent.spool.journal_offset, live_day)
+            await asyncio.to_thread(agent.spool.store_journal, live_day, offset, line * 3)
             try:
                 await agent.uploader.upload_pending()
             except Exception as exc:
@@ -364,16 +382,86 @@ async def steady_state(
                 reasons[f"upload: {exc}"[:160]] += 1
             await asyncio.sleep(journal_interval)
 
+    async def loop_lag() -> None:
+        """How late this process's event loop wakes: a late wake-up here lengthens every
+        round trip measured meanwhile, and is the agents' side, not the service's."""
+        while time.monotonic() < end:
+            asked = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append((asked - started, time.perf_counter() - asked - 0.005))
+
+    lags: list[tuple[float, float]] = []
+    pauses: list[tuple[float, int, float]] = []  # (at, generation, seconds)
+    collecting: list[float] = []
+
+    def collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting[:] = [time.perf_counter()]
+        elif collecting:
+            pauses.append(
+                (collecting[0] - started, info["generation"], time.perf_counter() - collecting[0])
+            )
+
+    gc.callbacks.append(collection)
+    started = time.perf_counter()
     for agent in agents:
         agent.heartbeat_round_trips.clear()
+    heartbeat_failures = sum(agent.uploader.state.heartbeat_failures for agent in agents)
     await asyncio.gather(
-        *(heartbeats(agent) for agent in agents), *(live_journal(agent) for agent in agents)
+        loop_lag(),
+        stop_at_end(),
+        *(heartbeats(agent) for agent in agents),
+        *(live_journal(agent) for agent in agents),
     )
+    heartbeat_failures = (
+        sum(agent.uploader.state.heartbeat_failures for agent in agents) - heartbeat_failures
+    )
+    if heartbeat_failures:
+        reasons["heartbeat failed"] += heartbeat_failures
+        failures += heartbeat_failures
+    timeline: list[tuple[float, float]] = []
     for agent in agents:
-        latencies.extend(agent.heartbeat_round_trips)
+        timeline.extend(agent.heartbeat_round_trips)
+    latencies.extend(round_trip for _, round_trip in timeline)
     for reason, count in reasons.most_common(5):
         log(f"{count} x {reason}")
+    slow = Counter(int(at - started) for at, round_trip in timeline if round_trip > 0.05)
+    if slow:
+        log(
+            "heartbeats over 50 ms by second of the steady state: "
+            + ", ".join(f"{second}s: {count}" for second, count in sorted(slow.items()))
+        )
+    gc.callbacks.remove(collection)
+    long = sorted(pauses, key=lambda item: -item[2])[:3]
+    log(
+        "longest collections: "
+        + ", ".join(f"gen{g} {s * 1000:.0f} ms at {a:.1f} s" for a, g, s in long)
+    )
+    worst = max(lags, key=lambda item: item[1], default=(0.0, 0.0))
+    log(f"agents' event loop: worst lag {worst[1] * 1000:.1f} ms at {worst[0]:.1f} s")
+    emit("agents_loop_lag_max_ms", worst[1] * 1000, "ms")
     return latencies, failures
+
+
+async def rules_caught_up(database: Database, timeout: float) -> float:
+    """Wait until the dispatch rules have seen every stored record (the service runs them
+    after answering each upload): the steady state starts once the catch-up is digested."""
+    started = time.perf_counter()
+    while True:
+        with database.session() as session:
+            behind = (
+                session.connection()
+                .execute(
+                    sa.text("SELECT count(*) FROM device_record_stream WHERE rules_seq < last_seq")
+                )
+                .scalar_one()
+            )
+        waited = time.perf_counter() - started
+        if not behind:
+            return waited
+        if waited > timeout:
+            raise RuntimeError(f"the dispatch rules are still behind on {behind} streams")
+        await asyncio.sleep(0.1)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -394,15 +482,16 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
     upgrade(database)
     atms = seed(database, settings, arguments.agents)
     log(f"{backend.kind}: migrated and seeded {len(atms)} ATMs")
-    workers = arguments.workers or (2 if backend.kind == "postgresql" else 1)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    process = start_service(backend.url, port, workers, directory)
+    instances = arguments.instances or (2 if backend.kind == "postgresql" else 1)
+    ports = [free_port() for _ in range(instances)]
+    base_urls = [f"http://127.0.0.1:{port}" for port in ports]
+    processes = [start_service(backend.url, port, directory) for port in ports]
     agents: list[BenchAgent] = []
     try:
-        await wait_ready(base_url, process, 60)
-        keys = await enrol(base_url, atms)
-        log(f"service on {base_url} ({workers} worker(s)); {len(keys)} keys enrolled")
+        for base_url, process in zip(base_urls, processes, strict=True):
+            await wait_ready(base_url, process, 60)
+        keys = await enrol(base_urls[0], atms)
+        log(f"{instances} service instance(s) on {', '.join(base_urls)}; {len(keys)} keys enrolled")
         days = (
             SAMPLE_DAYS[: arguments.days]
             if arguments.days <= 2
@@ -420,11 +509,20 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
                 lines += data.count(b"\n")
             add_records(spool)
             expected_lines += lines
-            agents.append(BenchAgent(index, terminal_id, keys[terminal_id], spool, base_url))
+            agents.append(
+                BenchAgent(
+                    index,
+                    terminal_id,
+                    keys[terminal_id],
+                    spool,
+                    base_urls[index % instances],  # as a proxy spreads them
+                    arguments.heartbeat_interval,
+                )
+            )
         backlog = sum(agent.spool.backlog().journal_bytes for agent in agents)
         log(f"{len(agents)} agents hold {backlog / 1e6:.1f} MB, {expected_lines} journal lines")
 
-        server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
+        server_cpu, client_cpu = service_cpu(processes), time.process_time()
         started = time.perf_counter()
         await asyncio.wait_for(
             asyncio.gather(*(agent.uploader.upload_pending() for agent in agents)),
@@ -432,7 +530,7 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
         )
         elapsed = time.perf_counter() - started
         log(
-            f"catch-up CPU: service {(cpu_seconds(process.pid) - server_cpu) / elapsed:.0%} "
+            f"catch-up CPU: service {(service_cpu(processes) - server_cpu) / elapsed:.0%} "
             f"of a core, agents {(time.process_time() - client_cpu) / elapsed:.0%}"
         )
         with database.session() as session:
@@ -454,8 +552,14 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
         log(f"catch-up: {expected_lines} lines, {backlog / 1e6:.1f} MB in {elapsed:.2f} s")
         emit("ingest_lines_per_s", expected_lines / elapsed, "lines/s")
         emit("ingest_mb_per_s", backlog / 1e6 / elapsed, "MB/s")
+        settled = await rules_caught_up(database, arguments.timeout)
+        log(f"dispatch rules caught up with every record {settled:.2f} s after the uploads")
+        # This process's own objects (200 agents' clients and spools) out of the
+        # collector's way, so that its pauses do not count as the service's latency.
+        gc.collect()
+        gc.freeze()
 
-        server_cpu, client_cpu = cpu_seconds(process.pid), time.process_time()
+        server_cpu, client_cpu = service_cpu(processes), time.process_time()
         steady_started = time.perf_counter()
         latencies, failures = await asyncio.wait_for(
             steady_state(
@@ -469,7 +573,7 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
         )
         wall = time.perf_counter() - steady_started
         log(
-            f"steady state CPU: service {(cpu_seconds(process.pid) - server_cpu) / wall:.0%} "
+            f"steady state CPU: service {(service_cpu(processes) - server_cpu) / wall:.0%} "
             f"of a core, agents {(time.process_time() - client_cpu) / wall:.0%}"
         )
         if not latencies:
@@ -487,7 +591,8 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
         for agent in agents:
             await agent.client.aclose()
             agent.spool.close()
-        stop_service(process)
+        for process in processes:
+            stop_service(process)
         database.dispose()
 
 
@@ -506,7 +611,12 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--days", type=int, default=2, help="journal days per agent")
     parser.add_argument("--replicas", type=int, default=2, help="sample file copies per day")
-    parser.add_argument("--workers", type=int, default=0, help="uvicorn workers (0: by backend)")
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=0,
+        help="service instances, one process and port each (0: 2 on PostgreSQL, 1 on SQLite)",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="steady-state duration")
     parser.add_argument("--heartbeat-interval", type=float, default=2.0)
     parser.add_argument("--journal-interval", type=float, default=10.0)
@@ -520,8 +630,7 @@ def main() -> None:
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
                 runner.run(run(arguments, directory, backend))
         except Exception as exc:
-            log_path = directory / "service.log"
-            if log_path.exists():
+            for log_path in sorted(directory.glob("service-*.log")):
                 sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
             log(f"failed: {exc}")
             raise SystemExit(1) from None

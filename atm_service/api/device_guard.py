@@ -21,6 +21,10 @@ At most :data:`DEVICE_THREADS` device requests are in worker threads at once
 Threads beyond that would only contend for the interpreter lock, and on a
 loaded host that contention, not the work, makes the slow tail: measured with
 200 agents, bounding it cut the heartbeats' 99th percentile several-fold.
+Work that follows an answered request (the dispatch rules after an upload)
+waits in a queue of its own with half as many threads: after an outage, a
+fleet's catch-up leaves hundreds of rule runs behind it, and queued in front
+of the requests they held heartbeats for seconds.
 
 On SQLite, which has one writer at a time, that trip also queues on a lock of
 the process: a thread that finds the database locked would otherwise sleep in
@@ -60,17 +64,20 @@ DEVICE_THREADS = 4
 
 _SQLITE_WRITER = threading.Lock()
 _LIMITERS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[int, anyio.CapacityLimiter]
+    asyncio.AbstractEventLoop, dict[tuple[str, int], anyio.CapacityLimiter]
 ] = weakref.WeakKeyDictionary()
 
 
-def _device_threads(count: int = DEVICE_THREADS) -> anyio.CapacityLimiter:
-    """The running event loop's limiter of device work in worker threads, ``count`` at once."""
+def _device_threads(
+    count: int = DEVICE_THREADS, *, queue: str = "requests"
+) -> anyio.CapacityLimiter:
+    """The running event loop's limiter of one queue of device work in worker threads,
+    ``count`` at once: ``requests`` (what an agent waits for) or ``follow-ups``."""
     loop = asyncio.get_running_loop()
     limiters = _LIMITERS.setdefault(loop, {})
-    limiter = limiters.get(count)
+    limiter = limiters.get((queue, count))
     if limiter is None:
-        limiter = limiters[count] = anyio.CapacityLimiter(count)
+        limiter = limiters[(queue, count)] = anyio.CapacityLimiter(count)
     return limiter
 
 
@@ -112,16 +119,18 @@ class DeviceCall:
 
     async def then(self, work: Callable[[Session], object]) -> None:
         """Work that follows an answered request (a background task): one worker-thread
-        trip under the same bound, a session of its own, no verification (the request
-        was verified). A database that is away is logged, not raised: what was left
-        undone is picked up by the stream's next request."""
+        trip in the follow-ups' queue (half the requests' threads, at least one), a
+        session of its own, no verification (the request was verified). A database that
+        is away is logged, not raised: what was left undone is picked up by the stream's
+        next request."""
 
         def follow_up() -> None:
             with _exclusive(self.context), self.context.database.session() as session:
                 work(session)
 
         try:
-            limiter = _device_threads(self.context.settings.device_threads)
+            count = max(1, self.context.settings.device_threads // 2)
+            limiter = _device_threads(count, queue="follow-ups")
             await anyio.to_thread.run_sync(follow_up, limiter=limiter)
         except Exception as exc:
             if not is_unavailable(exc):

@@ -4,7 +4,8 @@
 
 - takes the caller's ``X-Request-ID`` when it is a sensible token (a proxy's or
   an agent's), or makes one, and sends it back in the response's
-  ``X-Request-ID``; every log record written while the request is served
+  ``X-Request-ID``, with a ``Server-Timing: app;dur=<ms>`` header giving the
+  service's time up to the answer's headers; every log record written while the request is served
   carries it (:data:`atm_service.logs.request_ids`), with the user's id once
   the session is read and the ATM's terminal id on device routes;
 - writes one ``request`` record when the answer is sent: method, route
@@ -124,7 +125,12 @@ class RequestLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                MutableHeaders(scope=message)[HEADER] = rid
+                headers = MutableHeaders(scope=message)
+                headers[HEADER] = rid
+                # The service's own share of the round trip, up to the answer's headers
+                # (W3C Server-Timing): clients and proxies can tell it from the network's.
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                headers.append("Server-Timing", f"app;dur={elapsed_ms:.1f}")
             await send(message)
 
         try:

@@ -25,6 +25,8 @@ batches, acknowledgements):
    ``agents_loop_lag_max_ms`` is the worst lateness of this process's event
    loop meanwhile: 200 agents share it here, where each ATM has its own, so a
    high figure there means the round trips above were lengthened on this side.
+   ``heartbeat_service_p99_ms`` is the 99th percentile of the service's own
+   time (its ``Server-Timing`` header: request received to answer's headers).
 
 Everything stops at the end, or after ``--timeout`` seconds, and the database is
 dropped. Traffic goes to 127.0.0.1 only. Figures are JSON lines on stdout;
@@ -299,6 +301,7 @@ class BenchAgent:
         self.terminal_id = terminal_id
         self.spool = spool
         self.heartbeat_round_trips: list[tuple[float, float]] = []  # (sent at, round trip)
+        self.heartbeat_service_ms: list[float] = []  # the service's Server-Timing
         self.client = httpx.AsyncClient(
             base_url=base_url,
             auth=RequestSigner(key),
@@ -322,6 +325,9 @@ class BenchAgent:
         if response.request.url.path.endswith("/heartbeat") and response.status_code == 200:
             sent = response.request.extensions["bench_sent"]
             self.heartbeat_round_trips.append((sent, time.perf_counter() - sent))
+            timing = response.headers.get("server-timing", "")
+            if timing.startswith("app;dur="):
+                self.heartbeat_service_ms.append(float(timing.removeprefix("app;dur=")))
 
 
 def add_records(spool: Spool) -> None:
@@ -406,6 +412,7 @@ async def steady_state(
     started = time.perf_counter()
     for agent in agents:
         agent.heartbeat_round_trips.clear()
+        agent.heartbeat_service_ms.clear()
     heartbeat_failures = sum(agent.uploader.state.heartbeat_failures for agent in agents)
     await asyncio.gather(
         loop_lag(),
@@ -437,6 +444,9 @@ async def steady_state(
         "longest collections: "
         + ", ".join(f"gen{g} {s * 1000:.0f} ms at {a:.1f} s" for a, g, s in long)
     )
+    service_ms = [value for agent in agents for value in agent.heartbeat_service_ms]
+    if service_ms:
+        emit("heartbeat_service_p99_ms", percentile(service_ms, 0.99), "ms")
     worst = max(lags, key=lambda item: item[1], default=(0.0, 0.0))
     log(f"agents' event loop: worst lag {worst[1] * 1000:.1f} ms at {worst[0]:.1f} s")
     emit("agents_loop_lag_max_ms", worst[1] * 1000, "ms")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,6 +251,14 @@ def test_every_answer_carries_a_request_id(client: TestClient) -> None:
     junk = client.get("/healthz", headers={"X-Request-ID": "bad id\twith <stuff>"})
     assert junk.headers["x-request-id"] != "bad id\twith <stuff>"
     assert len(junk.headers["x-request-id"]) == 32
+
+
+def test_every_answer_gives_the_services_time_in_server_timing(client: TestClient) -> None:
+    for path in ("/healthz", "/login", "/api/v1/no-such-route"):
+        header = client.get(path).headers["server-timing"]
+        found = re.fullmatch(r"app;dur=(\d+\.\d)", header)
+        assert found, header
+        assert 0 <= float(found.group(1)) < 10_000
 
 
 def test_one_json_line_per_request_with_ids(

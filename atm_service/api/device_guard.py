@@ -38,7 +38,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,16 +81,6 @@ def _device_threads(
     return limiter
 
 
-_PENDING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, int]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _pending_follow_ups() -> dict[Hashable, int]:
-    """The running event loop's follow-ups queued or running, counted by key."""
-    return _PENDING.setdefault(asyncio.get_running_loop(), {})
-
-
 def _exclusive(context: AppContext) -> AbstractContextManager[object]:
     """SQLite's single writer, taken in order; nothing on PostgreSQL."""
     return _SQLITE_WRITER if context.database.dialect == "sqlite" else nullcontext()
@@ -127,23 +117,12 @@ class DeviceCall:
         limiter = _device_threads(self.context.settings.device_threads)
         return await anyio.to_thread.run_sync(verified_work, limiter=limiter)
 
-    async def then(
-        self, work: Callable[[Session], object], *, key: Hashable, needed: bool = True
-    ) -> None:
+    async def then(self, work: Callable[[Session], object]) -> None:
         """Work that follows an answered request (a background task): one worker-thread
         trip in the follow-ups' queue (half the requests' threads, at least one), a
         session of its own, no verification (the request was verified). A database that
         is away is logged, not raised: what was left undone is picked up by the stream's
-        next request.
-
-        ``key`` names what the work brings up to date (a stream's rules). Work that is
-        not ``needed`` (a catch-up "in case") is dropped while work of the same key is
-        queued or running in this process: it would find nothing left to do, after
-        holding a thread and its client's connection."""
-        pending = _pending_follow_ups()
-        if not needed and key in pending:
-            return
-        pending[key] = pending.get(key, 0) + 1
+        next request."""
 
         def follow_up() -> None:
             with _exclusive(self.context), self.context.database.session() as session:
@@ -161,12 +140,6 @@ class DeviceCall:
                 "work after a device request deferred: the database is unavailable (%s)",
                 type(getattr(exc, "orig", None) or exc).__name__,
             )
-        finally:
-            left = pending.get(key, 1) - 1
-            if left > 0:
-                pending[key] = left
-            else:
-                pending.pop(key, None)
 
 
 def request_target(request: Request) -> str:

@@ -7,7 +7,6 @@ the driver's errors and the answers of an app whose database refuses connections
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import socket
@@ -180,30 +179,6 @@ def test_work_after_a_device_request_logs_a_database_away_and_goes_on(
         session.connection()  # the database refuses the connection
 
     with caplog.at_level("WARNING", logger="atm_service.ingest"):
-        run_async(call.then(work, key=("rules", 1)))
+        run_async(call.then(work))
     assert touched == ["started"]
     assert any("database is unavailable" in message for message in caplog.messages)
-
-
-def test_a_catch_up_in_case_is_dropped_while_one_for_the_same_stream_is_under_way(
-    client: TestClient,
-) -> None:
-    context = client.app.state.context  # type: ignore[attr-defined]
-    call = DeviceCall(
-        signed=SignedRequest(method="POST", target="/", body=b"", headers={}),
-        terminal_id=None,
-        context=context,
-        now=datetime.now(UTC),
-    )
-    ran: list[str] = []
-
-    async def scenario() -> None:
-        first = asyncio.ensure_future(call.then(lambda _s: ran.append("records"), key="s"))
-        await asyncio.sleep(0)  # the first is queued or running
-        await call.then(lambda _s: ran.append("in case"), key="s", needed=False)
-        await call.then(lambda _s: ran.append("other stream"), key="t", needed=False)
-        await first
-        await call.then(lambda _s: ran.append("in case, later"), key="s", needed=False)
-
-    run_async(scenario())
-    assert sorted(ran) == ["in case, later", "other stream", "records"]

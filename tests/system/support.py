@@ -64,31 +64,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: flo
         raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
-def wait_while_progressing(
-    condition: Callable[[], bool],
-    progress: Callable[[], int],
-    idle: float,
-    bound: float,
-    what: str,
-    step: float = 0.1,
-) -> None:
-    """Wait for ``condition``; give up after ``idle`` seconds without ``progress`` growing,
-    or ``bound`` seconds in all."""
-    start = time.monotonic()
-    last, moved = progress(), start
-    while time.monotonic() - start < bound:
-        if condition():
-            return
-        time.sleep(step)
-        now, seen = time.monotonic(), progress()
-        if seen > last:
-            last, moved = seen, now
-        elif now - moved > idle:
-            break
-    if not condition():
-        raise AssertionError(f"{what}: not within {time.monotonic() - start:.0f} s")
-
-
 @dataclass
 class CommittedDatabase:
     """A migrated database of its own whose transactions commit, and its URL for processes."""

@@ -108,11 +108,7 @@ async def post_records(
 
 
 def _apply_rules_after(
-    device: DeviceCall,
-    background: BackgroundTasks,
-    follow_up: ingest.RulesFollowUp,
-    *,
-    needed: bool = True,
+    device: DeviceCall, background: BackgroundTasks, follow_up: ingest.RulesFollowUp
 ) -> None:
     """The agent has its answer once its request is stored; the dispatch rules run right
     after it is sent (and a record they miss is applied after the next request)."""
@@ -122,8 +118,6 @@ def _apply_rules_after(
         lambda session: ingest.apply_rules(
             session, follow_up, now=device.now, road_speed_kmh=speed
         ),
-        key=("rules", follow_up.stream_id),
-        needed=needed,
     )
 
 
@@ -141,8 +135,8 @@ async def post_heartbeat(
             session, device=identity, beat=beat, now=device.now
         )
     )
-    if follow_up is not None:  # rules left behind (a crash): caught up unless already under way
-        _apply_rules_after(device, background, follow_up, needed=False)
+    if follow_up is not None:
+        _apply_rules_after(device, background, follow_up)
     return reply
 
 

@@ -23,7 +23,7 @@ to them from memory; otherwise the rules read what they missed.
 
 Heartbeats keep the agent's own state, answer with the stream's position and
 the ATM's waiting remote commands (:mod:`atm_service.services.device_commands`),
-and, after the answer, apply any records the rules were left behind on.
+and apply any records the rules were left behind on.
 
 The work is set-based (Core statements, executemany), never one ORM object per
 line or record: ingest must keep up with a whole fleet catching up after an outage.
@@ -451,11 +451,10 @@ def record_heartbeat(
     device: DeviceIdentity,
     beat: HeartbeatIn,
     now: datetime,
-) -> tuple[HeartbeatReply, RulesFollowUp | None]:
+    road_speed_kmh: float = DEFAULT_ROAD_SPEED_KMH,
+) -> HeartbeatReply:
     """Keep the agent's reported state; answer with the time, the stream's position and the
-    ATM's waiting commands. When the dispatch rules are behind on the stream, the follow-up
-    for :func:`apply_rules` comes with the answer: the route runs it once the agent has its
-    answer, so a heartbeat never waits for dispatch decisions."""
+    ATM's waiting commands; catch the dispatch rules up on the stream if they fell behind."""
     lag = None
     if beat.oldest_pending_at is not None:
         # Both times are the agent's, so its clock offset cancels out.
@@ -489,13 +488,17 @@ def record_heartbeat(
     ).first()
     commands = device_commands.collect(connection, atm_id=device.atm_id, now=now)
     session.commit()
-    follow_up = None
     if position is not None and position.rules_seq < position.last_seq:
-        follow_up = RulesFollowUp(atm_id=device.atm_id, stream_id=position.id, after=0)
-    reply = HeartbeatReply(
+        device_rules.apply_pending(
+            session,
+            atm_id=device.atm_id,
+            stream_id=position.id,
+            now=now,
+            road_speed_kmh=road_speed_kmh,
+        )
+    return HeartbeatReply(
         terminal_id=device.terminal_id,
         server_time=now,
         acked_seq=position.last_seq if position is not None else 0,
         commands=commands,
     )
-    return reply, follow_up

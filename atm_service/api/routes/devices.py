@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query
 
-from atm_service.api.device_guard import DeviceCall, DeviceDep
+from atm_service.api.device_guard import DeviceDep
 from atm_service.api.openapi import problems
 from atm_service.models.base import MAX_ID
 from atm_service.models.device_commands import CommandResultIn, DeviceCommandPublic
@@ -103,22 +103,16 @@ async def post_records(
         )
     )
     if follow_up is not None:
-        _apply_rules_after(device, background, follow_up)
+        # The agent has its answer once the records are stored; the dispatch rules run
+        # right after it is sent (and a record they miss is applied at the next request).
+        speed = device.context.settings.dispatch_road_speed_kmh
+        background.add_task(
+            device.then,
+            lambda session: ingest.apply_rules(
+                session, follow_up, now=device.now, road_speed_kmh=speed
+            ),
+        )
     return ack
-
-
-def _apply_rules_after(
-    device: DeviceCall, background: BackgroundTasks, follow_up: ingest.RulesFollowUp
-) -> None:
-    """The agent has its answer once its request is stored; the dispatch rules run right
-    after it is sent (and a record they miss is applied after the next request)."""
-    speed = device.context.settings.dispatch_road_speed_kmh
-    background.add_task(
-        device.then,
-        lambda session: ingest.apply_rules(
-            session, follow_up, now=device.now, road_speed_kmh=speed
-        ),
-    )
 
 
 @router.post(
@@ -128,16 +122,17 @@ def _apply_rules_after(
     responses=problems(413, 422),
 )
 async def post_heartbeat(
-    terminal_id: TerminalId, beat: HeartbeatIn, device: DeviceDep, background: BackgroundTasks
+    terminal_id: TerminalId, beat: HeartbeatIn, device: DeviceDep
 ) -> HeartbeatReply:
-    reply, follow_up = await device.run(
+    return await device.run(
         lambda session, identity: ingest.record_heartbeat(
-            session, device=identity, beat=beat, now=device.now
+            session,
+            device=identity,
+            beat=beat,
+            now=device.now,
+            road_speed_kmh=device.context.settings.dispatch_road_speed_kmh,
         )
     )
-    if follow_up is not None:
-        _apply_rules_after(device, background, follow_up)
-    return reply
 
 
 @router.post(

@@ -37,7 +37,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
+from service_process import free_port
 from sqlalchemy.engine import make_url
 
 from atm_service.db import Database, create_engine
@@ -211,12 +211,6 @@ def seed(url: str, now: datetime, rng: random.Random) -> Fleet:
 
 
 # --- the service instances -------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_instance(url: str) -> tuple[subprocess.Popen[bytes], str]:

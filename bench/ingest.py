@@ -46,15 +46,12 @@ import logging
 import os
 import random
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +59,7 @@ from urllib.parse import quote
 
 import httpx
 import sqlalchemy as sa
+from service_process import cpu_seconds, free_port, start_service, stop_service, wait_ready
 
 from atm_service.config import Settings
 from atm_service.db import Database, create_engine
@@ -91,30 +89,9 @@ def emit(metric: str, value: float, unit: str) -> None:
     print(json.dumps({"metric": metric, "value": round(value, 2), "unit": unit}), flush=True)
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time used by a process and its children so far (Linux /proc)."""
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    with suppress(OSError):
-        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    for each in pids:
-        with suppress(OSError):
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def service_cpu(processes: list[subprocess.Popen[bytes]]) -> float:
     """CPU time of every service instance so far."""
     return sum(cpu_seconds(process.pid) for process in processes)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Backend:
@@ -204,67 +181,6 @@ def seed(database: Database, settings: Settings, agents: int) -> list[tuple[str,
             now=now,
         )
     return atms
-
-
-def start_service(url: str, port: int, directory: Path) -> subprocess.Popen[bytes]:
-    """One service instance: a uvicorn process of its own on its own loopback port."""
-    env = {
-        **os.environ,
-        "ATM_DATABASE_URL": url,
-        "ATM_ENVIRONMENT": "test",
-        "ATM_SECRET_KEY": secrets.token_hex(32),
-        "ATM_ARGON2_TIME_COST": "1",
-        "ATM_ARGON2_MEMORY_KIB": "1024",
-        "ATM_DATABASE_POOL_SIZE": "6",
-        "ATM_LOG_LEVEL": "WARNING",  # no line per request, as --log-level below
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "atm_service.app:create_app_from_environment",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--timeout-keep-alive",
-        "75",
-    ]
-    output = (directory / f"service-{port}.log").open("wb")
-    return subprocess.Popen(
-        command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop_service(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
-async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("the service exited at start; see its log")
-            with suppress(httpx.TransportError):
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not become ready in time")
-            await asyncio.sleep(0.2)
 
 
 async def enrol(base_url: str, atms: list[tuple[str, int]]) -> dict[str, DeviceKey]:
@@ -495,11 +411,15 @@ async def run(arguments: argparse.Namespace, directory: Path, backend: Backend) 
     instances = arguments.instances or (2 if backend.kind == "postgresql" else 1)
     ports = [free_port() for _ in range(instances)]
     base_urls = [f"http://127.0.0.1:{port}" for port in ports]
-    processes = [start_service(backend.url, port, directory) for port in ports]
+    service_logs = [directory / f"service-{port}.log" for port in ports]
+    processes = [
+        start_service(backend.url, port, service_log, pool_size=6)
+        for port, service_log in zip(ports, service_logs, strict=True)
+    ]
     agents: list[BenchAgent] = []
     try:
-        for base_url, process in zip(base_urls, processes, strict=True):
-            await wait_ready(base_url, process, 60)
+        for base_url, process, service_log in zip(base_urls, processes, service_logs, strict=True):
+            await wait_ready(base_url, process, service_log)
         keys = await enrol(base_urls[0], atms)
         log(f"{instances} service instance(s) on {', '.join(base_urls)}; {len(keys)} keys enrolled")
         days = (

@@ -54,13 +54,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -74,6 +71,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from service_process import cpu_seconds, free_port, start_service, stop_service, wait_ready
 from sqlalchemy.engine import make_url
 
 from atm_service.db import Database, create_engine
@@ -276,12 +274,6 @@ def seed(url: str, agents: int, rng: random.Random) -> Seeded:
 # --- the service instances -------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Instance:
     process: subprocess.Popen[bytes]
@@ -292,75 +284,12 @@ class Instance:
 def start_instance(url: str, directory: Path, number: int, pool_size: int) -> Instance:
     port = free_port()
     log = directory / f"service-{number}.log"
-    env = {
-        **os.environ,
-        "ATM_DATABASE_URL": url,
-        "ATM_ENVIRONMENT": "test",
-        "ATM_SECRET_KEY": secrets.token_hex(32),
-        "ATM_ARGON2_TIME_COST": "1",
-        "ATM_ARGON2_MEMORY_KIB": "1024",
-        "ATM_ARGON2_PARALLELISM": "1",
-        "ATM_DATABASE_POOL_SIZE": str(pool_size),
-        "ATM_RECON_POLL_SECONDS": "0",
-        "ATM_LOG_LEVEL": "WARNING",  # no line per request, as --log-level below
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "atm_service.app:create_app_from_environment",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--timeout-keep-alive",
-        "75",
-    ]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    process = start_service(url, port, log, pool_size=pool_size)
     return Instance(process=process, base_url=f"http://127.0.0.1:{port}", log=log)
 
 
 def stop_instance(instance: Instance) -> None:
-    process = instance.process
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
-async def wait_ready(instance: Instance, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=2) as client:
-        while True:
-            if instance.process.poll() is not None:
-                raise SystemExit(f"a service instance exited at start:\n{instance.log.read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get(f"{instance.base_url}/readyz")).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{instance.base_url} was not ready within {timeout:.0f} s")
-            await asyncio.sleep(0.2)
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time a process has used so far (Linux /proc)."""
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
+    stop_service(instance.process)
 
 
 # --- the agents ------------------------------------------------------------------------
@@ -847,7 +776,9 @@ def main() -> None:
             loop = _new_loop()
             try:
                 for instance in instances:
-                    loop.run_until_complete(wait_ready(instance))
+                    loop.run_until_complete(
+                        wait_ready(instance.base_url, instance.process, instance.log)
+                    )
                 bases = [instance.base_url for instance in instances]
                 say(
                     f"two instances ready; {args.agents} agents for {args.warm_up:g} s warm-up "

@@ -5,8 +5,8 @@
 - takes the caller's ``X-Request-ID`` when it is a sensible token (a proxy's or
   an agent's), or makes one, and sends it back in the response's
   ``X-Request-ID``, with a ``Server-Timing: app;dur=<ms>`` header giving the
-  service's time up to the answer's headers; every log record written while the request is served
-  carries it (:data:`atm_service.logs.request_ids`), with the user's id once
+  service's time up to the answer's headers; every log record written while the
+  request is served carries it (:data:`atm_service.logs.request_ids`), with the user's id once
   the session is read and the ATM's terminal id on device routes;
 - writes one ``request`` record when the answer is sent: method, route
   template, path (never the query string, which may carry anything), status,
@@ -75,21 +75,22 @@ class RouteTemplates:
     def __init__(self) -> None:
         self._templates: dict[int, str] | None = None
 
-    def build(self, routes: Sequence[BaseRoute]) -> None:
+    def build(self, routes: Sequence[BaseRoute]) -> dict[int, str]:
         self._templates = {
             id(context.original_route): context.path
             for context in iter_route_contexts(routes)
             if context.path is not None
         }
+        return self._templates
 
     def of(self, scope: Scope) -> str:
         route = scope.get("route")
         if route is None:
             return UNMATCHED
-        if self._templates is None:
-            self.build(scope["app"].routes)
-            assert self._templates is not None
-        found = self._templates.get(id(route))
+        templates = self._templates
+        if templates is None:
+            templates = self.build(scope["app"].routes)
+        found = templates.get(id(route))
         if found is not None:
             return found
         path = getattr(route, "path", None)

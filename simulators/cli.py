@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 import time as _time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -306,25 +308,26 @@ def _logging(level: str) -> None:
     )
 
 
+@contextmanager
+def _exit_on_failure(command: str) -> Iterator[None]:
+    """A simulator's refusal ends the command with status 2, an operating-system error
+    with status 1, each with its message and no traceback."""
+    try:
+        yield
+    except SimulatorError as exc:
+        typer.echo(f"atm-sim {command}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"atm-sim {command}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _simulate(options: SimulationOptions, command: str) -> None:
     from simulators.runner import Simulation
 
-    try:
+    with _exit_on_failure(command):
         simulation = Simulation(options)
-    except SimulatorError as exc:
-        typer.echo(f"atm-sim {command}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        typer.echo(f"atm-sim {command}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    try:
         simulation.run(sys.stdin)
-    except SimulatorError as exc:
-        typer.echo(f"atm-sim {command}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        typer.echo(f"atm-sim {command}: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 @app.command("atm")
@@ -503,22 +506,9 @@ def world_command(
     from simulators.world import World, WorldSpec
 
     _logging(log_level)
-    try:
+    with _exit_on_failure("world"):
         world = World(WorldSpec.from_file(spec))
-    except SimulatorError as exc:
-        typer.echo(f"atm-sim world: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        typer.echo(f"atm-sim world: {exc}", err=True)
-        raise typer.Exit(1) from None
-    try:
         world.run()
-    except SimulatorError as exc:
-        typer.echo(f"atm-sim world: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        typer.echo(f"atm-sim world: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 @app.command(

@@ -273,7 +273,6 @@ async def steady_state(
     journal_interval: float,
     live_day: str,
 ) -> tuple[list[float], int]:
-    latencies: list[float] = []
     failures = 0
     reasons: Counter[str] = Counter()
     end = time.monotonic() + seconds
@@ -313,18 +312,6 @@ async def steady_state(
             lags.append((asked - started, time.perf_counter() - asked - 0.005))
 
     lags: list[tuple[float, float]] = []
-    pauses: list[tuple[float, int, float]] = []  # (at, generation, seconds)
-    collecting: list[float] = []
-
-    def collection(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collecting[:] = [time.perf_counter()]
-        elif collecting:
-            pauses.append(
-                (collecting[0] - started, info["generation"], time.perf_counter() - collecting[0])
-            )
-
-    gc.callbacks.append(collection)
     started = time.perf_counter()
     for agent in agents:
         agent.heartbeat_round_trips.clear()
@@ -342,10 +329,8 @@ async def steady_state(
     if heartbeat_failures:
         reasons["heartbeat failed"] += heartbeat_failures
         failures += heartbeat_failures
-    timeline: list[tuple[float, float]] = []
-    for agent in agents:
-        timeline.extend(agent.heartbeat_round_trips)
-    latencies.extend(round_trip for _, round_trip in timeline)
+    timeline = [item for agent in agents for item in agent.heartbeat_round_trips]
+    latencies = [round_trip for _, round_trip in timeline]
     for reason, count in reasons.most_common(5):
         log(f"{count} x {reason}")
     slow = Counter(int(at - started) for at, round_trip in timeline if round_trip > 0.05)
@@ -354,12 +339,6 @@ async def steady_state(
             "heartbeats over 50 ms by second of the steady state: "
             + ", ".join(f"{second}s: {count}" for second, count in sorted(slow.items()))
         )
-    gc.callbacks.remove(collection)
-    long = sorted(pauses, key=lambda item: -item[2])[:3]
-    log(
-        "longest collections: "
-        + ", ".join(f"gen{g} {s * 1000:.0f} ms at {a:.1f} s" for a, g, s in long)
-    )
     service_ms = [value for agent in agents for value in agent.heartbeat_service_ms]
     if service_ms:
         emit("heartbeat_service_p99_ms", percentile(service_ms, 0.99), "ms")

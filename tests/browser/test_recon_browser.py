@@ -13,7 +13,7 @@ from atm_service.models.reconciliation import DiscrepancyStatus
 from atm_service.models.users import Role
 from atm_service.services import discrepancies
 from tests.browser.conftest import LiveServer
-from tests.service.recon_support import sample_or_skip
+from tests.samples import sample_dir
 from tests.support import PASSWORD, add_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,7 +29,7 @@ def _fits(page: Any, width: int) -> None:
 def test_reconciler_runs_the_sample_and_resolves_a_discrepancy(
     browser: Any, live_server: LiveServer, artifacts: Path
 ) -> None:
-    sample = sample_or_skip()
+    sample = sample_dir()
     add_user(live_server.context, Role.RECONCILER, "rita")
     page = browser.new_page(viewport=DESK)
     errors: list[str] = []

@@ -10,17 +10,11 @@ from typing import Any
 
 from atm_service.context import AppContext
 from simulators.truth import read
-from tests.samples import sample_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("ej", "paper", "host", "counters")
 RUNS = "/api/v1/reconciliation/runs"
 DISCREPANCIES = "/api/v1/reconciliation/discrepancies"
-
-
-def sample_or_skip() -> Path:
-    """``shared/formats/sample`` of the repository."""
-    return sample_dir()
 
 
 def files(sample: Path, kinds: tuple[str, ...] = KINDS) -> list[tuple[str, tuple[str, bytes]]]:

@@ -14,7 +14,7 @@ from atm_service.services.device_counters import (
     DeviceSnapshot,
     counters_document,
 )
-from tests.service.recon_support import sample_or_skip
+from tests.samples import sample_dir
 
 
 def _reports(document: dict[str, Any], *, counted: bool = True) -> list[DeviceSnapshot]:
@@ -35,7 +35,7 @@ def _files(sample: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def sample() -> Path:
-    return sample_or_skip()
+    return sample_dir()
 
 
 def test_the_sample_counters_come_back_from_what_the_devices_reported(sample: Path) -> None:

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from atm_service.context import AppContext
 from atm_service.models.users import Role
-from tests.service.recon_support import DISCREPANCIES, RUNS, files, run_queued, sample_or_skip
+from tests.samples import sample_dir
+from tests.service.recon_support import DISCREPANCIES, RUNS, files, run_queued
 from tests.support import Api, FakeClock, add_user, login
 
 EXPORT = f"{DISCREPANCIES}/export"
@@ -30,7 +31,7 @@ def recon(client: TestClient, context: AppContext) -> Api:
 
 @pytest.fixture
 def run_id(recon: Api, context: AppContext) -> int:
-    sample = sample_or_skip()
+    sample = sample_dir()
     response = recon.post(RUNS, files=files(sample))
     assert response.status_code == 202, response.text
     assert run_queued(context) == response.json()["id"]

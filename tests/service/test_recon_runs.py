@@ -21,12 +21,12 @@ from atm_service.services import recon_execute, recon_runs
 from atm_service.services.recon_runs import MAX_ATTEMPTS, RunLost
 from simulators.truth import match_key
 from tests.ingest_support import Signed, make_fleet
+from tests.samples import sample_dir
 from tests.service.recon_support import (
     DISCREPANCIES,
     RUNS,
     files,
     run_queued,
-    sample_or_skip,
     tarball,
     truth,
 )
@@ -38,7 +38,7 @@ DAYS = ("20261116", "20261117")
 
 @pytest.fixture
 def sample() -> Path:
-    return sample_or_skip()
+    return sample_dir()
 
 
 @pytest.fixture

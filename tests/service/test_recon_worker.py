@@ -18,8 +18,8 @@ from atm_service.services.recon_runs import start_run
 from atm_service.services.recon_uploads import Upload, receive
 from atm_service.services.users import create_user
 from tests.conftest import postgres_url
+from tests.samples import sample_dir
 from tests.service.live_servers import shared_database
-from tests.service.recon_support import sample_or_skip
 
 TERMINALS = tuple(f"T100000{n}" for n in range(1, 7))
 
@@ -32,7 +32,7 @@ def test_two_instances_share_the_queue_without_running_a_run_twice(
 ) -> None:
     if backend == "postgresql" and postgres_url() is None:
         pytest.skip("PostgreSQL tests need ATM_TEST_DATABASE_URL")
-    sample = sample_or_skip()
+    sample = sample_dir()
     now = datetime.now(UTC)
     with shared_database(backend, tmp_path) as shared:
         database = shared.database()

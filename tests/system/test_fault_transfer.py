@@ -294,6 +294,19 @@ def test_the_service_holds_exactly_what_the_atm_wrote_through_kills_restarts_and
                 f"{exc}; the ATM wrote {sizes}, the service holds {held}; "
                 f"{len(sim_events())} events written; the agent's log ends:\n" + "\n".join(tail)
             ) from None
+
+        def rules_caught_up() -> bool:
+            with database.database.session() as session:
+                behind = session.exec(
+                    sa.select(sa.func.count())  # type: ignore[call-overload]
+                    .select_from(RecordStream)
+                    .where(RecordStream.rules_seq < RecordStream.last_seq)
+                ).one()[0]
+            return bool(behind == 0)
+
+        # The dispatch rules run after each upload's answer (and a heartbeat applies what a
+        # restart left behind): they follow the stored records by a moment.
+        wait_for(rules_caught_up, 30, "the dispatch rules seeing every stored record")
         duration = time.monotonic() - began
         assert _journals(simulator.out) == written  # the paused ATM wrote nothing more
         # the first business day closed: its switch log, paper journal and counters are written

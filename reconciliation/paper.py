@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import polars as pl
 
 from reconciliation.model import PaperBlock, PaperParse
@@ -201,7 +202,6 @@ def _by_events(buffer: bytes, low: int, high: int, spans: list[Span], lines: _Li
 
 # lines of spaces or tabs only: blank to the parser, so empty lines alone do not cut blocks
 _SPACE_LINE = re.compile(rb"^[ \t\r]+\n", re.M)
-_RUN = re.compile(rb"(?:[^\n]+\n)+")  # a run of non-empty lines
 
 
 def _has_space_line(buffer: bytes) -> bool:
@@ -213,47 +213,109 @@ def _has_space_line(buffer: bytes) -> bool:
     return _SPACE_LINE.search(buffer) is not None
 
 
-_STARRY_LINE = re.compile(rb"^[^\n]*\*\*[^\n]*\n", re.M)
+def _line_markers(buffer: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Asterisk markers on each line (:func:`_marker_count`), vectorised.
+
+    A line counts only with eight asterisks or more, two of them adjacent.
+    Sixty-odd asterisks are two markers; a line with at most twelve other
+    characters is one. Anything else (a marker merged with text) is read by
+    :func:`_marker_count` itself; marker lines repeat, so each text once.
+    """
+    star = np.frombuffer(buffer, dtype=np.uint8) == 42
+    size = len(starts)
+    # per line: the sum from its first byte to the next line's (its newline is no "*")
+    stars = np.add.reduceat(star, starts, dtype=np.int64)
+    pair = np.zeros(len(star), dtype=bool)  # "**" starting here
+    np.logical_and(star[:-1], star[1:], out=pair[:-1])
+    pairs = np.add.reduceat(pair, starts, dtype=np.int64)
+    length = ends - starts + 1  # with the newline, as _marker_count sees the line
+    candidate = (stars >= 8) & (pairs > 0)
+    markers = np.zeros(size, dtype=np.int64)
+    markers[candidate & (stars >= 55)] = 2
+    markers[candidate & (stars < 55) & (length - stars <= 12)] = 1
+    mixed = np.flatnonzero(candidate & (stars < 55) & (length - stars > 12))
+    if len(mixed):
+        known: dict[bytes, int] = {}
+        for index, start, end in zip(
+            mixed.tolist(), starts[mixed].tolist(), ends[mixed].tolist(), strict=True
+        ):
+            line = buffer[start : end + 1]
+            found = known.get(line)
+            if found is None:
+                found = known[line] = _marker_count(line)
+            markers[index] = found
+    return markers
+
+
+def _page_lines(buffer: bytes, starts: np.ndarray) -> list[int]:
+    """Indexes of the page-marker lines (``starts``: offset of each line)."""
+    seen: list[int] = []
+    find = buffer.find
+    at = find(b"--- PAGE")
+    while at >= 0:
+        seen.append(at)
+        at = find(b"--- PAGE", at + 8)
+    candidates = np.unique(np.searchsorted(starts, seen, side="right") - 1).tolist()
+    match = _PAGE_LINE.match
+    return [
+        line
+        for line, start in zip(candidates, starts[candidates].tolist(), strict=True)
+        if match(buffer, start)
+    ]
 
 
 def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
     """The same blocks as :func:`_by_events` for a text whose blank lines are all
     empty: each run of non-empty lines is one block unless it holds more than
-    two receipts' markers (a lost boundary), which the state machine cuts."""
-    structural = buffer.count(b"\n")
-    markers_of: dict[bytes, int] = {}  # marker lines repeat; 0: not a marker line
+    two receipts' markers (a lost boundary), which the state machine cuts.
 
-    def marker(line: bytes) -> int:
-        found = markers_of.get(line)
-        if found is None:
-            stars = line.count(b"*")
-            found = _marker_count(line) if stars >= 8 and b"**" in line else 0
-            markers_of[line] = found
-        return found
-
-    for run in _RUN.finditer(buffer):
-        start, end = run.span()
-        text = run.group()
-        inside = text.count(b"\n")
-        # the usual receipt has its markers on its first and last lines: when the lines
-        # between hold fewer than eight asterisks in all, none of them is a marker
-        head = text[: text.find(b"\n") + 1]
-        if inside == 1:
-            markers = marker(head)
-        else:
-            tail = text[text.rfind(b"\n", 0, -1) + 1 :]
-            if text.count(b"*") - head.count(b"*") - tail.count(b"*") < 8:
-                markers = marker(head) + marker(tail)
-            else:
-                markers = sum(marker(line) for line in _STARRY_LINE.findall(text))
-        if markers > 2:
-            structural -= inside - _by_events(buffer, start, end, spans, lines)
-            continue
-        pages = len(_PAGE_LINE.findall(text)) if b"--- PAGE" in text else 0
-        structural -= inside - pages
-        if inside > pages:
-            first = lines.of(start)
-            spans.append((first, first + inside - 1, start, end))
+    Lines, runs, markers and page lines are found with NumPy over the whole
+    text; only a run with a lost boundary goes through the state machine.
+    """
+    ends = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10)
+    total = len(ends)
+    if not total:
+        return 0
+    starts = np.empty(total, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    filled = (ends > starts).astype(np.int8)
+    edges = np.diff(np.concatenate(([0], filled, [0])))
+    first = np.flatnonzero(edges == 1)  # index of a run's first line
+    stop = np.flatnonzero(edges == -1)  # one past its last line
+    if not len(first):
+        return total
+    markers = np.add.reduceat(_line_markers(buffer, starts, ends), first)
+    if b"--- PAGE" in buffer:
+        page = np.zeros(total, dtype=np.int64)
+        page[_page_lines(buffer, starts)] = 1
+        pages = np.add.reduceat(page, first)
+    else:
+        pages = np.zeros(len(first), dtype=np.int64)
+    inside = stop - first
+    run_start = starts[first]
+    run_end = ends[stop - 1] + 1
+    lost = markers > 2
+    plain = ~lost & (inside > pages)
+    structural = total - int((inside - pages)[~lost].sum())
+    found = list(
+        zip(
+            (first[plain] + 1).tolist(),
+            (first[plain] + inside[plain]).tolist(),
+            run_start[plain].tolist(),
+            run_end[plain].tolist(),
+            strict=True,
+        )
+    )
+    if not lost.any():
+        spans.extend(found)
+        return structural
+    cut: list[Span] = []
+    for start, end, count in zip(
+        run_start[lost].tolist(), run_end[lost].tolist(), inside[lost].tolist(), strict=True
+    ):
+        structural -= count - _by_events(buffer, start, end, cut, lines)
+    spans.extend(sorted(found + cut, key=lambda span: span[2]))
     return structural
 
 

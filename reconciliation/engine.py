@@ -13,8 +13,10 @@
 With worker processes (a large input), the batches are handed to them before
 phase 1 starts: parsing a batch's own files needs no host record, so the
 workers parse while this process reads the switch's files, and each batch
-then waits for its host slice (:mod:`reconciliation.handoff`). With one
-process, phase 1 simply comes first.
+then waits for its host slice (:mod:`reconciliation.handoff`). Each worker's
+first batch is larger (up to eight batches' worth, sized by the host files),
+so that it is still parsing rather than waiting when the host slices come.
+With one process, phase 1 simply comes first.
 
 Blocking by terminal keeps every worker independent and the data that crosses
 processes small. Nothing here reads the environment or the clock; the caller
@@ -52,8 +54,11 @@ def _executor(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _pack(groups: dict[str, list[Source]], limit: int) -> list[list[str]]:
-    """Terminals into batches of about ``limit`` bytes, largest first."""
+def _pack(
+    groups: dict[str, list[Source]], limit: int, first: tuple[int, int] = (0, 0)
+) -> list[list[str]]:
+    """Terminals into batches of about ``limit`` bytes, largest first; the first
+    ``first[0]`` batches of about ``first[1]`` bytes when that is more."""
     sized = sorted(
         ((sum(source.size() for source in items), terminal) for terminal, items in groups.items()),
         reverse=True,
@@ -64,7 +69,7 @@ def _pack(groups: dict[str, list[Source]], limit: int) -> list[list[str]]:
     for size, terminal in sized:
         current.append(terminal)
         total += size
-        if total >= limit:
+        if total >= (max(limit, first[1]) if len(batches) < first[0] else limit):
             batches.append(current)
             current, total = [], 0
     if current:
@@ -114,7 +119,12 @@ def reconcile(
         big = total_bytes >= chosen.parallel_threshold_bytes
         workers = min(2, os.cpu_count() or 1) if big else 1
 
-    batches = _pack(terminal_sources, chosen.batch_bytes)
+    # With workers, each one's first batch lasts about as long as this process takes
+    # over the host files (read at roughly the speed a worker parses its files), so
+    # that no worker sits waiting for its first host slice; at most eight batches' worth.
+    host_bytes = sum(source.size() for source in host_sources)
+    first = min(host_bytes // max(workers, 1), 8 * chosen.batch_bytes) if workers > 1 else 0
+    batches = _pack(terminal_sources, chosen.batch_bytes, (workers, first))
     batch_sources = [
         [source for terminal in terminals for source in terminal_sources[terminal]]
         for terminals in batches

@@ -1,0 +1,33 @@
+"""Packing terminals into batches of work (reconciliation.engine._pack)."""
+
+from __future__ import annotations
+
+from reconciliation.engine import _pack
+from reconciliation.sources import Source
+
+
+def _groups(sizes: dict[str, int]) -> dict[str, list[Source]]:
+    return {
+        terminal: [Source("ej", f"{terminal}.txt", terminal, "2026-11-16", data=b"x" * size)]
+        for terminal, size in sizes.items()
+    }
+
+
+def test_batches_hold_about_the_limit_largest_terminals_first() -> None:
+    groups = _groups({f"T{n:07d}": 100 + n for n in range(10)})
+    batches = _pack(groups, 300)
+    assert batches[0] == ["T0000009", "T0000008", "T0000007"]
+    assert sorted(t for batch in batches for t in batch) == sorted(groups)
+    assert all(sum(100 + int(t[1:]) for t in batch) >= 300 for batch in batches[:-1])
+
+
+def test_the_first_batches_can_be_larger() -> None:
+    groups = _groups({f"T{n:07d}": 100 for n in range(20)})
+    batches = _pack(groups, 200, (2, 600))
+    assert [len(batch) for batch in batches] == [6, 6, 2, 2, 2, 2]
+    assert sorted(t for batch in batches for t in batch) == sorted(groups)
+
+
+def test_a_smaller_first_size_changes_nothing() -> None:
+    groups = _groups({f"T{n:07d}": 100 for n in range(8)})
+    assert _pack(groups, 200, (2, 50)) == _pack(groups, 200)

@@ -67,6 +67,7 @@ class _Day:
     stan_positions: dict[str, int] | None = None
     buffers: dict[str, bytes] = field(default_factory=dict)  # normalised, by source name
     raw: dict[str, bytes] = field(default_factory=dict)  # as read, until first needed
+    snapshot_views: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id()
 
     def position(self, stan: str) -> int | None:
         """Index of the EJ block with this STAN (not truncated)."""
@@ -779,7 +780,16 @@ def _message_json(message: HostMessage) -> dict[str, Any]:
     return data
 
 
-def _snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+def _snapshot_json(day: _Day, snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot as evidence: made once per snapshot and shared by the findings
+    that show it (read-only), so it also crosses to the parent process once."""
+    found = day.snapshot_views.get(id(snapshot))
+    if found is None:
+        found = day.snapshot_views[id(snapshot)] = _snapshot_view(snapshot)
+    return found
+
+
+def _snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
     return {
         "timestamp": snapshot.timestamp,
         "reason": snapshot.reason,
@@ -812,8 +822,8 @@ def _counters_around(day: _Day, at: str) -> dict[str, Any]:
         elif after is None:
             after = snapshot
     return {
-        "before": _snapshot_json(before) if before else None,
-        "after": _snapshot_json(after) if after else None,
+        "before": _snapshot_json(day, before) if before else None,
+        "after": _snapshot_json(day, after) if after else None,
     }
 
 
@@ -823,7 +833,7 @@ def _cassette_counters(day: _Day, detail: dict[str, Any]) -> dict[str, Any]:
     wanted = detail.get("replenishment_time", "")
     for snapshot in day.counters.snapshots:
         if snapshot.phase == "before_exchange" and snapshot.timestamp[11:] == wanted:
-            return {"before_exchange": _snapshot_json(snapshot)}
+            return {"before_exchange": _snapshot_json(day, snapshot)}
     return {}
 
 

@@ -25,7 +25,6 @@ passes :class:`Options` and, if it wants them, a progress callback.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import shutil
@@ -49,31 +48,10 @@ from reconciliation.sources import Source, Sources
 
 T = TypeVar("T")
 
-WORKER_NICENESS = 5  # added to the workers' nice value (lower priority)
-
-
-def _yield_to_parent() -> None:
-    """Worker start-up: a lower scheduling priority than the parent's.
-
-    While the parent reads the host files, which every batch waits for, the
-    workers parse their own files; at equal priority they took two thirds of
-    the machine from it and then sat waiting for the host slices. Lowered,
-    they use what the parent leaves, and in the service a run's workers also
-    give way to the web process.
-    """
-    nice = getattr(os, "nice", None)
-    if nice is not None:
-        with contextlib.suppress(OSError):  # not allowed: the parent's priority, then
-            nice(WORKER_NICENESS)
-
 
 def _executor(workers: int) -> ProcessPoolExecutor:
     # spawn: a forked child of a process that has used Polars' thread pool can deadlock
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_yield_to_parent,
-    )
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _pack(

@@ -1,12 +1,8 @@
-"""How a run shares out its work: batches of terminals, worker processes."""
+"""Packing terminals into batches of work (reconciliation.engine._pack)."""
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
-from reconciliation.engine import WORKER_NICENESS, _executor, _pack
+from reconciliation.engine import _pack
 from reconciliation.sources import Source
 
 
@@ -35,10 +31,3 @@ def test_the_first_batches_can_be_larger() -> None:
 def test_a_smaller_first_size_changes_nothing() -> None:
     groups = _groups({f"T{n:07d}": 100 for n in range(8)})
     assert _pack(groups, 200, (2, 50)) == _pack(groups, 200)
-
-
-@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities on this system")
-def test_workers_run_at_a_lower_priority_than_the_run() -> None:
-    with _executor(1) as pool:
-        worker = pool.submit(os.nice, 0).result(timeout=60)
-    assert worker == min(os.nice(0) + WORKER_NICENESS, 19)

@@ -257,20 +257,29 @@ class TerminalBatch:
             ]
             if not kept:
                 continue
-            txns = [txn for _, txn in kept]
+            count = len(kept)
             first_ref = len(self.ej_refs)
             self.ej_refs.extend((day, index) for index, _ in kept)
-            columns["terminal_id"].extend([day.terminal_id] * len(txns))
-            columns["business_date"].extend([day.business_date] * len(txns))
-            columns["stan"].extend([txn.stan for txn in txns])
-            columns["ej_rrn"].extend([txn.rrn for txn in txns])
-            columns["ej_seconds"].extend([txn.time for txn in txns])  # seconds below
-            columns["txn_type"].extend([txn.txn_type for txn in txns])
-            columns["resp"].extend([txn.resp for txn in txns])
-            columns["ej_amount"].extend([txn.amount_minor for txn in txns])
-            columns["outcome"].extend([txn.outcome for txn in txns])
-            columns["notes_out"].extend([sum(txn.dispensed) - sum(txn.retracted) for txn in txns])
-            columns["ej_ref"].extend(range(first_ref, first_ref + len(txns)))
+            # the records' fields as columns in one transposition (zip in C)
+            fields = dict(
+                zip(EjTransaction._fields, zip(*(txn for _, txn in kept), strict=True), strict=True)
+            )
+            columns["terminal_id"].extend([day.terminal_id] * count)
+            columns["business_date"].extend([day.business_date] * count)
+            columns["stan"].extend(fields["stan"])
+            columns["ej_rrn"].extend(fields["rrn"])
+            columns["ej_seconds"].extend(fields["time"])  # seconds below
+            columns["txn_type"].extend(fields["txn_type"])
+            columns["resp"].extend(fields["resp"])
+            columns["ej_amount"].extend(fields["amount_minor"])
+            columns["outcome"].extend(fields["outcome"])
+            columns["notes_out"].extend(
+                [
+                    sum(out) - sum(back)
+                    for out, back in zip(fields["dispensed"], fields["retracted"], strict=True)
+                ]
+            )
+            columns["ej_ref"].extend(range(first_ref, first_ref + count))
         ej = pl.DataFrame(columns, schema=EJ_SCHEMA | {"ej_seconds": pl.Utf8}).with_columns(
             ej_seconds=clock_seconds(pl.col("ej_seconds"))
         )
@@ -456,8 +465,11 @@ class TerminalBatch:
             )
         )
         host_by_day: dict[tuple[str, str], dict[str, tuple[str, str, int, str]]] = defaultdict(dict)
-        for terminal, business_date, stan, rrn, at, amount, pan in firsts.iter_rows():
-            host_by_day[(terminal, business_date)][stan] = (rrn, at, amount, pan)
+        terminals, dates, stans, *fields = (series.to_list() for series in firsts.get_columns())
+        for terminal, business_date, stan, values in zip(
+            terminals, dates, stans, zip(*fields, strict=True), strict=True
+        ):
+            host_by_day[(terminal, business_date)][stan] = values
         paper_days = [day for day in self.days.values() if day.paper is not None]
         for day in paper_days:
             assert day.paper is not None

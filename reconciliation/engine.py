@@ -119,11 +119,14 @@ def reconcile(
         big = total_bytes >= chosen.parallel_threshold_bytes
         workers = min(2, os.cpu_count() or 1) if big else 1
 
+    host_pieces = [
+        piece for source in host_sources for piece in pieces(source, chosen.host_chunk_bytes)
+    ]
+    host_total = sum(piece.end - piece.start for piece in host_pieces)
     # With workers, each one's first batch lasts about as long as this process takes
     # over the host files (read at roughly the speed a worker parses its files), so
     # that no worker sits waiting for its first host slice; at most eight batches' worth.
-    host_bytes = sum(source.size() for source in host_sources)
-    first = min(host_bytes // max(workers, 1), 8 * chosen.batch_bytes) if workers > 1 else 0
+    first = min(host_total // workers, 8 * chosen.batch_bytes) if workers > 1 else 0
     batches = _pack(terminal_sources, chosen.batch_bytes, (workers, first))
     batch_sources = [
         [source for terminal in terminals for source in terminal_sources[terminal]]
@@ -131,10 +134,6 @@ def reconcile(
     ]
     batch_bytes = [sum(source.size() for source in items) for items in batch_sources]
     terminal_total = sum(batch_bytes)
-    host_pieces = [
-        piece for source in host_sources for piece in pieces(source, chosen.host_chunk_bytes)
-    ]
-    host_total = sum(piece.end - piece.start for piece in host_pieces)
 
     def read_host() -> tuple[pl.DataFrame, list[SourceAccount], list[SkippedLine], list[str], int]:
         """Phase 1, in this process: every host file, as one frame."""

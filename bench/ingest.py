@@ -68,6 +68,7 @@ from atm_service.models.fleet import AtmCreate, SiteCreate
 from atm_service.models.users import Role, UserCreate
 from atm_service.security.passwords import Passwords
 from atm_service.services.fleet import create_atm, create_site
+from atm_service.services.ingest import streams_behind_rules
 from atm_service.services.users import create_user
 from device_agent.signing import DeviceKey, RequestSigner
 from device_agent.spool import Spool
@@ -354,13 +355,7 @@ async def rules_caught_up(database: Database, timeout: float) -> float:
     started = time.perf_counter()
     while True:
         with database.session() as session:
-            behind = (
-                session.connection()
-                .execute(
-                    sa.text("SELECT count(*) FROM device_record_stream WHERE rules_seq < last_seq")
-                )
-                .scalar_one()
-            )
+            behind = streams_behind_rules(session)
         waited = time.perf_counter() - started
         if not behind:
             return waited

@@ -399,6 +399,22 @@ def store_records(
     return ack, follow_up
 
 
+def streams_behind_rules(session: Session) -> int:
+    """How many record streams hold records the dispatch rules have not seen yet.
+
+    The rules follow each upload's answer by a moment, and a heartbeat applies what a
+    restart left behind: a count above zero that stays there means they are stuck."""
+    return int(
+        session.connection()
+        .execute(
+            sa.select(sa.func.count())
+            .select_from(_STREAMS)
+            .where(_STREAMS.c.rules_seq < _STREAMS.c.last_seq)
+        )
+        .scalar_one()
+    )
+
+
 def apply_rules(
     session: Session,
     follow_up: RulesFollowUp,

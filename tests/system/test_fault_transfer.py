@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from atm_service.models.devices import DeviceEvent, RecordStream
 from atm_service.models.journals import JournalChunk, JournalFile
 from atm_service.models.tasks import Task
+from atm_service.services.ingest import streams_behind_rules
 from atm_service.services.journals import get_journal
 from atm_service.services.sql import table
 from device_agent.signing import DeviceKey, write_key_file
@@ -297,12 +298,7 @@ def test_the_service_holds_exactly_what_the_atm_wrote_through_kills_restarts_and
 
         def rules_caught_up() -> bool:
             with database.database.session() as session:
-                behind = session.exec(
-                    sa.select(sa.func.count())  # type: ignore[call-overload]
-                    .select_from(RecordStream)
-                    .where(RecordStream.rules_seq < RecordStream.last_seq)
-                ).one()[0]
-            return bool(behind == 0)
+                return streams_behind_rules(session) == 0
 
         # The dispatch rules run after each upload's answer (and a heartbeat applies what a
         # restart left behind): they follow the stored records by a moment.

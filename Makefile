@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 .PHONY: install lock demo test lint typecheck pytest bench clean
 
 # Dependencies come from requirements.lock, every file checked against its hash; the
-# project itself is then installed in editable mode without resolving anything again.
-$(STAMP): pyproject.toml requirements.lock
+# project itself is then installed in editable mode without resolving anything again,
+# which also compiles reconciliation/_speedups.c next to its sources.
+$(STAMP): pyproject.toml requirements.lock reconciliation/_speedups.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .

@@ -22,6 +22,11 @@ import polars as pl
 
 from reconciliation.model import PaperBlock, PaperParse
 
+try:
+    from reconciliation._speedups import paper_readings as _compiled_readings
+except ImportError:  # built without a C compiler: the Polars version below
+    _compiled_readings = None  # type: ignore[assignment]
+
 PAGE_MARKER = re.compile(rb"--- PAGE \d+ ---")
 _PAGE_LINE = re.compile(rb"^[ \t]*--- PAGE \d+ ---[ \t\r]*\n", re.M)
 _STRUCTURE = re.compile(
@@ -113,6 +118,16 @@ def _all_candidates(
                     rrns.append(token)
         readings.append((tuple(numbers), tuple(rrns), tuple(times)))
     return readings
+
+
+def _readings(
+    normal: bytes, spans: list[Span]
+) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+    """:func:`candidates` of every span's text, compiled where the package was built
+    with its C module (``reconciliation/_speedups.c``)."""
+    if _compiled_readings is not None:
+        return _compiled_readings(normal, spans)
+    return _all_candidates([normal[start:end] for _, _, start, end in spans])
 
 
 LOOKALIKES = _LOOKALIKES
@@ -344,7 +359,7 @@ def _parse(
     else:
         structural = _by_events(buffer, 0, len(buffer), spans, lines)
     normal = buffer.translate(_LOOKALIKES)
-    readings = _all_candidates([normal[start:end] for _, _, start, end in spans])
+    readings = _readings(normal, spans)
     blocks = [
         PaperBlock(position, first, last, start, end, *found)
         for position, ((first, last, start, end), found) in enumerate(

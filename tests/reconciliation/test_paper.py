@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from reconciliation.paper import LOOKALIKES, _all_candidates, block_lines, candidates, parse_paper
 from reconciliation.paper_match import Expected, fuzzy_score, match_paper
 from tests.reconciliation.builders import Txn, paper_receipt, rrn
+from tests.reconciliation.speedups import needs_speedups, speedups
 
 
 def _parse(text: str) -> object:
@@ -125,6 +127,29 @@ def test_readings_of_many_blocks_equal_one_by_one(texts: list[bytes]) -> None:
     assert _all_candidates(texts) == [candidates(text) for text in texts]
 
 
+@needs_speedups
+@given(st.lists(_TOKENISH, max_size=6))
+@example([b"12:34:56 1234 5 12345678901* 1 2 3 4 5 6", b"00::11: 22 99999999999999"])
+@example([b"123456\n7890123", b"1 2:34:56", b"12:34:5 123456", b"5  12345"])
+def test_compiled_readings_equal_one_by_one(texts: list[bytes]) -> None:
+    assert speedups is not None
+    joined = b"".join(texts)
+    spans, at = [], 0
+    for number, text in enumerate(texts):
+        spans.append((number, number, at, at + len(text)))
+        at += len(text)
+    assert speedups.paper_readings(joined, spans) == [candidates(text) for text in texts]
+
+
+@needs_speedups
+def test_compiled_readings_refuse_a_span_outside_the_text() -> None:
+    assert speedups is not None
+    with pytest.raises(ValueError, match="outside the text"):
+        speedups.paper_readings(b"123456", [(1, 1, 0, 7)])
+    with pytest.raises(TypeError, match="four integers"):
+        speedups.paper_readings(b"123456", [(0, 6)])  # type: ignore[list-item]
+
+
 _PAPER_LINE = st.one_of(
     st.sampled_from(
         [
@@ -170,3 +195,23 @@ def test_sample_paper_cut_by_runs_equals_the_state_machine(sample: Path) -> None
     for path in sorted((sample / "paper").iterdir()):
         data = path.read_bytes()
         assert cut(data, "p", "T", "D", runs=True) == cut(data, "p", "T", "D", runs=False)
+
+
+@needs_speedups
+def test_sample_paper_reads_the_same_without_the_compiled_module(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciliation import paper
+
+    paths = sorted((sample / "paper").iterdir())
+    compiled = [
+        paper.parse_paper(p.read_bytes(), source="p", terminal_id="T", business_date="D")
+        for p in paths
+    ]
+    monkeypatch.setattr(paper, "_compiled_readings", None)
+    python = [
+        paper.parse_paper(p.read_bytes(), source="p", terminal_id="T", business_date="D")
+        for p in paths
+    ]
+    assert compiled == python
+    assert sum(len(parse.blocks) for parse in python) > 0

@@ -1,0 +1,5 @@
+"""Compiled versions of the reconciliation's innermost loops (``_speedups.c``)."""
+
+def paper_readings(
+    normal: bytes, spans: list[tuple[int, int, int, int]], /
+) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]: ...

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
@@ -135,8 +135,16 @@ def reconcile(
     batch_bytes = [sum(source.size() for source in items) for items in batch_sources]
     terminal_total = sum(batch_bytes)
 
-    def read_host() -> tuple[pl.DataFrame, list[SourceAccount], list[SkippedLine], list[str], int]:
-        """Phase 1, in this process: every host file, as one frame."""
+    def read_host() -> tuple[
+        pl.DataFrame,
+        list[SourceAccount],
+        list[SkippedLine],
+        list[str],
+        int,
+        Callable[[], list[str]],
+    ]:
+        """Phase 1, in this process: every host file, as one frame (and the CSV
+        exports' comparison with the ISO 8583 logs, to be made once it is handed out)."""
         report(Progress("host", 0, host_total, "bytes"))
         results: list[PieceResult] = []
         done = 0
@@ -144,18 +152,27 @@ def reconcile(
             results.extend(parse_pieces([piece]))
             done += piece.end - piece.start
             report(Progress("host", done, host_total, "bytes"))
-        frame, accounts, skipped, notes = combine(results)
+        frame, accounts, skipped, notes, compare = combine(results)
         timings["host"] = time.perf_counter() - started
-        return frame, accounts, skipped, notes, sum(1 for item in results if item.unreadable)
+        unreadable = sum(1 for item in results if item.unreadable)
+        return frame, accounts, skipped, notes, unreadable, compare
 
     def slices(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
-        by_terminal = {
-            str(key[0]): part
-            for key, part in frame.partition_by("terminal_id", as_dict=True).items()
+        """Each batch's host messages, in the frame's order."""
+        owner = pl.DataFrame(
+            {
+                "terminal_id": [terminal for terminals in batches for terminal in terminals],
+                "_batch": [index for index, terminals in enumerate(batches) for _ in terminals],
+            },
+            schema={"terminal_id": pl.Utf8, "_batch": pl.Int64},
+        )
+        parts = frame.join(owner, on="terminal_id", how="inner", maintain_order="left")
+        by_batch = {
+            int(key[0]): part
+            for key, part in parts.partition_by("_batch", as_dict=True, include_key=False).items()
         }
-        for terminals in batches:
-            parts = [by_terminal[terminal] for terminal in terminals if terminal in by_terminal]
-            yield pl.concat(parts) if parts else frame.clear()
+        for index in range(len(batches)):
+            yield by_batch.get(index, frame.clear())
 
     mark = time.perf_counter()
     folder: str | None = None
@@ -165,7 +182,8 @@ def reconcile(
         except OSError:
             folder = None  # nowhere to hand the host messages over: one process does all
     if folder is None:
-        host, host_accounts, host_skipped, observations, host_unreadable = read_host()
+        host, host_accounts, host_skipped, observations, host_unreadable, compare = read_host()
+        observations.extend(compare())
         mark = time.perf_counter()
         report(Progress("terminals", 0, terminal_total, "bytes"))
         batch_results: list[BatchResult] = []
@@ -187,10 +205,13 @@ def reconcile(
                     for batch_items, handoff in zip(batch_sources, handoffs, strict=True)
                 ]
                 try:
-                    host, host_accounts, host_skipped, observations, host_unreadable = read_host()
+                    host, host_accounts, host_skipped, observations, host_unreadable, compare = (
+                        read_host()
+                    )
                     mark = time.perf_counter()
                     for handoff, part in zip(handoffs, slices(host), strict=True):
                         handoff.publish(part)
+                    observations.extend(compare())  # while the workers match
                 except BaseException:
                     HostHandoff.abort(folder)
                     for future in futures:

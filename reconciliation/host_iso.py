@@ -21,6 +21,11 @@ from iso8583.specs import default_ascii
 
 from reconciliation.model import HostMessage, HostParse, SkippedLine
 
+try:
+    from reconciliation._speedups import iso_records as _compiled_records
+except ImportError:  # built without a C compiler: the Python loop of _split_records
+    _compiled_records = None  # type: ignore[assignment]
+
 _WANTED = ("2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "49", "90", "95")
 _Layout = tuple[tuple[str, int, int], ...]
 _LAYOUTS: dict[tuple[bytes, int], _Layout | None] = {}
@@ -323,55 +328,33 @@ def parse_iso_frame(
 ) -> tuple[pl.DataFrame, list[SkippedLine], int]:
     """The same records as :func:`parse_iso`, as a Polars frame (``HOST_SCHEMA``).
 
-    Records are split in Python; fields are sliced in Polars per layout (bitmap,
-    PAN length), so the per-record Python work is one slice and one decode.
+    Records are split by :func:`_split_records` (compiled where built); fields are
+    sliced in Polars per layout (bitmap, PAN length), with no Python per record.
     Anything the layout does not explain (another length, a non-digit where a
     number belongs, an unknown MTI) is decoded one by one by :func:`parse_iso`'s
     path, which also words the reasons for what it cannot use.
     """
     from reconciliation.classify import HOST_SCHEMA, host_frame
 
-    texts: list[str] = []
-    numbers: list[int] = []
-    offsets: list[int] = []
-    odd: list[tuple[int, int, bytes]] = []  # record, offset, message
+    texts, indexes, offsets, odd_records, count, stop = _split_records(buffer)
+    odd = [(first_record + index, at, message) for index, at, message in odd_records]
     skipped: list[SkippedLine] = []
-    offset, record, length = 0, first_record - 1, len(buffer)
-    while offset < length:
-        record += 1
-        if offset + 2 > length:
-            skipped.append(
-                SkippedLine(
-                    source, record, f"truncated length prefix at byte {base_offset + offset}", ""
-                )
-            )
-            break
-        size = buffer[offset] << 8 | buffer[offset + 1]
-        end = offset + 2 + size
-        if size == 0 or end > length:
-            skipped.append(
-                SkippedLine(
-                    source,
-                    record,
-                    f"record at byte {base_offset + offset} declares {size} bytes but "
-                    f"{length - offset - 2} remain; rest of file not used",
-                    "",
-                )
-            )
-            break
-        message = buffer[offset + 2 : end]
-        if message.isascii():
-            texts.append(message.decode("ascii"))
-            numbers.append(record)
-            offsets.append(offset)
+    record, length = first_record - 1 + count, len(buffer)
+    if stop < length:  # the split stopped at record ``record``
+        if stop + 2 > length:
+            reason = f"truncated length prefix at byte {base_offset + stop}"
         else:
-            odd.append((record, offset, message))
-        offset = end
+            reason = (
+                f"record at byte {base_offset + stop} declares "
+                f"{buffer[stop] << 8 | buffer[stop + 1]} bytes but "
+                f"{length - stop - 2} remain; rest of file not used"
+            )
+        skipped.append(SkippedLine(source, record, reason, ""))
     units = record - first_record + 1
     raw = pl.DataFrame(
-        {"m": texts, "seq": numbers, "off": offsets},
+        {"m": texts, "seq": indexes, "off": offsets},
         schema={"m": pl.Utf8, "seq": pl.Int64, "off": pl.Int64},
-    )
+    ).with_columns(pl.col("seq") + first_record)
     secondary = pl.col("m").str.slice(4, 1).is_in(list("89ABCDEF"))
     raw = raw.with_columns(
         bm=pl.when(secondary)
@@ -491,6 +474,40 @@ def parse_iso_frame(
     )
     skipped.sort(key=lambda item: item.line)
     return frame, skipped, units
+
+
+def _split_records(
+    buffer: bytes,
+) -> tuple[list[str], list[int], list[int], list[tuple[int, int, bytes]], int, int]:
+    """The length-prefixed records of ``buffer``: the ASCII ones as text with their
+    index (from 0) and offset, the others as (index, offset, bytes), the number of
+    records met (the last one perhaps unusable) and the offset where the split
+    stopped (``len(buffer)`` when every record was whole). Compiled where the
+    package was built with ``reconciliation/_speedups.c``."""
+    if _compiled_records is not None:
+        return _compiled_records(buffer)
+    texts: list[str] = []
+    indexes: list[int] = []
+    offsets: list[int] = []
+    odd: list[tuple[int, int, bytes]] = []
+    offset, count, length = 0, 0, len(buffer)
+    while offset < length:
+        count += 1
+        if offset + 2 > length:
+            break
+        size = buffer[offset] << 8 | buffer[offset + 1]
+        end = offset + 2 + size
+        if size == 0 or end > length:
+            break
+        message = buffer[offset + 2 : end]
+        if message.isascii():
+            texts.append(message.decode("ascii"))
+            indexes.append(count - 1)
+            offsets.append(offset)
+        else:
+            odd.append((count - 1, offset, message))
+        offset = end
+    return texts, indexes, offsets, odd, count, offset
 
 
 def _business_date(month_day: str, year_hint: date) -> str | None:

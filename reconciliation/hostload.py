@@ -13,6 +13,7 @@ only a CSV uses the CSV.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -99,8 +100,15 @@ def parse_pieces(batch: list[HostPiece]) -> list[PieceResult]:
 
 def combine(
     results: list[PieceResult],
-) -> tuple[pl.DataFrame, list[SourceAccount], list[SkippedLine], list[str]]:
-    """One frame of the messages to use, per-file accounts, skipped lines, observations."""
+) -> tuple[
+    pl.DataFrame, list[SourceAccount], list[SkippedLine], list[str], Callable[[], list[str]]
+]:
+    """One frame of the messages to use, per-file accounts, skipped lines, observations,
+    and the comparison of the CSV exports with the ISO 8583 logs of the same days.
+
+    The comparison is returned to be called later (it only adds observations), so
+    that a caller may first hand the frame to those waiting for it.
+    """
     accounts: dict[str, SourceAccount] = {}
     skipped: list[SkippedLine] = []
     observations: list[str] = []
@@ -124,12 +132,15 @@ def combine(
     empty = pl.DataFrame(schema=HOST_SCHEMA)
     iso = pl.concat(iso_frames) if iso_frames else empty
     csv = pl.concat(csv_frames) if csv_frames else empty
-    iso_days = iso.get_column("business_date").unique()
-    covered = csv.filter(pl.col("business_date").is_in(iso_days.to_list()))
-    used = pl.concat([iso, csv.filter(~pl.col("business_date").is_in(iso_days.to_list()))])
-    if covered.height:
-        observations.extend(_compare(iso.filter(pl.col("mti") != "0200"), covered))
-    return used, sorted(accounts.values(), key=lambda a: a.source), skipped, observations
+    iso_days = iso.get_column("business_date").unique().to_list()
+    in_iso_days = pl.col("business_date").is_in(iso_days)
+    used = pl.concat([iso, csv.filter(~in_iso_days)]) if csv.height else iso
+
+    def compare() -> list[str]:
+        covered = csv.filter(in_iso_days)
+        return _compare(iso.filter(pl.col("mti") != "0200"), covered) if covered.height else []
+
+    return used, sorted(accounts.values(), key=lambda a: a.source), skipped, observations, compare
 
 
 def _compare(iso: pl.DataFrame, csv: pl.DataFrame) -> list[str]:

@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import iso8583
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from iso8583.specs import default_ascii
@@ -13,6 +14,7 @@ from iso8583.specs import default_ascii
 from reconciliation.classify import host_frame
 from reconciliation.host_csv import HEADER, parse_csv, parse_csv_frame
 from reconciliation.host_iso import _fast_fields, business_year, parse_iso
+from tests.reconciliation.speedups import needs_speedups, speedups
 
 FIRST = (
     b"0200723800000880800016535110443552721701000000000001200011160002486451040002481116"
@@ -245,3 +247,19 @@ def test_columnar_path_equals_the_record_path_on_anything(
     records: list[bytes], tail: bytes
 ) -> None:
     _both(b"".join(_record(record) for record in records) + tail)
+
+
+@needs_speedups
+@given(
+    st.lists(st.sampled_from([FIRST, PARTIAL, b"0200\xe9", b"", b"\x80" * 3]), max_size=8),
+    st.binary(max_size=30),
+)
+def test_compiled_record_split_equals_the_python_loop(records: list[bytes], tail: bytes) -> None:
+    from reconciliation import host_iso
+
+    data = b"".join(_record(record) for record in records) + tail
+    assert speedups is not None
+    compiled = speedups.iso_records(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(host_iso, "_compiled_records", None)
+        assert host_iso._split_records(data) == compiled

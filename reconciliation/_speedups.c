@@ -298,10 +298,56 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(iso_walk_doc,
+"iso_walk(buffer, offset, target, /)\n--\n\n"
+"Walk length-prefixed records from ``offset`` until one ends at or past\n"
+"``target``, a record's length prefix lies beyond the buffer, or a record\n"
+"declares zero bytes. Returns (offset, records walked, zero length met), as\n"
+"reconciliation.host_iso._walk does.");
+
+static PyObject *
+iso_walk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    const unsigned char *s;
+    Py_ssize_t offset, target, walked = 0;
+    int zero = 0;
+    PyObject *result;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "iso_walk takes three arguments");
+        return NULL;
+    }
+    offset = PyLong_AsSsize_t(args[1]);
+    target = PyLong_AsSsize_t(args[2]);
+    if ((offset == -1 || target == -1) && PyErr_Occurred())
+        return NULL;
+    if (offset < 0) {
+        PyErr_SetString(PyExc_ValueError, "offset must not be negative");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    s = (const unsigned char *)view.buf;
+    while (offset < target && offset + 2 <= view.len) {
+        Py_ssize_t size = (Py_ssize_t)s[offset] << 8 | s[offset + 1];
+        if (size == 0) {
+            zero = 1;
+            break;
+        }
+        offset += 2 + size;
+        walked++;
+    }
+    PyBuffer_Release(&view);
+    result = Py_BuildValue("(nnO)", offset, walked, zero ? Py_True : Py_False);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"paper_readings", (PyCFunction)(void (*)(void))paper_readings, METH_FASTCALL,
      paper_readings_doc},
     {"iso_records", (PyCFunction)(void (*)(void))iso_records, METH_FASTCALL, iso_records_doc},
+    {"iso_walk", (PyCFunction)(void (*)(void))iso_walk, METH_FASTCALL, iso_walk_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -119,10 +119,7 @@ def reconcile(
         big = total_bytes >= chosen.parallel_threshold_bytes
         workers = min(2, os.cpu_count() or 1) if big else 1
 
-    host_pieces = [
-        piece for source in host_sources for piece in pieces(source, chosen.host_chunk_bytes)
-    ]
-    host_total = sum(piece.end - piece.start for piece in host_pieces)
+    host_total = sum(source.size() for source in host_sources)  # what the pieces will cover
     # With workers, each one's first batch lasts about as long as this process takes
     # over the host files (read at roughly the speed a worker parses its files), so
     # that no worker sits waiting for its first host slice; at most eight batches' worth.
@@ -148,6 +145,9 @@ def reconcile(
         report(Progress("host", 0, host_total, "bytes"))
         results: list[PieceResult] = []
         done = 0
+        host_pieces = [
+            piece for source in host_sources for piece in pieces(source, chosen.host_chunk_bytes)
+        ]
         for piece in host_pieces:
             results.extend(parse_pieces([piece]))
             done += piece.end - piece.start

@@ -23,8 +23,10 @@ from reconciliation.model import HostMessage, HostParse, SkippedLine
 
 try:
     from reconciliation._speedups import iso_records as _compiled_records
-except ImportError:  # built without a C compiler: the Python loop of _split_records
+    from reconciliation._speedups import iso_walk as _compiled_walk
+except ImportError:  # built without a C compiler: the Python loops below
     _compiled_records = None  # type: ignore[assignment]
+    _compiled_walk = None  # type: ignore[assignment]
 
 _WANTED = ("2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "49", "90", "95")
 _Layout = tuple[tuple[str, int, int], ...]
@@ -250,17 +252,34 @@ def record_chunks(
             window = read(offset, min(offset + (8 << 20), size))
             if len(window) < 2:
                 break
-        local = offset - window_start
-        length = window[local] << 8 | window[local + 1]
-        if length == 0:
+        # to the first record ending at least ``chunk`` bytes into the piece
+        local, walked, zero = _walk(window, offset - window_start, start + chunk - window_start)
+        offset = window_start + local
+        record += walked
+        if zero:
             break
-        offset += 2 + length
-        record += 1
         if offset - start >= chunk and offset < size:
             pieces.append((start, offset, start_record))
             start, start_record = offset, record
     pieces.append((start, size, start_record))
     return pieces
+
+
+def _walk(buffer: bytes, offset: int, target: int) -> tuple[int, int, bool]:
+    """Records from ``offset`` until one ends at or past ``target``, a record's length
+    prefix lies beyond ``buffer``, or a record declares zero bytes: the offset reached,
+    the records walked and whether a zero length stopped the walk. Compiled where the
+    package was built with ``reconciliation/_speedups.c``."""
+    if _compiled_walk is not None:
+        return _compiled_walk(buffer, offset, target)
+    walked, length = 0, len(buffer)
+    while offset < target and offset + 2 <= length:
+        size = buffer[offset] << 8 | buffer[offset + 1]
+        if size == 0:
+            return offset, walked, True
+        offset += 2 + size
+        walked += 1
+    return offset, walked, False
 
 
 def parse_iso(

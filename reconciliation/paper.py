@@ -215,17 +215,15 @@ def _by_events(buffer: bytes, low: int, high: int, spans: list[Span], lines: _Li
     return structural
 
 
-# lines of spaces or tabs only: blank to the parser, so empty lines alone do not cut blocks
-_SPACE_LINE = re.compile(rb"^[ \t\r]+\n", re.M)
+# lines of spaces or tabs only: blank to the parser, so empty lines alone do not cut blocks;
+# searched for from the newline before them, which the regex engine looks for quickly
+_SPACE_LINE_FIRST = re.compile(rb"[ \t\r]+\n")
+_SPACE_LINE = re.compile(rb"\n[ \t\r]+\n")
 
 
 def _has_space_line(buffer: bytes) -> bool:
-    """Whether a line holds only spaces, tabs or carriage returns (such a line
-    starts with one of them, which lets substring searches rule it out first)."""
-    starts = (b"\n ", b"\n\t", b"\n\r")
-    if not buffer.startswith((b" ", b"\t", b"\r")) and not any(s in buffer for s in starts):
-        return False
-    return _SPACE_LINE.search(buffer) is not None
+    """Whether a line holds only spaces, tabs or carriage returns."""
+    return _SPACE_LINE_FIRST.match(buffer) is not None or _SPACE_LINE.search(buffer) is not None
 
 
 def _line_markers(buffer: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

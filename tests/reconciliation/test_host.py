@@ -263,3 +263,42 @@ def test_compiled_record_split_equals_the_python_loop(records: list[bytes], tail
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(host_iso, "_compiled_records", None)
         assert host_iso._split_records(data) == compiled
+
+
+def _chunks_one_record_at_a_time(data: bytes, chunk: int) -> list[tuple[int, int, int]]:
+    """``record_chunks``' definition, record by record over the whole log."""
+    pieces: list[tuple[int, int, int]] = []
+    start, start_record, record, offset = 0, 1, 1, 0
+    while offset + 2 <= len(data):
+        length = data[offset] << 8 | data[offset + 1]
+        if length == 0:
+            break
+        offset += 2 + length
+        record += 1
+        if offset - start >= chunk and offset < len(data):
+            pieces.append((start, offset, start_record))
+            start, start_record = offset, record
+    pieces.append((start, len(data), start_record))
+    return pieces
+
+
+@given(
+    st.lists(st.binary(min_size=0, max_size=40), max_size=30),
+    st.binary(max_size=3),
+    st.integers(min_value=1, max_value=200),
+)
+def test_record_chunks_cut_where_one_record_at_a_time_would(
+    records: list[bytes], tail: bytes, chunk: int
+) -> None:
+    from reconciliation import host_iso
+
+    data = b"".join(_record(record) for record in records) + tail
+    expected = _chunks_one_record_at_a_time(data, chunk)
+
+    def read(start: int, end: int) -> bytes:  # small windows, so records cross them
+        return data[start : min(end, start + 50)]
+
+    assert host_iso.record_chunks(read, len(data), chunk) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(host_iso, "_compiled_walk", None)
+        assert host_iso.record_chunks(read, len(data), chunk) == expected

@@ -215,3 +215,13 @@ def test_sample_paper_reads_the_same_without_the_compiled_module(
     ]
     assert compiled == python
     assert sum(len(parse.blocks) for parse in python) > 0
+
+
+@given(
+    st.lists(st.sampled_from([b" ", b"\t", b"\r", b"\n", b"x", b"*"]), max_size=20).map(b"".join)
+)
+def test_space_line_search_equals_the_line_by_line_definition(data: bytes) -> None:
+    from reconciliation.paper import _has_space_line
+
+    lines = data.split(b"\n")[:-1]  # whole lines only: the last piece has no newline
+    assert _has_space_line(data) == any(line and not line.strip(b" \t\r") for line in lines)

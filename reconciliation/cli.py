@@ -123,7 +123,7 @@ def _run(
                 bar.update(task, completed=update.done, total=max(update.total, 1))
 
             result = reconcile(sources, options=options, progress=report)
-        paths = write_reports(result, out)
+        paths = write_reports(result, out, fork=True)
     except ReconciliationError as exc:
         typer.echo(f"atm-recon: {exc.message}", err=True)
         raise typer.Exit(2) from exc

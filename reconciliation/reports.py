@@ -16,6 +16,8 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -401,14 +403,48 @@ def write_html(result: RunResult, path: Path) -> Path:
     return path
 
 
-def write_reports(result: RunResult, folder: Path) -> list[Path]:
-    """Write every report file into ``folder`` (created if needed)."""
+def write_reports(result: RunResult, folder: Path, *, fork: bool = False) -> list[Path]:
+    """Write every report file into ``folder`` (created if needed).
+
+    With ``fork`` (where the system has it), a forked child writes the workbook
+    and the HTML page while this process writes the rest, so that a large run's
+    reports take about half the time on two cores. The child only formats and
+    writes files; if it fails for any reason, this process writes those two files
+    itself, so that an error is raised here as without ``fork``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     rows = _rows(result)  # the flat rows of the CSV and the workbook, made once
-    return [
-        write_jsonl(result, folder / "discrepancies.jsonl"),
-        write_summary(result, folder / "summary.json"),
-        *write_csv(result, folder, rows=rows),
-        write_xlsx(result, folder / "report.xlsx", rows=rows),
-        write_html(result, folder / "report.html"),
-    ]
+    xlsx, page = folder / "report.xlsx", folder / "report.html"
+
+    def write_late() -> None:
+        write_xlsx(result, xlsx, rows=rows)
+        write_html(result, page)
+
+    child = _forked(write_late) if fork and hasattr(os, "fork") else None
+    try:
+        paths = [
+            write_jsonl(result, folder / "discrepancies.jsonl"),
+            write_summary(result, folder / "summary.json"),
+            *write_csv(result, folder, rows=rows),
+        ]
+    finally:
+        done = child is not None and os.waitpid(child, 0)[1] == 0
+    if not done:
+        write_late()
+    return [*paths, xlsx, page]
+
+
+def _forked(work: Callable[[], None]) -> int | None:
+    """Run ``work`` in a forked child; its process id, or ``None`` if none could start."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            work()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid

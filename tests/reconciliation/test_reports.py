@@ -129,3 +129,23 @@ def test_html_evidence_is_capped_for_huge_runs(reports: tuple[RunResult, Path]) 
     assert page.count("<p>EJ ") == 3
     assert "Evidence is shown for the first 3 findings" in page
     assert page.count("<td class='num'>") >= len(result.discrepancies)
+
+
+def test_forked_writing_gives_the_same_files(
+    reports: tuple[RunResult, Path], tmp_path: Path
+) -> None:
+    result, out = reports
+    paths = write_reports(result, tmp_path, fork=True)
+    assert sorted(path.name for path in paths) == sorted(path.name for path in out.iterdir())
+    for path in paths:
+        assert path.read_bytes() == (out / path.name).read_bytes(), path.name
+
+
+def test_a_failing_forked_writer_fails_here(
+    reports: tuple[RunResult, Path], tmp_path: Path
+) -> None:
+    result, _ = reports
+    (tmp_path / "report.xlsx").mkdir()  # the child cannot write the workbook
+    with pytest.raises(IsADirectoryError):
+        write_reports(result, tmp_path, fork=True)
+    assert (tmp_path / "discrepancies.jsonl").stat().st_size > 0

@@ -145,12 +145,17 @@ def combine(
 
 def _compare(iso: pl.DataFrame, csv: pl.DataFrame) -> list[str]:
     key = ["terminal_id", "business_date", "stan", "mti", "response_code", "amount_minor"]
-    left = iso.group_by(key).len("iso")
-    right = csv.group_by(key).len("csv")
-    joined = left.join(right, on=key, how="full", coalesce=True).with_columns(
-        pl.col("iso").fill_null(0), pl.col("csv").fill_null(0)
+    # one grouping of both sides, each row marked with its side
+    both = pl.concat(
+        [
+            iso.select(key).with_columns(side=pl.lit(True)),
+            csv.select(key).with_columns(side=pl.lit(False)),
+        ]
     )
-    differing = joined.filter(pl.col("iso") != pl.col("csv")).sort(key)
+    counts = both.group_by(key).agg(
+        iso=pl.col("side").sum().cast(pl.Int64), csv=(~pl.col("side")).sum().cast(pl.Int64)
+    )
+    differing = counts.filter(pl.col("iso") != pl.col("csv")).sort(key)
     notes: list[str] = []
     for row in differing.head(20).iter_rows(named=True):
         notes.append(

@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import iso8583
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from iso8583.specs import default_ascii
 
 from reconciliation.classify import host_frame
 from reconciliation.host_csv import HEADER, parse_csv, parse_csv_frame
-from reconciliation.host_iso import _fast_fields, business_year, parse_iso
+from reconciliation.host_iso import _fast_fields, business_year, parse_iso, parse_iso_frame
 from tests.reconciliation.speedups import needs_speedups, speedups
 
 FIRST = (
@@ -302,3 +303,38 @@ def test_record_chunks_cut_where_one_record_at_a_time_would(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(host_iso, "_compiled_walk", None)
         assert host_iso.record_chunks(read, len(data), chunk) == expected
+
+
+def test_csv_export_differences_from_the_iso_log_are_noted(sample: Path) -> None:
+    from reconciliation.hostload import PieceResult, combine
+
+    iso_data = (sample / "host" / "20261116.iso").read_bytes()
+    iso, _, _ = parse_iso_frame(iso_data, source="20261116.iso", file_date=date(2026, 11, 16))
+    lines = (sample / "host" / "20261116.csv").read_bytes().splitlines(keepends=True)
+    same, _, _ = parse_csv_frame(b"".join(lines), source="20261116.csv")
+    dropped = lines[1]  # the first message, missing from the export
+    changed = lines[2].replace(b",12000,", b",12500,")  # and another's amount differs
+    edited = b"".join([lines[0], changed, *lines[3:], lines[3]])  # and one appears twice
+    different, _, _ = parse_csv_frame(edited, source="20261116.csv")
+
+    def notes(csv: pl.DataFrame) -> list[str]:
+        results = [
+            PieceResult("20261116.iso", "iso", "2026-11-16", iso, [], iso.height, 0),
+            PieceResult("20261116.csv", "csv", "2026-11-16", csv, [], csv.height, 0),
+        ]
+        frame, _, _, observations, compare = combine(results)
+        assert frame.height == iso.height  # the ISO log is used, the export compared
+        return observations + compare()
+
+    assert notes(same) == []
+    found = notes(different)
+    assert len(found) == 4, found
+    stan_1 = dropped.split(b",")[3].decode()
+    stan_2 = changed.split(b",")[3].decode()
+    stan_3 = lines[3].split(b",")[3].decode()
+    assert any(
+        f"STAN {stan_1} 0210" in note and "1 in the ISO 8583 log, 0 in" in note for note in found
+    )
+    assert any(f"STAN {stan_2} 0210 code 00 amount 12000: 1 in the ISO" in note for note in found)
+    assert any(f"STAN {stan_2} 0210 code 00 amount 12500: 0 in the ISO" in note for note in found)
+    assert any(f"STAN {stan_3}" in note and "1 in the ISO 8583 log, 2 in" in note for note in found)

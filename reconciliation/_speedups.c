@@ -343,11 +343,219 @@ iso_walk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* --- paper anchors ---------------------------------------------------------------- */
+
+typedef struct {
+    PyObject *index; /* borrowed from the dictionaries */
+    long score;
+} Score;
+
+typedef struct {
+    Score *items;
+    Py_ssize_t size, capacity;
+} Scores;
+
+static int
+scores_add(Scores *scores, PyObject *index, long score)
+{
+    Py_ssize_t i;
+    for (i = 0; i < scores->size; i++) {
+        int same = PyObject_RichCompareBool(scores->items[i].index, index, Py_EQ);
+        if (same < 0)
+            return -1;
+        if (same) {
+            scores->items[i].score += score;
+            return 0;
+        }
+    }
+    if (scores->size == scores->capacity) {
+        Py_ssize_t capacity = scores->capacity ? scores->capacity * 2 : 8;
+        Score *items = PyMem_Realloc(scores->items, (size_t)capacity * sizeof(Score));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        scores->items = items;
+        scores->capacity = capacity;
+    }
+    scores->items[scores->size].index = index;
+    scores->items[scores->size].score = score;
+    scores->size++;
+    return 0;
+}
+
+/* lookup[token] (borrowed) or NULL; -1 on error */
+static int
+lookup(PyObject *mapping, PyObject *token, PyObject **found)
+{
+    *found = PyDict_GetItemWithError(mapping, token);
+    return (*found == NULL && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+append_pair(PyObject *pairs, PyObject *position, PyObject *index, long score)
+{
+    PyObject *value = PyLong_FromLong(score), *pair;
+    int failed;
+    if (value == NULL)
+        return -1;
+    pair = PyTuple_Pack(3, position, index, value);
+    Py_DECREF(value);
+    if (pair == NULL)
+        return -1;
+    failed = PyList_Append(pairs, pair);
+    Py_DECREF(pair);
+    return failed;
+}
+
+/* whether compact[index] is one of ``times``; -1 on error */
+static int
+time_agrees(PyObject *compact, PyObject *index, PyObject *times)
+{
+    Py_ssize_t at = PyLong_AsSsize_t(index);
+    if (at == -1 && PyErr_Occurred())
+        return -1;
+    if (at < 0 || at >= PyList_GET_SIZE(compact)) {
+        PyErr_SetString(PyExc_IndexError, "an expected index beyond the compact times");
+        return -1;
+    }
+    return PySequence_Contains(times, PyList_GET_ITEM(compact, at));
+}
+
+PyDoc_STRVAR(paper_exact_pairs_doc,
+"paper_exact_pairs(blocks, by_stan, by_rrn, compact, /)\n--\n\n"
+"The scored (block, expected index, score) anchors of\n"
+"reconciliation.paper_match._exact_pairs, sorted.");
+
+static PyObject *
+paper_exact_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *blocks, *by_stan, *by_rrn, *compact, *pairs;
+    Scores scores = {NULL, 0, 0};
+    Py_ssize_t b, count;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "paper_exact_pairs takes four arguments");
+        return NULL;
+    }
+    blocks = args[0];
+    by_stan = args[1];
+    by_rrn = args[2];
+    compact = args[3];
+    if (!PyList_Check(blocks) || !PyDict_Check(by_stan) || !PyDict_Check(by_rrn)
+        || !PyList_Check(compact)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "expected a list of blocks, two dicts and a list of times");
+        return NULL;
+    }
+    pairs = PyList_New(0);
+    if (pairs == NULL)
+        return NULL;
+    count = PyList_GET_SIZE(blocks);
+    for (b = 0; b < count; b++) {
+        PyObject *block = PyList_GET_ITEM(blocks, b), *stans, *rrns, *times, *position;
+        Py_ssize_t t, kept, best;
+        if (!PyTuple_Check(block) || PyTuple_GET_SIZE(block) != 8) {
+            PyErr_SetString(PyExc_TypeError, "a block must be a PaperBlock");
+            goto fail;
+        }
+        position = PyTuple_GET_ITEM(block, 0);
+        stans = PyTuple_GET_ITEM(block, 5);
+        rrns = PyTuple_GET_ITEM(block, 6);
+        times = PyTuple_GET_ITEM(block, 7);
+        if (!PyTuple_Check(stans) || !PyTuple_Check(rrns) || !PyTuple_Check(times)) {
+            PyErr_SetString(PyExc_TypeError, "a block's readings must be tuples");
+            goto fail;
+        }
+        scores.size = 0;
+        for (t = 0; t < PyTuple_GET_SIZE(stans); t++) {
+            PyObject *found;
+            if (lookup(by_stan, PyTuple_GET_ITEM(stans, t), &found) < 0)
+                goto fail;
+            if (found != NULL && scores_add(&scores, found, 2) < 0)
+                goto fail;
+        }
+        for (t = 0; t < PyTuple_GET_SIZE(rrns); t++) {
+            PyObject *token = PyTuple_GET_ITEM(rrns, t), *found;
+            if (lookup(by_rrn, token, &found) < 0)
+                goto fail;
+            if (found != NULL) {
+                if (scores_add(&scores, found, 3) < 0)
+                    goto fail;
+            }
+            else if (PyUnicode_Check(token) && PyUnicode_GET_LENGTH(token) == 12) {
+                PyObject *tail = PyUnicode_Substring(token, 6, 12);
+                int failed;
+                if (tail == NULL)
+                    goto fail;
+                failed = lookup(by_stan, tail, &found);
+                Py_DECREF(tail);
+                if (failed < 0)
+                    goto fail;
+                if (found != NULL && scores_add(&scores, found, 1) < 0)
+                    goto fail;
+            }
+        }
+        if (scores.size == 0)
+            continue;
+        /* each score with the time's point; then those of at least 2 */
+        for (t = 0; t < scores.size; t++) {
+            int agrees = time_agrees(compact, scores.items[t].index, times);
+            if (agrees < 0)
+                goto fail;
+            scores.items[t].score += agrees;
+        }
+        kept = 0;
+        best = -1;
+        for (t = 0; t < scores.size; t++) {
+            if (scores.items[t].score >= 2) {
+                scores.items[kept++] = scores.items[t];
+            }
+        }
+        if (kept > 1 && PyTuple_GET_SIZE(times) < 2) {
+            /* one receipt's worth of text: only the best (score, then index) */
+            best = 0;
+            for (t = 1; t < kept; t++) {
+                int greater;
+                if (scores.items[t].score != scores.items[best].score) {
+                    if (scores.items[t].score > scores.items[best].score)
+                        best = t;
+                    continue;
+                }
+                greater = PyObject_RichCompareBool(scores.items[t].index,
+                                                   scores.items[best].index, Py_GT);
+                if (greater < 0)
+                    goto fail;
+                if (greater)
+                    best = t;
+            }
+            scores.items[0] = scores.items[best];
+            kept = 1;
+        }
+        for (t = 0; t < kept; t++) {
+            if (append_pair(pairs, position, scores.items[t].index, scores.items[t].score) < 0)
+                goto fail;
+        }
+    }
+    PyMem_Free(scores.items);
+    if (PyList_Sort(pairs) < 0) {
+        Py_DECREF(pairs);
+        return NULL;
+    }
+    return pairs;
+fail:
+    PyMem_Free(scores.items);
+    Py_DECREF(pairs);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"paper_readings", (PyCFunction)(void (*)(void))paper_readings, METH_FASTCALL,
      paper_readings_doc},
     {"iso_records", (PyCFunction)(void (*)(void))iso_records, METH_FASTCALL, iso_records_doc},
     {"iso_walk", (PyCFunction)(void (*)(void))iso_walk, METH_FASTCALL, iso_walk_doc},
+    {"paper_exact_pairs", (PyCFunction)(void (*)(void))paper_exact_pairs, METH_FASTCALL,
+     paper_exact_pairs_doc},
     {NULL, NULL, 0, NULL},
 };
 

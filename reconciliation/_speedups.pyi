@@ -1,5 +1,7 @@
 """Compiled versions of the reconciliation's innermost loops (``_speedups.c``)."""
 
+from reconciliation.model import PaperBlock
+
 def paper_readings(
     normal: bytes, spans: list[tuple[int, int, int, int]], /
 ) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]: ...
@@ -7,3 +9,10 @@ def iso_records(
     buffer: bytes, /
 ) -> tuple[list[str], list[int], list[int], list[tuple[int, int, bytes]], int, int]: ...
 def iso_walk(buffer: bytes, offset: int, target: int, /) -> tuple[int, int, bool]: ...
+def paper_exact_pairs(
+    blocks: list[PaperBlock],
+    by_stan: dict[str, int],
+    by_rrn: dict[str, int],
+    compact: list[str],
+    /,
+) -> list[tuple[int, int, int]]: ...

@@ -26,6 +26,11 @@ from rapidfuzz.distance import Levenshtein
 
 from reconciliation.model import PaperBlock
 
+try:
+    from reconciliation._speedups import paper_exact_pairs as _compiled_exact_pairs
+except ImportError:  # built without a C compiler: the Python loop of _exact_pairs
+    _compiled_exact_pairs = None  # type: ignore[assignment]
+
 
 class Expected(NamedTuple):
     """A receipt the paper should show."""
@@ -43,6 +48,8 @@ def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tup
         if item.rrn:
             by_rrn.setdefault(item.rrn, index)
     compact = [item.time.replace(":", "") for item in expected]
+    if _compiled_exact_pairs is not None:
+        return _compiled_exact_pairs(blocks, by_stan, by_rrn, compact)
     stan_of, rrn_of = by_stan.get, by_rrn.get
     pairs: list[tuple[int, int, int]] = []
     for block in blocks:

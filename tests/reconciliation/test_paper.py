@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from reconciliation.model import PaperBlock
 from reconciliation.paper import LOOKALIKES, _all_candidates, block_lines, candidates, parse_paper
 from reconciliation.paper_match import Expected, fuzzy_score, match_paper
 from tests.reconciliation.builders import Txn, paper_receipt, rrn
@@ -225,3 +226,52 @@ def test_space_line_search_equals_the_line_by_line_definition(data: bytes) -> No
 
     lines = data.split(b"\n")[:-1]  # whole lines only: the last piece has no newline
     assert _has_space_line(data) == any(line and not line.strip(b" \t\r") for line in lines)
+
+
+_STANS = ["100001", "100002", "100003", "200001"]
+_RRNS = ["632000100001", "632000100002", "632000999999", "63200010000"]
+_TIMES = ["10:00:00", "10:05:00", "11:00:00"]
+
+
+@st.composite
+def _anchoring_case(draw: st.DrawFn) -> tuple[list[PaperBlock], list[Expected]]:
+    expected = draw(
+        st.lists(
+            st.builds(
+                Expected,
+                st.sampled_from(_STANS),
+                st.sampled_from(["", *_RRNS]),
+                st.sampled_from(_TIMES),
+            ),
+            max_size=6,
+        )
+    )
+    compact_times = [time.replace(":", "") for time in _TIMES]
+    blocks = [
+        PaperBlock(
+            position,
+            position,
+            position,
+            0,
+            0,
+            tuple(draw(st.lists(st.sampled_from([*_STANS, "999999"]), max_size=3))),
+            tuple(draw(st.lists(st.sampled_from([*_RRNS, "632000200001"]), max_size=3))),
+            tuple(draw(st.lists(st.sampled_from([*compact_times, "235959"]), max_size=3))),
+        )
+        for position in range(draw(st.integers(min_value=0, max_value=6)))
+    ]
+    return blocks, expected
+
+
+@needs_speedups
+@given(_anchoring_case())
+def test_compiled_exact_anchors_equal_the_python_loop(
+    case: tuple[list[PaperBlock], list[Expected]],
+) -> None:
+    from reconciliation import paper_match
+
+    blocks, expected = case
+    compiled = paper_match._exact_pairs(blocks, expected)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paper_match, "_compiled_exact_pairs", None)
+        assert paper_match._exact_pairs(blocks, expected) == compiled

@@ -7,7 +7,9 @@
  * two on generated inputs.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem */
 #include <Python.h>
+#include <string.h>
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
@@ -549,6 +551,583 @@ fail:
     return NULL;
 }
 
+/* --- EJ transaction records ------------------------------------------------------- */
+
+/* Strings the records share, made once. */
+static PyObject *s_withdrawal, *s_balance, *s_empty, *s_to, *s_00, *s_power, *s_retracted,
+    *s_short, *s_none, *s_taken, *no_notes, *one_int;
+
+static int
+init_strings(void)
+{
+#define INTERN(var, text)                             \
+    do {                                              \
+        var = PyUnicode_InternFromString(text);       \
+        if (var == NULL)                              \
+            return -1;                                \
+    } while (0)
+    INTERN(s_withdrawal, "withdrawal");
+    INTERN(s_balance, "balance");
+    INTERN(s_empty, "");
+    INTERN(s_to, "TO");
+    INTERN(s_00, "00");
+    INTERN(s_power, "power");
+    INTERN(s_retracted, "retracted");
+    INTERN(s_short, "short");
+    INTERN(s_none, "none");
+    INTERN(s_taken, "taken");
+#undef INTERN
+    no_notes = Py_BuildValue("(iiii)", 0, 0, 0, 0);
+    one_int = PyLong_FromLong(1); /* line + lines_in - 1 is the last line */
+    return no_notes == NULL || one_int == NULL ? -1 : 0;
+}
+
+/* bytes -> str (ASCII; the patterns admit nothing else in these groups) */
+static PyObject *
+text_of(PyObject *raw)
+{
+    return PyUnicode_DecodeLatin1(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), NULL);
+}
+
+/* the integer written by ``size`` digits at ``digits`` */
+static PyObject *
+integer_of(const char *digits, Py_ssize_t size)
+{
+    if (size <= 18) {
+        long long value = 0;
+        Py_ssize_t i;
+        for (i = 0; i < size; i++)
+            value = value * 10 + (digits[i] - '0');
+        return PyLong_FromLongLong(value);
+    }
+    else {
+        PyObject *text = PyUnicode_DecodeLatin1(digits, size, NULL), *value;
+        if (text == NULL)
+            return NULL;
+        value = PyLong_FromUnicodeObject(text, 10);
+        Py_DECREF(text);
+        return value;
+    }
+}
+
+/* an amount ``\d+\.\d\d`` (or None, or ``fallback`` digits) as minor units */
+static PyObject *
+amount_of(PyObject *raw)
+{
+    char digits[64];
+    const char *text;
+    Py_ssize_t size, i, kept = 0;
+    if (raw == Py_None)
+        return PyLong_FromLong(0);
+    text = PyBytes_AS_STRING(raw);
+    size = PyBytes_GET_SIZE(raw);
+    if (size >= (Py_ssize_t)sizeof(digits)) {
+        /* longer than any amount: as Python would, without the point */
+        PyObject *compact = PyObject_CallMethod(raw, "replace", "yy", ".", ""), *value;
+        if (compact == NULL)
+            return NULL;
+        value = integer_of(PyBytes_AS_STRING(compact), PyBytes_GET_SIZE(compact));
+        Py_DECREF(compact);
+        return value;
+    }
+    for (i = 0; i < size; i++)
+        if (text[i] != '.')
+            digits[kept++] = text[i];
+    return integer_of(digits, kept);
+}
+
+/* four counts ``\d+,\d+,\d+,\d+`` at ``text`` (exactly, up to ``end``) as a tuple */
+static PyObject *
+notes_of(const char *text, const char *end)
+{
+    PyObject *values[4] = {NULL, NULL, NULL, NULL}, *notes;
+    int k;
+    for (k = 0; k < 4; k++) {
+        const char *stop = text;
+        while (stop < end && *stop >= '0' && *stop <= '9')
+            stop++;
+        if (stop == text || (k < 3 && (stop >= end || *stop != ',')) || (k == 3 && stop != end)) {
+            PyErr_SetString(PyExc_ValueError, "expected four note counts");
+            goto fail;
+        }
+        values[k] = integer_of(text, stop - text);
+        if (values[k] == NULL)
+            goto fail;
+        text = stop + 1;
+    }
+    notes = PyTuple_Pack(4, values[0], values[1], values[2], values[3]);
+    for (k = 0; k < 4; k++)
+        Py_DECREF(values[k]);
+    return notes;
+fail:
+    for (k = 0; k < 4; k++)
+        Py_XDECREF(values[k]);
+    return NULL;
+}
+
+static PyObject *
+notes_csv(PyObject *raw)
+{
+    if (raw == Py_None) {
+        Py_INCREF(no_notes);
+        return no_notes;
+    }
+    return notes_of(PyBytes_AS_STRING(raw), PyBytes_AS_STRING(raw) + PyBytes_GET_SIZE(raw));
+}
+
+static int
+contains(PyObject *raw, const char *needle)
+{
+    return raw != Py_None
+           && memmem(PyBytes_AS_STRING(raw), (size_t)PyBytes_GET_SIZE(raw), needle,
+                     strlen(needle)) != NULL;
+}
+
+/* adds to ``counts`` the four note counts ``a,b,c,d`` after each ``prefix`` in the text */
+static int
+add_counts(long long counts[4], const char *text, Py_ssize_t size, const char *prefix)
+{
+    /* 1 when a count of 18 digits or more was met: left to the Python version */
+    const char *at = text, *end = text + size;
+    size_t length = strlen(prefix);
+    while ((at = memmem(at, (size_t)(end - at), prefix, length)) != NULL) {
+        const char *p = at + length;
+        long long values[4] = {0, 0, 0, 0};
+        int k, good = 1;
+        for (k = 0; k < 4 && good; k++) {
+            const char *start = p;
+            while (p < end && *p >= '0' && *p <= '9') {
+                values[k] = values[k] * 10 + (*p - '0');
+                p++;
+            }
+            if (p - start > 17)
+                return 1;
+            if (p == start)
+                good = 0;
+            else if (k < 3) {
+                if (p < end && *p == ',')
+                    p++;
+                else
+                    good = 0;
+            }
+        }
+        if (good)
+            for (k = 0; k < 4; k++)
+                counts[k] += values[k];
+        at += length;
+    }
+    return 0;
+}
+
+static PyObject *
+counts_tuple(long long counts[4])
+{
+    return Py_BuildValue("(LLLL)", counts[0], counts[1], counts[2], counts[3]);
+}
+
+/* the groups' indexes a dialect's record needs, passed by the dialect module */
+enum { G_STAN, G_RRN, G_TIME, G_CARD, G_TRN, G_RC, G_OUT, G_RETR, G_COUNT_COMMON };
+enum { N_SEQ = G_COUNT_COMMON, N_AUTH, N_REQ, N_D1, N_REJ, N_ST, N_COUNT };
+enum { P_NOREPLY = G_COUNT_COMMON, P_AMOUNT, P_RAMOUNT, P_NOTES, P_COUNT };
+
+static int
+read_indexes(PyObject *indexes, Py_ssize_t *into, Py_ssize_t count, Py_ssize_t groups)
+{
+    Py_ssize_t k;
+    if (!PyTuple_Check(indexes) || PyTuple_GET_SIZE(indexes) != count) {
+        PyErr_Format(PyExc_TypeError, "expected a tuple of %zd group indexes", count);
+        return -1;
+    }
+    for (k = 0; k < count; k++) {
+        into[k] = PyLong_AsSsize_t(PyTuple_GET_ITEM(indexes, k));
+        if (into[k] == -1 && PyErr_Occurred())
+            return -1;
+        if (into[k] < 0 || into[k] >= groups) {
+            PyErr_SetString(PyExc_IndexError, "a group index beyond the match's groups");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* the EjTransaction ``cls`` (a tuple type) with these 18 fields, as tuple.__new__
+ * makes an instance of a subclass; steals the references */
+static PyObject *
+record(PyTypeObject *cls, PyObject **fields)
+{
+    PyObject *made = NULL;
+    int k;
+    for (k = 0; k < 18; k++)
+        if (fields[k] == NULL)
+            goto done;
+    made = cls->tp_alloc(cls, 18);
+    if (made == NULL)
+        goto done;
+    for (k = 0; k < 18; k++) {
+        PyTuple_SET_ITEM(made, k, fields[k]);
+        fields[k] = NULL;
+    }
+done:
+    for (k = 0; k < 18; k++)
+        Py_XDECREF(fields[k]);
+    return made;
+}
+
+static int
+bytes_groups(PyObject *g, const Py_ssize_t *index, Py_ssize_t count)
+{
+    Py_ssize_t k;
+    for (k = 0; k < count; k++) {
+        PyObject *value = PyTuple_GET_ITEM(g, index[k]);
+        if (value != Py_None && !PyBytes_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "the match's groups must be bytes");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+record_arguments(PyObject *const *args, Py_ssize_t nargs, const char *name, Py_ssize_t count,
+                 Py_ssize_t *index, PyTypeObject **cls, PyObject **g,
+                 PyObject *const **tail)
+{
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s takes (indexes, cls, groups, start, end, line, lines_in)", name);
+        return -1;
+    }
+    if (!PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "cls must be a tuple type");
+        return -1;
+    }
+    if (!PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "groups must be a tuple");
+        return -1;
+    }
+    *cls = (PyTypeObject *)args[1];
+    *g = args[2];
+    if (read_indexes(args[0], index, count, PyTuple_GET_SIZE(*g)) < 0)
+        return -1;
+    if (bytes_groups(*g, index, count) < 0)
+        return -1;
+    *tail = args; /* start, end, line, lines_in follow */
+    return 0;
+}
+
+/* start, end, line, last line: the record's last four fields */
+static int
+position_fields(PyObject *const *args, PyObject **fields)
+{
+    PyObject *last, *one;
+    Py_INCREF(args[3]);
+    fields[14] = args[3];
+    Py_INCREF(args[4]);
+    fields[15] = args[4];
+    Py_INCREF(args[5]);
+    fields[16] = args[5];
+    one = PyNumber_Add(args[5], args[6]);
+    if (one == NULL)
+        return -1;
+    last = PyNumber_Subtract(one, one_int);
+    Py_DECREF(one);
+    fields[17] = last;
+    return last == NULL ? -1 : 0;
+}
+
+static PyObject *
+trn_type(PyObject *raw)
+{
+    PyObject *type = (PyBytes_GET_SIZE(raw) > 0 && PyBytes_AS_STRING(raw)[0] == 'C')
+                         ? s_withdrawal
+                         : s_balance;
+    Py_INCREF(type);
+    return type;
+}
+
+#define G(i) PyTuple_GET_ITEM(g, index[i])
+
+PyDoc_STRVAR(ndc_transaction_doc,
+"ndc_transaction(indexes, cls, groups, start, end, line, lines_in, /)\n--\n\n"
+"The EjTransaction of a well-formed NDC block, as reconciliation.ej_ndc's\n"
+"_transaction makes it from the same groups; None when a count is too long for\n"
+"a C integer (then the Python version reads it).");
+
+static PyObject *
+ndc_transaction(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t index[N_COUNT];
+    PyTypeObject *cls;
+    PyObject *g, *fields[18] = {NULL};
+    PyObject *const *tail;
+    PyObject *out, *st, *d1;
+    int approved_withdrawal, k;
+    const char *outcome = NULL;
+    long long rejects[4] = {0, 0, 0, 0};
+
+    if (record_arguments(args, nargs, "ndc_transaction", N_COUNT, index, &cls, &g, &tail) < 0)
+        return NULL;
+    fields[0] = text_of(G(G_STAN));
+    fields[1] = text_of(G(G_RRN));
+    fields[2] = text_of(G(N_SEQ));
+    fields[3] = text_of(G(G_TIME));
+    fields[4] = text_of(G(G_CARD));
+    fields[5] = trn_type(G(G_TRN));
+    fields[6] = text_of(G(G_RC));
+    fields[7] = amount_of(G(N_AUTH) != Py_None ? G(N_AUTH)
+                          : (G(N_REQ) != Py_None && PyBytes_GET_SIZE(G(N_REQ)) > 0)
+                              ? G(N_REQ)
+                              : Py_None);
+    out = G(G_OUT);
+    st = G(N_ST);
+    approved_withdrawal = fields[5] == s_withdrawal && fields[6] != NULL
+                          && PyUnicode_CompareWithASCIIString(fields[6], "00") == 0;
+    if (approved_withdrawal) {
+        if (contains(out, "POWER INTERRUPTION"))
+            outcome = "power";
+        else if (contains(out, "Cash Retracted"))
+            outcome = "retracted";
+        else if (contains(out, "DISPENSE ERROR"))
+            outcome = (contains(out, "Cash Taken") || contains(out, "Cash Present")) ? "short"
+                                                                                     : "none";
+        else if (contains(out, "Cash Taken"))
+            outcome = "taken";
+        if (outcome == NULL && st != Py_None && PyBytes_GET_SIZE(st) == 1) {
+            switch (PyBytes_AS_STRING(st)[0]) {
+            case '0': outcome = "taken"; break;
+            case '1': outcome = "short"; break;
+            case '2': outcome = "none"; break;
+            case '3': outcome = "power"; break;
+            case '5': outcome = "retracted"; break;
+            }
+        }
+    }
+    fields[8] = outcome == NULL ? s_empty
+                : outcome[0] == 'p' ? s_power
+                : outcome[0] == 'r' ? s_retracted
+                : outcome[0] == 's' ? s_short
+                : outcome[0] == 'n' ? s_none
+                : s_taken;
+    Py_INCREF(fields[8]);
+    d1 = G(N_D1);
+    if (d1 == Py_None) {
+        Py_INCREF(no_notes);
+        fields[9] = no_notes;
+    }
+    else {
+        PyObject *counts[4];
+        for (k = 0; k < 4; k++) {
+            PyObject *raw = PyTuple_GET_ITEM(g, index[N_D1] + k);
+            counts[k] = (raw != Py_None && PyBytes_Check(raw))
+                            ? integer_of(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+                            : NULL;
+            if (counts[k] == NULL && !PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "a dispensed count is missing");
+        }
+        fields[9] = (counts[0] && counts[1] && counts[2] && counts[3])
+                        ? PyTuple_Pack(4, counts[0], counts[1], counts[2], counts[3])
+                        : NULL;
+        for (k = 0; k < 4; k++)
+            Py_XDECREF(counts[k]);
+    }
+    fields[10] = notes_csv(G(G_RETR));
+    if (G(N_REJ) != Py_None && PyBytes_GET_SIZE(G(N_REJ)) > 0) {
+        /* "Reject TypeN = M notes" lines: M added to cassette N */
+        const char *text = PyBytes_AS_STRING(G(N_REJ)), *end = text + PyBytes_GET_SIZE(G(N_REJ));
+        const char *at = text;
+        while ((at = memmem(at, (size_t)(end - at), "Reject Type", 11)) != NULL) {
+            const char *p = at + 11;
+            long long notes = 0;
+            int unit, digits = 0;
+            at = p;
+            if (p >= end || *p < '1' || *p > '4')
+                continue;
+            unit = *p - '1';
+            p++;
+            if (end - p < 3 || memcmp(p, " = ", 3) != 0)
+                continue;
+            p += 3;
+            while (p < end && *p >= '0' && *p <= '9') {
+                if (++digits > 17)
+                    goto unusual;
+                notes = notes * 10 + (*p - '0');
+                p++;
+            }
+            if (digits == 0 || end - p < 6 || memcmp(p, " notes", 6) != 0)
+                continue;
+            rejects[unit] += notes;
+        }
+        fields[11] = counts_tuple(rejects);
+    }
+    else {
+        Py_INCREF(no_notes);
+        fields[11] = no_notes;
+    }
+    if (0) {
+    unusual: /* a reject count too long for a C integer: the Python version reads it */
+        for (k = 0; k < 18; k++)
+            Py_XDECREF(fields[k]);
+        Py_RETURN_NONE;
+    }
+    if (st == Py_None) {
+        Py_INCREF(s_empty);
+        fields[12] = s_empty;
+    }
+    else {
+        fields[12] = text_of(st);
+    }
+    Py_INCREF(Py_False);
+    fields[13] = Py_False;
+    if (position_fields(tail, fields) < 0) {
+        for (k = 0; k < 18; k++)
+            Py_XDECREF(fields[k]);
+        return NULL;
+    }
+    return record(cls, fields);
+}
+
+PyDoc_STRVAR(procash_transaction_doc,
+"procash_transaction(indexes, cls, groups, start, end, line, lines_in, /)\n--\n\n"
+"The EjTransaction of a well-formed ProCash block, as reconciliation.ej_procash's\n"
+"_transaction makes it from the same groups; None when a count is too long for\n"
+"a C integer (then the Python version reads it).");
+
+static PyObject *
+procash_transaction(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t index[P_COUNT];
+    PyTypeObject *cls;
+    PyObject *g, *fields[18] = {NULL};
+    PyObject *const *tail;
+    PyObject *out, *notes, *amount;
+    int approved_withdrawal, k;
+    const char *outcome = "";
+
+    if (record_arguments(args, nargs, "procash_transaction", P_COUNT, index, &cls, &g, &tail) < 0)
+        return NULL;
+    out = G(G_OUT);
+    if (out == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "the outcome group is missing");
+        return NULL;
+    }
+    fields[0] = text_of(G(G_STAN));
+    fields[1] = text_of(G(G_RRN));
+    fields[2] = PyBytes_GET_SIZE(G(G_STAN)) >= 2
+                    ? PyUnicode_DecodeLatin1(PyBytes_AS_STRING(G(G_STAN)) + 2,
+                                             PyBytes_GET_SIZE(G(G_STAN)) - 2, NULL)
+                    : text_of(G(G_STAN));
+    fields[3] = text_of(G(G_TIME));
+    fields[4] = text_of(G(G_CARD));
+    fields[5] = trn_type(G(G_TRN));
+    if (G(P_NOREPLY) != Py_None) {
+        Py_INCREF(s_to);
+        fields[6] = s_to;
+    }
+    else {
+        fields[6] = text_of(G(G_RC));
+    }
+    amount = G(P_AMOUNT) != Py_None ? G(P_AMOUNT) : G(P_RAMOUNT);
+    fields[7] = amount_of(amount);
+    notes = G(P_NOTES);
+    if (notes != Py_None) {
+        fields[9] = notes_csv(notes);
+    }
+    else {
+        /* the last "NOTES PRESENTED a,b,c,d" of the outcome lines */
+        const char *text = PyBytes_AS_STRING(out), *end = text + PyBytes_GET_SIZE(out);
+        const char *at = text, *last = NULL, *last_end = NULL;
+        while ((at = memmem(at, (size_t)(end - at), "NOTES PRESENTED ", 16)) != NULL) {
+            const char *p = at + 16, *start = p;
+            int k2, good = 1;
+            for (k2 = 0; k2 < 4 && good; k2++) {
+                const char *digits = p;
+                while (p < end && *p >= '0' && *p <= '9')
+                    p++;
+                if (p == digits)
+                    good = 0;
+                else if (k2 < 3) {
+                    if (p < end && *p == ',')
+                        p++;
+                    else
+                        good = 0;
+                }
+            }
+            if (good) {
+                last = start;
+                last_end = p;
+                at = p;
+            }
+            else {
+                at += 16;
+            }
+        }
+        if (last != NULL) {
+            fields[9] = notes_of(last, last_end);
+        }
+        else {
+            Py_INCREF(no_notes);
+            fields[9] = no_notes;
+        }
+    }
+    fields[10] = notes_csv(G(G_RETR));
+    approved_withdrawal = fields[5] == s_withdrawal && fields[6] != NULL
+                          && PyUnicode_CompareWithASCIIString(fields[6], "00") == 0;
+    if (approved_withdrawal && fields[9] != NULL) {
+        if (contains(out, "POWER INTERRUPTION"))
+            outcome = "power";
+        else if (contains(out, "CASH RETRACTED"))
+            outcome = "retracted";
+        else if (contains(out, "PRESENTER ERROR")) {
+            int nothing = 1;
+            for (k = 0; k < 4; k++) {
+                PyObject *count = PyTuple_GET_ITEM(fields[9], k);
+                int zero = PyObject_Not(count);
+                if (zero < 0)
+                    nothing = -1;
+                else if (!zero && nothing == 1)
+                    nothing = 0;
+            }
+            outcome = nothing == 1 ? "none" : "short";
+        }
+        else if (contains(out, "CASH TAKEN"))
+            outcome = "taken";
+    }
+    fields[8] = outcome[0] == '\0' ? s_empty
+                : outcome[0] == 'p' ? s_power
+                : outcome[0] == 'r' ? s_retracted
+                : outcome[0] == 's' ? s_short
+                : outcome[0] == 'n' ? s_none
+                : s_taken;
+    Py_INCREF(fields[8]);
+    if (contains(out, "REJECTED")) {
+        long long rejected[4] = {0, 0, 0, 0};
+        if (add_counts(rejected, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out),
+                       "NOTES REJECTED ")) {
+            /* a count too long for a C integer: the Python version reads it */
+            for (k = 0; k < 18; k++)
+                Py_XDECREF(fields[k]);
+            Py_RETURN_NONE;
+        }
+        fields[11] = counts_tuple(rejected);
+    }
+    else {
+        Py_INCREF(no_notes);
+        fields[11] = no_notes;
+    }
+    Py_INCREF(s_empty);
+    fields[12] = s_empty;
+    Py_INCREF(Py_False);
+    fields[13] = Py_False;
+    if (position_fields(tail, fields) < 0) {
+        for (k = 0; k < 18; k++)
+            Py_XDECREF(fields[k]);
+        return NULL;
+    }
+    return record(cls, fields);
+}
+
+#undef G
+
 static PyMethodDef methods[] = {
     {"paper_readings", (PyCFunction)(void (*)(void))paper_readings, METH_FASTCALL,
      paper_readings_doc},
@@ -556,19 +1135,25 @@ static PyMethodDef methods[] = {
     {"iso_walk", (PyCFunction)(void (*)(void))iso_walk, METH_FASTCALL, iso_walk_doc},
     {"paper_exact_pairs", (PyCFunction)(void (*)(void))paper_exact_pairs, METH_FASTCALL,
      paper_exact_pairs_doc},
+    {"ndc_transaction", (PyCFunction)(void (*)(void))ndc_transaction, METH_FASTCALL,
+     ndc_transaction_doc},
+    {"procash_transaction", (PyCFunction)(void (*)(void))procash_transaction, METH_FASTCALL,
+     procash_transaction_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    "reconciliation._speedups",
-    "Compiled versions of the reconciliation's innermost loops.",
-    0,
-    methods,
+    .m_name = "reconciliation._speedups",
+    .m_doc = "Compiled versions of the reconciliation's innermost loops.",
+    .m_size = 0,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModuleDef_Init(&module);
+    if (init_strings() < 0)
+        return NULL;
+    return PyModule_Create(&module);
 }

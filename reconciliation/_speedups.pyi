@@ -1,6 +1,8 @@
 """Compiled versions of the reconciliation's innermost loops (``_speedups.c``)."""
 
-from reconciliation.model import PaperBlock
+from typing import Any
+
+from reconciliation.model import EjTransaction, PaperBlock
 
 def paper_readings(
     normal: bytes, spans: list[tuple[int, int, int, int]], /
@@ -16,3 +18,23 @@ def paper_exact_pairs(
     compact: list[str],
     /,
 ) -> list[tuple[int, int, int]]: ...
+def ndc_transaction(
+    indexes: tuple[int, ...],
+    cls: type[EjTransaction],
+    groups: tuple[Any, ...],
+    start: int,
+    end: int,
+    line: int,
+    lines_in: int,
+    /,
+) -> EjTransaction | None: ...
+def procash_transaction(
+    indexes: tuple[int, ...],
+    cls: type[EjTransaction],
+    groups: tuple[Any, ...],
+    start: int,
+    end: int,
+    line: int,
+    lines_in: int,
+    /,
+) -> EjTransaction | None: ...

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from reconciliation import ej_ndc, ej_procash
 from reconciliation.ej import detect_dialect, normalise, parse_ej
-from reconciliation.model import EjParse
+from reconciliation.model import EjParse, EjTransaction
 from tests.reconciliation.builders import Txn, ndc_block
+from tests.reconciliation.speedups import needs_speedups, speedups
 
 
 def _parse(data: bytes, dialect: str | None = None) -> EjParse:
@@ -214,3 +215,55 @@ def test_mixed_fast_and_slow_parsing_equals_the_state_machine(
     assert parse.events == events
     assert [(s.line, s.reason) for s in parse.skipped] == [(s.line, s.reason) for s in skipped]
     assert parse.lines_total == total
+
+
+@pytest.fixture(scope="module")
+def generated_ej(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from simulators.generate import FleetOptions, generate
+
+    folder = tmp_path_factory.mktemp("fleet")
+    generate(
+        FleetOptions(terminals=12, days=2, seed=7, discrepancy_rate=0.3, iso_encoder="fast"),
+        folder,
+    )
+    return sorted((folder / "ej").iterdir())
+
+
+@needs_speedups
+def test_compiled_records_equal_the_python_ones(
+    sample: Path, generated_ej: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [*sorted((sample / "ej").iterdir()), *generated_ej]
+    compiled = [_parse(path.read_bytes()) for path in paths]
+    monkeypatch.setattr(ej_ndc, "_compiled_transaction", None)
+    monkeypatch.setattr(ej_procash, "_compiled_transaction", None)
+    assert [_parse(path.read_bytes()) for path in paths] == compiled
+    dialects = {detect_dialect(path.read_bytes()) for path in paths}
+    outcomes = {txn.outcome for parse in compiled for txn in parse.transactions}
+    assert dialects == {"ndc", "procash"}
+    assert outcomes >= {"taken", "retracted", "short", "none", "power", ""}
+
+
+@needs_speedups
+@given(
+    outcome=st.sampled_from(["taken", "retracted", "short", "none", "power"]),
+    resp=st.sampled_from(["00", "05", "TO"]),
+    balance=st.booleans(),
+    rejected=st.tuples(*[st.integers(0, 10**20)] * 4),
+    amount=st.integers(0, 10**22),
+)
+def test_compiled_ndc_record_equals_the_python_one(
+    outcome: str, resp: str, balance: bool, rejected: tuple[int, int, int, int], amount: int
+) -> None:
+    txn = Txn("123456", "10:11:12", amount=amount, resp=resp, outcome=outcome, balance=balance)
+    txn.rejected = rejected
+    data = ndc_block(txn).encode()
+    match = ej_ndc.FAST.match(data)
+    assert match is not None
+    assert match.group("stan") is not None
+    g = match.groups()
+    assert speedups is not None
+    compiled = speedups.ndc_transaction(ej_ndc._INDEXES, EjTransaction, g, 0, len(data), 1, 20)
+    expected = ej_ndc._transaction(g, 0, len(data), 1, 20)
+    assert compiled is None or compiled == expected
+    assert compiled is not None or max(rejected) >= 10**17  # only long counts go to Python

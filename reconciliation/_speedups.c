@@ -1128,6 +1128,189 @@ procash_transaction(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 #undef G
 
+/* --- paper journal blocks --------------------------------------------------------- */
+
+static int
+is_ascii_letter(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/* reconciliation.paper._marker_count of line[0:size] (its newline included) */
+static int
+marker_count(const unsigned char *line, Py_ssize_t size)
+{
+    Py_ssize_t stars = 0, letters = 0, i;
+    int start = 0, end = 0;
+    for (i = 0; i < size; i++)
+        stars += line[i] == '*';
+    if (stars < 8)
+        return 0;
+    if (stars >= 55)
+        return 2;
+    if (size - stars > 12) {
+        char *upper;
+        Py_ssize_t kept = 0;
+        for (i = 0; i < size; i++)
+            letters += is_ascii_letter(line[i]);
+        if (letters > 12)
+            return 1;
+        upper = PyMem_Malloc((size_t)size + 1);
+        if (upper == NULL)
+            return -1;
+        for (i = 0; i < size; i++) {
+            unsigned char c = line[i];
+            if (c == ' ')
+                continue;
+            upper[kept++] = (char)((c >= 'a' && c <= 'z') ? c - 32 : c);
+        }
+        start = memmem(upper, (size_t)kept, "START", 5) != NULL;
+        end = memmem(upper, (size_t)kept, "END", 3) != NULL;
+        PyMem_Free(upper);
+        if (start && end)
+            return 2;
+    }
+    return 1;
+}
+
+/* the asterisk markers of one line (reconciliation.paper._line_markers): eight
+ * asterisks or more, two of them adjacent; -1 on error */
+static int
+line_markers(const unsigned char *line, Py_ssize_t size)
+{
+    Py_ssize_t stars = 0, i;
+    int pair = 0;
+    for (i = 0; i < size; i++) {
+        if (line[i] == '*') {
+            stars++;
+            if (i + 1 < size && line[i + 1] == '*')
+                pair = 1;
+        }
+    }
+    if (stars < 8 || !pair)
+        return 0;
+    if (stars >= 55)
+        return 2;
+    if (size - stars <= 12)
+        return 1;
+    return marker_count(line, size);
+}
+
+/* whether the line (newline included) is a page marker:  [ \t]*--- PAGE \d+ ---[ \t\r]*\n */
+static int
+page_line(const unsigned char *line, Py_ssize_t size)
+{
+    Py_ssize_t i = 0, digits;
+    while (i < size && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    if (size - i < 9 || memcmp(line + i, "--- PAGE ", 9) != 0)
+        return 0;
+    i += 9;
+    digits = i;
+    while (i < size && IS_DIGIT(line[i]))
+        i++;
+    if (i == digits || size - i < 4 || memcmp(line + i, " ---", 4) != 0)
+        return 0;
+    i += 4;
+    while (i < size && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+        i++;
+    return i == size - 1 && line[i] == '\n';
+}
+
+static int
+append_span(PyObject *list, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c, Py_ssize_t d)
+{
+    PyObject *item = Py_BuildValue("(nnnn)", a, b, c, d);
+    int failed;
+    if (item == NULL)
+        return -1;
+    failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+PyDoc_STRVAR(paper_runs_doc,
+"paper_runs(buffer, /)\n--\n\n"
+"reconciliation.paper._runs: the runs of non-empty lines of a paper journal whose\n"
+"blank lines are all empty (``buffer`` ends with a newline). Returns (structural,\n"
+"spans, lost): the structural lines outside the lost runs, a (first line, last line,\n"
+"start, end) span for each run that is one block, and (start, end, lines) of each\n"
+"run holding more than two receipts' markers.");
+
+static PyObject *
+paper_runs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    const unsigned char *s;
+    PyObject *spans = NULL, *lost = NULL, *result = NULL;
+    Py_ssize_t length, offset = 0, line = 0, structural = 0;
+    /* the run being read */
+    Py_ssize_t run_first = -1, run_start = 0, run_lines = 0, run_pages = 0, run_markers = 0;
+
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "paper_runs takes one argument");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    s = (const unsigned char *)view.buf;
+    length = view.len;
+    spans = PyList_New(0);
+    lost = PyList_New(0);
+    if (spans == NULL || lost == NULL)
+        goto done;
+    for (;;) {
+        const unsigned char *newline =
+            offset < length ? memchr(s + offset, '\n', (size_t)(length - offset)) : NULL;
+        Py_ssize_t end = newline == NULL ? -1 : newline - s;
+        Py_ssize_t size = end - offset + 1;
+        if (newline != NULL && size > 1) { /* a line of the run */
+            int markers = line_markers(s + offset, size);
+            if (markers < 0)
+                goto done;
+            if (run_first < 0) {
+                run_first = line + 1;
+                run_start = offset;
+                run_lines = run_pages = run_markers = 0;
+            }
+            run_lines++;
+            run_markers += markers;
+            if (s[offset] != '*' && page_line(s + offset, size))
+                run_pages++;
+        }
+        else if (run_first >= 0) { /* an empty line, or the end: the run ends here */
+            if (run_markers > 2) {
+                PyObject *item = Py_BuildValue("(nnn)", run_start, offset, run_lines);
+                if (item == NULL || PyList_Append(lost, item) < 0) {
+                    Py_XDECREF(item);
+                    goto done;
+                }
+                Py_DECREF(item);
+            }
+            else {
+                structural += run_pages;
+                if (run_lines > run_pages
+                    && append_span(spans, run_first, run_first + run_lines - 1, run_start,
+                                   offset) < 0)
+                    goto done;
+            }
+            run_first = -1;
+        }
+        if (newline == NULL)
+            break; /* bytes after the last newline are no line */
+        line++;
+        if (size == 1)
+            structural++;
+        offset = end + 1;
+    }
+    result = Py_BuildValue("(nOO)", structural, spans, lost);
+done:
+    Py_XDECREF(spans);
+    Py_XDECREF(lost);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"paper_readings", (PyCFunction)(void (*)(void))paper_readings, METH_FASTCALL,
      paper_readings_doc},
@@ -1135,6 +1318,7 @@ static PyMethodDef methods[] = {
     {"iso_walk", (PyCFunction)(void (*)(void))iso_walk, METH_FASTCALL, iso_walk_doc},
     {"paper_exact_pairs", (PyCFunction)(void (*)(void))paper_exact_pairs, METH_FASTCALL,
      paper_exact_pairs_doc},
+    {"paper_runs", (PyCFunction)(void (*)(void))paper_runs, METH_FASTCALL, paper_runs_doc},
     {"ndc_transaction", (PyCFunction)(void (*)(void))ndc_transaction, METH_FASTCALL,
      ndc_transaction_doc},
     {"procash_transaction", (PyCFunction)(void (*)(void))procash_transaction, METH_FASTCALL,

@@ -38,3 +38,6 @@ def procash_transaction(
     lines_in: int,
     /,
 ) -> EjTransaction | None: ...
+def paper_runs(
+    buffer: bytes, /
+) -> tuple[int, list[tuple[int, int, int, int]], list[tuple[int, int, int]]]: ...

@@ -24,8 +24,10 @@ from reconciliation.model import PaperBlock, PaperParse
 
 try:
     from reconciliation._speedups import paper_readings as _compiled_readings
-except ImportError:  # built without a C compiler: the Polars version below
+    from reconciliation._speedups import paper_runs as _compiled_runs
+except ImportError:  # built without a C compiler: the NumPy and Polars versions below
     _compiled_readings = None  # type: ignore[assignment]
+    _compiled_runs = None  # type: ignore[assignment]
 
 PAGE_MARKER = re.compile(rb"--- PAGE \d+ ---")
 _PAGE_LINE = re.compile(rb"^[ \t]*--- PAGE \d+ ---[ \t\r]*\n", re.M)
@@ -282,13 +284,30 @@ def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
     empty: each run of non-empty lines is one block unless it holds more than
     two receipts' markers (a lost boundary), which the state machine cuts.
 
-    Lines, runs, markers and page lines are found with NumPy over the whole
-    text; only a run with a lost boundary goes through the state machine.
+    The runs are found by :func:`_runs` (compiled where built); only a run with a
+    lost boundary goes through the state machine.
     """
+    runs = _runs if _compiled_runs is None else _compiled_runs
+    structural, found, lost = runs(buffer)
+    if not lost:
+        spans.extend(found)
+        return structural
+    cut: list[Span] = []
+    for start, end, _ in lost:
+        structural += _by_events(buffer, start, end, cut, lines)
+    spans.extend(sorted(found + cut, key=lambda span: span[2]))
+    return structural
+
+
+def _runs(buffer: bytes) -> tuple[int, list[Span], list[tuple[int, int, int]]]:
+    """The runs of non-empty lines of ``buffer`` (which ends with a newline), with
+    NumPy over the whole text: the structural lines outside runs with a lost
+    boundary (empty lines, page lines), a span for each run that is one block, and
+    ``(start, end, lines)`` of each run holding more than two receipts' markers."""
     ends = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10)
     total = len(ends)
     if not total:
-        return 0
+        return 0, [], []
     starts = np.empty(total, dtype=np.int64)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
@@ -297,7 +316,7 @@ def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
     first = np.flatnonzero(edges == 1)  # index of a run's first line
     stop = np.flatnonzero(edges == -1)  # one past its last line
     if not len(first):
-        return total
+        return total, [], []
     markers = np.add.reduceat(_line_markers(buffer, starts, ends), first)
     if b"--- PAGE" in buffer:
         page = np.zeros(total, dtype=np.int64)
@@ -310,7 +329,7 @@ def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
     run_end = ends[stop - 1] + 1
     lost = markers > 2
     plain = ~lost & (inside > pages)
-    structural = total - int((inside - pages)[~lost].sum())
+    structural = total - int(inside.sum()) + int(pages[~lost].sum())
     found = list(
         zip(
             (first[plain] + 1).tolist(),
@@ -320,16 +339,10 @@ def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
             strict=True,
         )
     )
-    if not lost.any():
-        spans.extend(found)
-        return structural
-    cut: list[Span] = []
-    for start, end, count in zip(
-        run_start[lost].tolist(), run_end[lost].tolist(), inside[lost].tolist(), strict=True
-    ):
-        structural -= count - _by_events(buffer, start, end, cut, lines)
-    spans.extend(sorted(found + cut, key=lambda span: span[2]))
-    return structural
+    lost_runs = list(
+        zip(run_start[lost].tolist(), run_end[lost].tolist(), inside[lost].tolist(), strict=True)
+    )
+    return structural, found, lost_runs
 
 
 def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: str) -> PaperParse:

@@ -275,3 +275,26 @@ def test_compiled_exact_anchors_equal_the_python_loop(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(paper_match, "_compiled_exact_pairs", None)
         assert paper_match._exact_pairs(blocks, expected) == compiled
+
+
+@needs_speedups
+@given(st.lists(_PAPER_LINE, max_size=40))
+@example(["*****START*****", "a", "*****END*****", "*****START*****", "b", "*****END*****"])
+@example(["--- PAGE 1 ---", "", "*" * 60, "*****END***** x START", "--- PAGE 2 ---"])
+def test_compiled_runs_equal_the_numpy_ones(lines: list[str]) -> None:
+    from reconciliation.paper import _runs
+
+    lines = ["" if not line.strip(" \t") else line for line in lines]
+    data = "".join(line + "\n" for line in lines).encode()  # as _parse passes it
+    assert speedups is not None
+    assert speedups.paper_runs(data) == _runs(data)
+
+
+@needs_speedups
+def test_compiled_runs_equal_the_numpy_ones_on_the_sample(sample: Path) -> None:
+    from reconciliation.paper import _runs
+
+    for path in sorted((sample / "paper").iterdir()):
+        data = path.read_bytes().replace(b"\r\n", b"\n")
+        assert speedups is not None
+        assert speedups.paper_runs(data) == _runs(data), path.name

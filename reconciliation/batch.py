@@ -16,6 +16,7 @@ process for a small one; it reads nothing global. Stages:
 from __future__ import annotations
 
 import gc
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -464,31 +465,36 @@ class TerminalBatch:
                 pl.col("pan_masked").first(),
             )
         )
-        host_by_day: dict[tuple[str, str], dict[str, tuple[str, str, int, str]]] = defaultdict(dict)
-        terminals, dates, stans, *fields = (series.to_list() for series in firsts.get_columns())
-        for terminal, business_date, stan, values in zip(
-            terminals, dates, stans, zip(*fields, strict=True), strict=True
-        ):
-            host_by_day[(terminal, business_date)][stan] = values
+        host_by_day = _host_by_day(firsts)
         paper_days = [day for day in self.days.values() if day.paper is not None]
         for day in paper_days:
             assert day.paper is not None
             host = host_by_day.get((day.terminal_id, day.business_date), {})
-            expected: dict[str, tuple[Expected, int, str]] = {}
+            # what the paper should show, by STAN: the EJ's receipts (with the host's
+            # approved amount where it has one), then the host's other messages
+            expected: dict[str, tuple[str, str, str, int, str]] = {}  # time, stan, rrn, ...
             if day.ej is not None:
-                for txn in day.ej.transactions:
-                    if not txn.truncated and txn.stan:
-                        known = host.get(txn.stan)
-                        amount = known[2] if known else txn.amount_minor
-                        expected[txn.stan] = (
-                            Expected(txn.stan, txn.rrn, txn.time),
-                            amount,
-                            txn.card,
+                known = host.get
+                for stan, rrn, at, card, amount, truncated in map(
+                    _EXPECTED_FIELDS, day.ej.transactions
+                ):
+                    if stan and not truncated:
+                        message = known(stan)
+                        expected[stan] = (
+                            at,
+                            stan,
+                            rrn,
+                            message[2] if message else amount,
+                            card,
                         )
             for stan, (rrn, at, amount, pan) in host.items():
                 if stan not in expected:
-                    expected[stan] = (Expected(stan, rrn, at), amount, pan)
-            ordered = sorted(expected.values(), key=lambda item: (item[0].time, item[0].stan))
+                    expected[stan] = (at, stan, rrn, amount, pan)
+            # by time, then STAN (unique here): tuples compare in that order
+            ordered = [
+                (Expected(stan, rrn, at), amount, card)
+                for at, stan, rrn, amount, card in sorted(expected.values())
+            ]
             day.expected = [item[0] for item in ordered]
             found = match_paper(day.paper.blocks, day.expected)
             day.paper_found = {day.expected[index].stan: block for index, block in found.items()}
@@ -496,10 +502,11 @@ class TerminalBatch:
             windows = _paper_out_windows(day.ej)
             gap_id = ""
             previous: tuple[int, int] | None = None  # (expected index, window)
-            for index, (item, amount, card) in enumerate(ordered):
+            missing = [] if len(found) == len(ordered) else range(len(ordered))
+            for index in missing:
                 if index in found:
-                    previous = None
                     continue
+                item, amount, card = ordered[index]
                 window = _window_of(windows, item.time)
                 if previous is None or previous[0] != index - 1 or previous[1] != window:
                     gap_id = f"{day.terminal_id}-{day.business_date.replace('-', '')}-{item.stan}"
@@ -671,6 +678,33 @@ class TerminalBatch:
             self.unreadable,
             timings,
         )
+
+
+# what the paper stage reads of each EJ record, in one call
+_EXPECTED_FIELDS = operator.itemgetter(
+    *(
+        EjTransaction._fields.index(name)
+        for name in ("stan", "rrn", "time", "card", "amount_minor", "truncated")
+    )
+)
+
+
+def _host_by_day(
+    firsts: pl.DataFrame,
+) -> dict[tuple[str, str], dict[str, tuple[str, str, int, str]]]:
+    """Per terminal-day, STAN -> (RRN, time, amount, PAN) of the first messages."""
+    ordered = firsts.sort(["terminal_id", "business_date"], maintain_order=True)
+    terminals, dates, stans, *fields = (series.to_list() for series in ordered.get_columns())
+    values = list(zip(*fields, strict=True))
+    days: dict[tuple[str, str], dict[str, tuple[str, str, int, str]]] = {}
+    start = 0
+    for end in range(1, len(stans) + 1):
+        if end == len(stans) or (terminals[end], dates[end]) != (terminals[start], dates[start]):
+            days[(terminals[start], dates[start])] = dict(
+                zip(stans[start:end], values[start:end], strict=True)
+            )
+            start = end
+    return days
 
 
 def run_batch(sources: list[Source], host: pl.DataFrame, options: Options) -> BatchResult:

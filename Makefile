@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 
 # Dependencies come from requirements.lock, every file checked against its hash; the
 # project itself is then installed in editable mode without resolving anything again,
-# which also compiles reconciliation/_speedups.c next to its sources.
-$(STAMP): pyproject.toml requirements.lock reconciliation/_speedups.c
+# which also compiles reconciliation/csrc/ into reconciliation/_speedups next to the sources.
+$(STAMP): pyproject.toml requirements.lock $(wildcard reconciliation/csrc/*)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .

@@ -1,6 +1,6 @@
-"""Compiled versions of the reconciliation's innermost loops (``_speedups.c``)."""
+"""Compiled versions of the reconciliation's innermost loops (``reconciliation/csrc/``)."""
 
-from typing import Any
+import re
 
 from reconciliation.model import EjTransaction, PaperBlock
 
@@ -18,26 +18,12 @@ def paper_exact_pairs(
     compact: list[str],
     /,
 ) -> list[tuple[int, int, int]]: ...
-def ndc_transaction(
-    indexes: tuple[int, ...],
-    cls: type[EjTransaction],
-    groups: tuple[Any, ...],
-    start: int,
-    end: int,
-    line: int,
-    lines_in: int,
-    /,
-) -> EjTransaction | None: ...
-def procash_transaction(
-    indexes: tuple[int, ...],
-    cls: type[EjTransaction],
-    groups: tuple[Any, ...],
-    start: int,
-    end: int,
-    line: int,
-    lines_in: int,
-    /,
-) -> EjTransaction | None: ...
 def paper_runs(
     buffer: bytes, /
 ) -> tuple[int, list[tuple[int, int, int, int]], list[tuple[int, int, int]]]: ...
+def ndc_scan(
+    buffer: bytes, cls: type[EjTransaction], pattern: re.Pattern[bytes], /
+) -> list[tuple[int, int, int, EjTransaction | re.Match[bytes]]]: ...
+def procash_scan(
+    buffer: bytes, cls: type[EjTransaction], pattern: re.Pattern[bytes], /
+) -> list[tuple[int, int, int, EjTransaction | re.Match[bytes]]]: ...

@@ -91,8 +91,7 @@ def _tile(
 
     previous_block: tuple[int, int, int, int] | None = None  # offset, line, records before
 
-    for match in module.FAST.finditer(buffer):
-        start, end = match.start(), match.end()
+    for start, end, lines_in, found in module.scan(buffer):
         if start != position:
             if region is None:
                 if previous_block is not None:
@@ -104,18 +103,20 @@ def _tile(
                 else:
                     region = (position, line)
             line += count(b"\n", position, start)
-        lines_in = count(b"\n", start, end)
-        is_block = match.group("stan") is not None
+        record = found if isinstance(found, EjTransaction) else None
+        is_block = record is not None or found.group("stan") is not None
         if region is not None and not is_block:
             pass  # a device line inside a stretch being parsed line by line
         else:
             if region is not None:
                 flush(start)
             before = len(transactions), len(events)
-            if not convert(match, buffer, line, lines_in, transactions, events):
+            if record is not None:
+                transactions.append(record)  # a block the compiled reader read
+            elif not convert(found, buffer, line, lines_in, transactions, events):
                 del transactions[before[0] :], events[before[1] :]
                 region = (start, line)
-            elif is_block:
+            if is_block and region is None:  # read whole: a stray line after may be its own
                 previous_block = (start, line, before[0], before[1])
                 line += lines_in
                 position = end

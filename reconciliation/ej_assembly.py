@@ -31,6 +31,10 @@ AddTransaction = Callable[
 transactions, events)``; appends the block's transaction and any event inside it."""
 
 Convert = Callable[[re.Match[bytes], bytes, int, int, list[EjTransaction], list[EjEvent]], bool]
+
+Scanned = tuple[int, int, int, "EjTransaction | re.Match[bytes]"]
+"""What the whole-buffer scan finds: ``(start, end, lines, found)``, ``found`` being a
+transaction block's record already made or the pattern's match to convert."""
 Skip = Callable[[int, str, bytes], None]
 
 _COUNTERS_CODES = ("counters_before", "counters_after")
@@ -88,6 +92,16 @@ def converter(
         return True
 
     return convert
+
+
+def scan(fast: re.Pattern[bytes], buffer: bytes) -> list[Scanned]:
+    """Every match of ``fast`` with its offsets and number of lines (the scan
+    without the compiled block readers)."""
+    count = buffer.count
+    return [
+        (match.start(), match.end(), count(b"\n", match.start(), match.end()), match)
+        for match in fast.finditer(buffer)
+    ]
 
 
 def parse_fast(

@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 
 from reconciliation import ej_assembly
-from reconciliation.ej_assembly import CountersPrintout, CountersRow, Groups, converter, keep_block
+from reconciliation.ej_assembly import (
+    CountersPrintout,
+    CountersRow,
+    Groups,
+    Scanned,
+    converter,
+    keep_block,
+)
 from reconciliation.ej_events import event_code
 from reconciliation.model import (
     NO_NOTES,
@@ -22,9 +29,9 @@ from reconciliation.model import (
 from reconciliation.textutil import minor_units, notes_csv, printable
 
 try:
-    from reconciliation._speedups import procash_transaction as _compiled_transaction
-except ImportError:  # built without a C compiler: _transaction below
-    _compiled_transaction = None  # type: ignore[assignment]
+    from reconciliation._speedups import procash_scan as _compiled_scan
+except ImportError:  # built without a C compiler: the pattern alone
+    _compiled_scan = None  # type: ignore[assignment]
 
 _T = rb"\d\d:\d\d:\d\d\ "
 _BLOCK = (
@@ -158,11 +165,6 @@ def _transaction(g: Groups, start: int, end: int, line: int, lines_in: int) -> E
     )
 
 
-# the groups _speedups.procash_transaction reads, in its order
-_INDEXES: tuple[int, ...] = (_G_STAN, _G_RRN, _G_TIME, _G_CARD, _G_TRN, _G_RC, _G_OUT)
-_INDEXES += (_G_RETR, _G_NOREPLY, _G_AMOUNT, _G_RAMOUNT, _G_NOTES)
-
-
 def _add_transaction(
     g: Groups,
     buffer: bytes,
@@ -174,10 +176,7 @@ def _add_transaction(
     events: list[EjEvent],
 ) -> None:
     """A well-formed block's transaction, and the start-up after an interrupted dispense."""
-    txn = None
-    if _compiled_transaction is not None:
-        txn = _compiled_transaction(_INDEXES, EjTransaction, g, start, end, line, lines_in)
-    transactions.append(txn if txn is not None else _transaction(g, start, end, line, lines_in))
+    transactions.append(_transaction(g, start, end, line, lines_in))
     out = g[_G_OUT]
     if b"SYSTEM STARTUP" in out:
         startup = _STARTUP.search(buffer, start, end)
@@ -196,6 +195,16 @@ def _add_transaction(
 
 
 convert = converter(FAST, _add_transaction, _counters_rows)
+
+
+def scan(buffer: bytes) -> list[Scanned]:
+    """What ``FAST.finditer(buffer)`` finds, as ``(start, end, lines, found)``:
+    ``found`` is the record of a well-formed transaction block where the package
+    was built with its compiled reader (``reconciliation/csrc/ej.c``), otherwise the
+    match. ``buffer`` ends with a newline."""
+    if _compiled_scan is not None:
+        return _compiled_scan(buffer, EjTransaction, FAST)
+    return ej_assembly.scan(FAST, buffer)
 
 
 def parse_fast(

@@ -269,7 +269,7 @@ def _walk(buffer: bytes, offset: int, target: int) -> tuple[int, int, bool]:
     """Records from ``offset`` until one ends at or past ``target``, a record's length
     prefix lies beyond ``buffer``, or a record declares zero bytes: the offset reached,
     the records walked and whether a zero length stopped the walk. Compiled where the
-    package was built with ``reconciliation/_speedups.c``."""
+    package was built with ``reconciliation/csrc/``."""
     if _compiled_walk is not None:
         return _compiled_walk(buffer, offset, target)
     walked, length = 0, len(buffer)
@@ -502,7 +502,7 @@ def _split_records(
     index (from 0) and offset, the others as (index, offset, bytes), the number of
     records met (the last one perhaps unusable) and the offset where the split
     stopped (``len(buffer)`` when every record was whole). Compiled where the
-    package was built with ``reconciliation/_speedups.c``."""
+    package was built with ``reconciliation/csrc/``."""
     if _compiled_records is not None:
         return _compiled_records(buffer)
     texts: list[str] = []

@@ -126,7 +126,7 @@ def _readings(
     normal: bytes, spans: list[Span]
 ) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
     """:func:`candidates` of every span's text, compiled where the package was built
-    with its C module (``reconciliation/_speedups.c``)."""
+    with its C module (``reconciliation/csrc/``)."""
     if _compiled_readings is not None:
         return _compiled_readings(normal, spans)
     return _all_candidates([normal[start:end] for _, _, start, end in spans])

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciliation import ej_ndc, ej_procash
+from reconciliation import ej_assembly, ej_ndc, ej_procash
 from reconciliation.ej import detect_dialect, normalise, parse_ej
-from reconciliation.model import EjParse, EjTransaction
+from reconciliation.model import EjParse
 from tests.reconciliation.builders import Txn, ndc_block
-from tests.reconciliation.speedups import needs_speedups, speedups
+from tests.reconciliation.speedups import needs_speedups
 
 
 def _parse(data: bytes, dialect: str | None = None) -> EjParse:
@@ -235,8 +235,8 @@ def test_compiled_records_equal_the_python_ones(
 ) -> None:
     paths = [*sorted((sample / "ej").iterdir()), *generated_ej]
     compiled = [_parse(path.read_bytes()) for path in paths]
-    monkeypatch.setattr(ej_ndc, "_compiled_transaction", None)
-    monkeypatch.setattr(ej_procash, "_compiled_transaction", None)
+    monkeypatch.setattr(ej_ndc, "_compiled_scan", None)
+    monkeypatch.setattr(ej_procash, "_compiled_scan", None)
     assert [_parse(path.read_bytes()) for path in paths] == compiled
     dialects = {detect_dialect(path.read_bytes()) for path in paths}
     outcomes = {txn.outcome for parse in compiled for txn in parse.transactions}
@@ -244,26 +244,44 @@ def test_compiled_records_equal_the_python_ones(
     assert outcomes >= {"taken", "retracted", "short", "none", "power", ""}
 
 
-@needs_speedups
-@given(
-    outcome=st.sampled_from(["taken", "retracted", "short", "none", "power"]),
-    resp=st.sampled_from(["00", "05", "TO"]),
-    balance=st.booleans(),
-    rejected=st.tuples(*[st.integers(0, 10**20)] * 4),
-    amount=st.integers(0, 10**22),
+_EDITS = st.lists(
+    st.tuples(
+        st.integers(0, 100_000),
+        st.sampled_from(["delete", "insert", "replace"]),
+        st.sampled_from([b"0", b"9", b" ", b"\n", b"*", b":", b",", b".", b"X", b"-", b"]"]),
+    ),
+    min_size=1,
+    max_size=6,
 )
-def test_compiled_ndc_record_equals_the_python_one(
-    outcome: str, resp: str, balance: bool, rejected: tuple[int, int, int, int], amount: int
+
+
+@needs_speedups
+@pytest.mark.parametrize("name", ["T1000001_20261117.txt", "T1000004_20261117.txt"])
+@given(edits=_EDITS)
+def test_compiled_scan_equals_the_pattern_on_damaged_journals(
+    sample: Path, name: str, edits: list[tuple[int, str, bytes]]
 ) -> None:
-    txn = Txn("123456", "10:11:12", amount=amount, resp=resp, outcome=outcome, balance=balance)
-    txn.rejected = rejected
-    data = ndc_block(txn).encode()
-    match = ej_ndc.FAST.match(data)
-    assert match is not None
-    assert match.group("stan") is not None
-    g = match.groups()
-    assert speedups is not None
-    compiled = speedups.ndc_transaction(ej_ndc._INDEXES, EjTransaction, g, 0, len(data), 1, 20)
-    expected = ej_ndc._transaction(g, 0, len(data), 1, 20)
-    assert compiled is None or compiled == expected
-    assert compiled is not None or max(rejected) >= 10**17  # only long counts go to Python
+    """The compiled block readers take only what the pattern takes, read alike."""
+    data = bytearray((sample / "ej" / name).read_bytes()[:6000])
+    for where, how, byte in edits:
+        at = where % len(data)
+        if how == "delete":
+            del data[at]
+        elif how == "insert":
+            data[at:at] = byte
+        else:
+            data[at : at + 1] = byte
+    text = bytes(data) if data.endswith(b"\n") else bytes(data) + b"\n"
+    module = ej_ndc if detect_dialect(text) == "ndc" else ej_procash
+    assert module._compiled_scan is not None
+    compiled = module.scan(text)
+    by_pattern = ej_assembly.scan(module.FAST, text)
+    assert [item[:3] for item in compiled] == [item[:3] for item in by_pattern]
+    assert _parse(text) == _parse_without_compiled_scan(text)
+
+
+def _parse_without_compiled_scan(data: bytes) -> EjParse:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ej_ndc, "_compiled_scan", None)
+        patch.setattr(ej_procash, "_compiled_scan", None)
+        return _parse(data)

@@ -1,0 +1,26 @@
+#include "speedups.h"
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "reconciliation._speedups",
+    .m_doc = "Compiled versions of the reconciliation's innermost loops.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyObject *made;
+    if (ej_init() < 0)
+        return NULL;
+    made = PyModule_Create(&module);
+    if (made == NULL)
+        return NULL;
+    if (PyModule_AddFunctions(made, paper_methods) < 0
+        || PyModule_AddFunctions(made, host_methods) < 0
+        || PyModule_AddFunctions(made, ej_methods) < 0) {
+        Py_DECREF(made);
+        return NULL;
+    }
+    return made;
+}

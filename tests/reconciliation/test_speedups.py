@@ -1,0 +1,25 @@
+"""The compiled module, when built, is the one the package uses throughout."""
+
+from __future__ import annotations
+
+from tests.reconciliation.speedups import needs_speedups, speedups
+
+
+@needs_speedups
+def test_every_compiled_function_is_in_use() -> None:
+    """A module built from older sources would lack a function and leave its
+    user on the Python version without a word; the module must be current."""
+    from reconciliation import ej_ndc, ej_procash, host_iso, paper, paper_match
+
+    in_use = {
+        "paper_readings": paper._compiled_readings,
+        "paper_runs": paper._compiled_runs,
+        "paper_exact_pairs": paper_match._compiled_exact_pairs,
+        "iso_records": host_iso._compiled_records,
+        "iso_walk": host_iso._compiled_walk,
+        "ndc_scan": ej_ndc._compiled_scan,
+        "procash_scan": ej_procash._compiled_scan,
+    }
+    assert speedups is not None
+    assert {name for name in dir(speedups) if not name.startswith("_")} == set(in_use)
+    assert all(function is getattr(speedups, name) for name, function in in_use.items())

@@ -298,4 +298,3 @@ def test_compiled_runs_equal_the_numpy_ones_on_the_sample(sample: Path) -> None:
         data = path.read_bytes().replace(b"\r\n", b"\n")
         assert speedups is not None
         assert speedups.paper_runs(data) == _runs(data), path.name
-

@@ -5,7 +5,10 @@ Two paths produce the same records:
 * the fast path scans the whole buffer with one compiled pattern that matches a
   complete, well-formed transaction block, a counters printout or a device
   line. When the matches tile the file exactly (the common case), every line
-  is used and nothing is looked at twice;
+  is used and nothing is looked at twice. Where the package was built with its
+  compiled readers (``reconciliation/csrc/ej.c``), those read the well-formed
+  transaction blocks, taking exactly what the pattern takes, and the pattern
+  the rest (:func:`scan`);
 * otherwise the file goes through the line-by-line state machine, which
   accepts truncated blocks (power failures), receipts whose opening lines are
   missing and stray garbage, and reports each line it cannot use with its
@@ -140,7 +143,7 @@ def _counters_rows(rows: bytes) -> tuple[CountersRow, ...]:
 
 
 def _transaction(g: Groups, start: int, end: int, line: int, lines_in: int) -> EjTransaction:
-    """A well-formed block's transaction (what ``_speedups.ndc_transaction`` makes)."""
+    """A well-formed block's transaction (as the compiled reader of ``scan`` makes it)."""
     trn = _TRN_TYPES[g[_G_TRN]]
     rc = g[_G_RC].decode()
     auth = g[_G_AUTH]

@@ -129,7 +129,7 @@ def _counters_rows(rows: bytes) -> tuple[CountersRow, ...]:
 
 
 def _transaction(g: Groups, start: int, end: int, line: int, lines_in: int) -> EjTransaction:
-    """A well-formed block's transaction (what ``_speedups.procash_transaction`` makes)."""
+    """A well-formed block's transaction (as the compiled reader of ``scan`` makes it)."""
     trn = _TRN_TYPES[g[_G_TRN]]
     rc = "TO" if g[_G_NOREPLY] is not None else g[_G_RC].decode()
     amount_raw = g[_G_AMOUNT] if g[_G_AMOUNT] is not None else g[_G_RAMOUNT]

@@ -94,9 +94,22 @@ def converter(
     return convert
 
 
-def scan(fast: re.Pattern[bytes], buffer: bytes) -> list[Scanned]:
-    """Every match of ``fast`` with its offsets and number of lines (the scan
-    without the compiled block readers)."""
+CompiledScan = Callable[[bytes, type[EjTransaction], re.Pattern[bytes]], list[Scanned]]
+
+
+def scan(
+    fast: re.Pattern[bytes], buffer: bytes, compiled: CompiledScan | None = None
+) -> list[Scanned]:
+    """What ``fast.finditer(buffer)`` finds, as ``(start, end, lines, found)``.
+
+    With a dialect's ``compiled`` reader (``reconciliation/csrc/ej.c``, where the
+    package was built with it), ``found`` is the record of each well-formed
+    transaction block, read as the dialect's ``_transaction`` reads its match,
+    and the match of everything else; otherwise always the match. ``buffer``
+    ends with a newline.
+    """
+    if compiled is not None:
+        return compiled(buffer, EjTransaction, fast)
     count = buffer.count
     return [
         (match.start(), match.end(), count(b"\n", match.start(), match.end()), match)

@@ -198,13 +198,8 @@ convert = converter(FAST, _add_transaction, _counters_rows)
 
 
 def scan(buffer: bytes) -> list[Scanned]:
-    """What ``FAST.finditer(buffer)`` finds, as ``(start, end, lines, found)``:
-    ``found`` is the record of a well-formed transaction block where the package
-    was built with its compiled reader (``reconciliation/csrc/ej.c``), otherwise the
-    match. ``buffer`` ends with a newline."""
-    if _compiled_scan is not None:
-        return _compiled_scan(buffer, EjTransaction, FAST)
-    return ej_assembly.scan(FAST, buffer)
+    """:func:`reconciliation.ej_assembly.scan` with this dialect's pattern and reader."""
+    return ej_assembly.scan(FAST, buffer, _compiled_scan)
 
 
 def parse_fast(

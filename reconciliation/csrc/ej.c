@@ -219,6 +219,17 @@ ahead(const Cursor *c, const char *text)
     return c->n - c->at >= size && memcmp(c->s + c->at, text, (size_t)size) == 0;
 }
 
+/* 1, after setting ``out`` (when given) to what the cursor passed since ``start`` */
+static int
+took(const Cursor *c, Py_ssize_t start, Span *out)
+{
+    if (out != NULL) {
+        out->p = c->s + start;
+        out->n = c->at - start;
+    }
+    return 1;
+}
+
 /* exactly ``count`` digits */
 static int
 digits(Cursor *c, Py_ssize_t count, Span *out)
@@ -229,12 +240,8 @@ digits(Cursor *c, Py_ssize_t count, Span *out)
     for (i = 0; i < count; i++)
         if (!IS_DIGIT(c->s[c->at + i]))
             return 0;
-    if (out != NULL) {
-        out->p = c->s + c->at;
-        out->n = count;
-    }
     c->at += count;
-    return 1;
+    return took(c, c->at - count, out);
 }
 
 /* \d+ */
@@ -254,11 +261,7 @@ amount(Cursor *c, Span *out)
     Py_ssize_t start = c->at;
     if (!digit_run(c) || !lit(c, ".") || !digits(c, 2, NULL))
         return 0;
-    if (out != NULL) {
-        out->p = c->s + start;
-        out->n = c->at - start;
-    }
-    return 1;
+    return took(c, start, out);
 }
 
 /* \d+,\d+,\d+,\d+ */
@@ -269,11 +272,7 @@ notes(Cursor *c, Span *out)
     if (!digit_run(c) || !lit(c, ",") || !digit_run(c) || !lit(c, ",") || !digit_run(c)
         || !lit(c, ",") || !digit_run(c))
         return 0;
-    if (out != NULL) {
-        out->p = c->s + start;
-        out->n = c->at - start;
-    }
-    return 1;
+    return took(c, start, out);
 }
 
 static int
@@ -291,11 +290,7 @@ word(Cursor *c, Py_ssize_t count, Span *out)
         c->at++;
     if (c->at == start || (count > 0 && c->at - start != count))
         return 0;
-    if (out != NULL) {
-        out->p = c->s + start;
-        out->n = c->at - start;
-    }
-    return 1;
+    return took(c, start, out);
 }
 
 /* \S+ */
@@ -326,11 +321,7 @@ hms(Cursor *c, Span *out)
     if (!digits(c, 2, NULL) || !lit(c, ":") || !digits(c, 2, NULL) || !lit(c, ":")
         || !digits(c, 2, NULL))
         return 0;
-    if (out != NULL) {
-        out->p = c->s + start;
-        out->n = 8;
-    }
-    return 1;
+    return took(c, start, out);
 }
 
 /* \d{6}\*{6}\d{4} */
@@ -340,18 +331,7 @@ masked_card(Cursor *c, Span *out)
     Py_ssize_t start = c->at;
     if (!digits(c, 6, NULL) || !lit(c, "******") || !digits(c, 4, NULL))
         return 0;
-    if (out != NULL) {
-        out->p = c->s + start;
-        out->n = 16;
-    }
-    return 1;
-}
-
-static void
-span_from(Span *out, const Cursor *c, Py_ssize_t start)
-{
-    out->p = c->s + start;
-    out->n = c->at - start;
+    return took(c, start, out);
 }
 
 /* --- NDC ------------------------------------------------------------------------------ */
@@ -405,7 +385,7 @@ ndc_block(Cursor *c, Span *g)
         if (!lit(c, " = ") || !digit_run(c) || !lit(c, " notes\n"))
             return -1;
     }
-    span_from(&g[N_REJ], c, mark);
+    took(c, mark, &g[N_REJ]);
     if (!lit(c, "Card Ejected\n"))
         return -1;
     mark = c->at;
@@ -417,7 +397,7 @@ ndc_block(Cursor *c, Span *g)
             return -1; /* with its power-up line: left to the pattern */
         break;
     }
-    span_from(&g[N_OUT], c, mark);
+    took(c, mark, &g[N_OUT]);
     if (!lit(c, " *****START*****\n") || !lit(c, " DATE/TIME : ") || !digits(c, 4, NULL)
         || !lit(c, "-") || !digits(c, 2, NULL) || !lit(c, "-") || !digits(c, 2, NULL)
         || !lit(c, " ") || !hms(c, &g[N_TIME]) || !lit(c, "\n"))
@@ -439,7 +419,7 @@ ndc_block(Cursor *c, Span *g)
     mark = c->at;
     if (!lit(c, "CASH WITHDRAWAL") && !lit(c, "BALANCE INQUIRY"))
         return -1;
-    span_from(&g[N_TRN], c, mark);
+    took(c, mark, &g[N_TRN]);
     if (!lit(c, "\n"))
         return -1;
     if (lit(c, " AMT AUTH  : ") && (!amount(c, &g[N_AUTH]) || !lit(c, "\n")))
@@ -577,7 +557,6 @@ procash_block(Cursor *c, Span *g)
         return -1;
     if (!timed(c) || !lit(c, "PIN ENTERED\n"))
         return -1;
-    mark = c->at;
     if (!timed(c))
         return -1;
     if (lit(c, "CASH REQUEST: ")) {
@@ -603,7 +582,6 @@ procash_block(Cursor *c, Span *g)
     if (!spaces(c) || !lit(c, "STAN: ") || !digits(c, 6, NULL) || !spaces(c) || !lit(c, "RRN:[")
         || !digits(c, 12, NULL) || !lit(c, "]\n"))
         return -1;
-    (void)mark;
     mark = c->at;
     for (;;) {
         Py_ssize_t line = c->at;
@@ -622,7 +600,7 @@ procash_block(Cursor *c, Span *g)
         c->at = line;
         break;
     }
-    span_from(&g[P_OUT], c, mark);
+    took(c, mark, &g[P_OUT]);
     if (!timed(c) || !lit(c, "<- TRANSACTION END\n"))
         return -1;
     for (k = 0; k < 31; k++)
@@ -643,7 +621,7 @@ procash_block(Cursor *c, Span *g)
     mark = c->at;
     if (!lit(c, "CASH WITHDRAWAL") && !lit(c, "BALANCE INQUIRY"))
         return -1;
-    span_from(&g[P_TRN], c, mark);
+    took(c, mark, &g[P_TRN]);
     if (!lit(c, "\n"))
         return -1;
     if (lit(c, "AMOUNT")) {
@@ -796,18 +774,6 @@ newlines(const char *s, Py_ssize_t start, Py_ssize_t end)
     return count;
 }
 
-static int
-append_item(PyObject *items, Py_ssize_t start, Py_ssize_t end, Py_ssize_t lines, PyObject *what)
-{
-    PyObject *item = Py_BuildValue("(nnnO)", start, end, lines, what);
-    int failed;
-    if (item == NULL)
-        return -1;
-    failed = PyList_Append(items, item);
-    Py_DECREF(item);
-    return failed;
-}
-
 static PyObject *
 scan(PyObject *const *args, Py_ssize_t nargs, int procash)
 {
@@ -841,7 +807,7 @@ scan(PyObject *const *args, Py_ssize_t nargs, int procash)
             if (found == NULL)
                 goto fail;
             if (found != Py_None) {
-                int failed = append_item(items, at, end, lines, found);
+                int failed = append_new(items, Py_BuildValue("(nnnO)", at, end, lines, found));
                 Py_DECREF(found);
                 if (failed < 0)
                     goto fail;
@@ -869,7 +835,8 @@ scan(PyObject *const *args, Py_ssize_t nargs, int procash)
             }
             if (match_end > at) {
                 Py_ssize_t lines = newlines(s, at, match_end);
-                int failed = append_item(items, at, match_end, lines, match);
+                int failed =
+                    append_new(items, Py_BuildValue("(nnnO)", at, match_end, lines, match));
                 Py_DECREF(match);
                 if (failed < 0)
                     goto fail;

@@ -1,5 +1,16 @@
 #include "speedups.h"
 
+int
+append_new(PyObject *list, PyObject *item)
+{
+    int failed;
+    if (item == NULL)
+        return -1;
+    failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    return failed;
+}
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "reconciliation._speedups",

@@ -69,13 +69,9 @@ int
 append_ascii(PyObject *list, const char *text, Py_ssize_t size)
 {
     PyObject *item = PyUnicode_New(size, 127);
-    int failed;
-    if (item == NULL)
-        return -1;
-    memcpy(PyUnicode_DATA(item), text, (size_t)size);
-    failed = PyList_Append(list, item);
-    Py_DECREF(item);
-    return failed;
+    if (item != NULL)
+        memcpy(PyUnicode_DATA(item), text, (size_t)size);
+    return append_new(list, item);
 }
 
 /* The readings of s[start:end]: (numbers, rrns, times) as three tuples. */
@@ -250,22 +246,6 @@ lookup(PyObject *mapping, PyObject *token, PyObject **found)
     return (*found == NULL && PyErr_Occurred()) ? -1 : 0;
 }
 
-static int
-append_pair(PyObject *pairs, PyObject *position, PyObject *index, long score)
-{
-    PyObject *value = PyLong_FromLong(score), *pair;
-    int failed;
-    if (value == NULL)
-        return -1;
-    pair = PyTuple_Pack(3, position, index, value);
-    Py_DECREF(value);
-    if (pair == NULL)
-        return -1;
-    failed = PyList_Append(pairs, pair);
-    Py_DECREF(pair);
-    return failed;
-}
-
 /* whether compact[index] is one of ``times``; -1 on error */
 static int
 time_agrees(PyObject *compact, PyObject *index, PyObject *times)
@@ -391,7 +371,8 @@ paper_exact_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             kept = 1;
         }
         for (t = 0; t < kept; t++) {
-            if (append_pair(pairs, position, scores.items[t].index, scores.items[t].score) < 0)
+            if (append_new(pairs, Py_BuildValue("(OOl)", position, scores.items[t].index,
+                                                 scores.items[t].score)) < 0)
                 goto fail;
         }
     }
@@ -496,18 +477,6 @@ page_line(const unsigned char *line, Py_ssize_t size)
     return i == size - 1 && line[i] == '\n';
 }
 
-static int
-append_span(PyObject *list, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c, Py_ssize_t d)
-{
-    PyObject *item = Py_BuildValue("(nnnn)", a, b, c, d);
-    int failed;
-    if (item == NULL)
-        return -1;
-    failed = PyList_Append(list, item);
-    Py_DECREF(item);
-    return failed;
-}
-
 PyDoc_STRVAR(paper_runs_doc,
 "paper_runs(buffer, /)\n--\n\n"
 "reconciliation.paper._runs: the runs of non-empty lines of a paper journal whose\n"
@@ -559,18 +528,15 @@ paper_runs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         else if (run_first >= 0) { /* an empty line, or the end: the run ends here */
             if (run_markers > 2) {
-                PyObject *item = Py_BuildValue("(nnn)", run_start, offset, run_lines);
-                if (item == NULL || PyList_Append(lost, item) < 0) {
-                    Py_XDECREF(item);
+                if (append_new(lost, Py_BuildValue("(nnn)", run_start, offset, run_lines)) < 0)
                     goto done;
-                }
-                Py_DECREF(item);
             }
             else {
                 structural += run_pages;
                 if (run_lines > run_pages
-                    && append_span(spans, run_first, run_first + run_lines - 1, run_start,
-                                   offset) < 0)
+                    && append_new(spans, Py_BuildValue("(nnnn)", run_first,
+                                                       run_first + run_lines - 1, run_start,
+                                                       offset)) < 0)
                     goto done;
             }
             run_first = -1;

@@ -21,6 +21,10 @@
 /* A new str of ``size`` ASCII characters appended to ``list``; -1 on error. */
 int append_ascii(PyObject *list, const char *text, Py_ssize_t size);
 
+/* ``item`` (a new reference, or NULL after an error) appended to ``list`` and
+ * released; -1 on error. */
+int append_new(PyObject *list, PyObject *item);
+
 /* Each file's functions, added to the module by module.c. */
 extern PyMethodDef paper_methods[];
 extern PyMethodDef host_methods[];

@@ -64,7 +64,8 @@ class _Day:
     paper_source: Source | None = None
     counters: CountersParse | None = None
     paper_found: dict[str, int] = field(default_factory=dict)  # stan -> block index
-    expected: list[Expected] = field(default_factory=list)
+    expected: list[Expected] = field(default_factory=list)  # by time; one per STAN
+    expected_positions: dict[str, int] | None = None
     stan_positions: dict[str, int] | None = None
     buffers: dict[str, bytes] = field(default_factory=dict)  # normalised, by source name
     raw: dict[str, bytes] = field(default_factory=dict)  # as read, until first needed
@@ -79,6 +80,12 @@ class _Day:
                     if txn.stan and not txn.truncated:
                         self.stan_positions.setdefault(txn.stan, index)
         return self.stan_positions.get(stan)
+
+    def expected_position(self, stan: str) -> int | None:
+        """Index of the receipt with this STAN among those the paper should show."""
+        if self.expected_positions is None:
+            self.expected_positions = {item.stan: index for index, item in enumerate(self.expected)}
+        return self.expected_positions.get(stan)
 
     def text(self, source: Source | None, start: int, end: int) -> bytes:
         """Bytes of one of this day's files (read once, line ends normalised)."""
@@ -780,7 +787,7 @@ def _paper_excerpt(day: _Day, stan: str) -> tuple[str, str]:
         block = paper.blocks[block_index]
         return _paper_text(day, block), f"{paper.source}:{block.line}-{block.last_line}"
     # missing from the paper: show the receipts printed before and after
-    position = next((i for i, item in enumerate(day.expected) if item.stan == stan), None)
+    position = day.expected_position(stan)
     if position is None:
         return "", ""
     before = next(

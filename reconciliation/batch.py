@@ -509,10 +509,8 @@ class TerminalBatch:
             windows = _paper_out_windows(day.ej)
             gap_id = ""
             previous: tuple[int, int] | None = None  # (expected index, window)
-            missing = [] if len(found) == len(ordered) else range(len(ordered))
+            missing = [index for index in range(len(ordered)) if index not in found]
             for index in missing:
-                if index in found:
-                    continue
                 item, amount, card = ordered[index]
                 window = _window_of(windows, item.time)
                 if previous is None or previous[0] != index - 1 or previous[1] != window:

@@ -116,7 +116,7 @@ def _tile(
             elif not convert(found, buffer, line, lines_in, transactions, events):
                 del transactions[before[0] :], events[before[1] :]
                 region = (start, line)
-            if is_block and region is None:  # read whole: a stray line after may be its own
+            if is_block and region is None:  # a block read: a stray line after it rereads it
                 previous_block = (start, line, before[0], before[1])
                 line += lines_in
                 position = end

@@ -295,24 +295,12 @@ def parse_iso(
     while offset < length:
         record += 1
         if offset + 2 > length:
-            skipped.append(
-                SkippedLine(
-                    source, record, f"truncated length prefix at byte {base_offset + offset}", ""
-                )
-            )
+            skipped.append(SkippedLine(source, record, _unusable(buffer, offset, base_offset), ""))
             break
         size = buffer[offset] << 8 | buffer[offset + 1]
         body_start = offset + 2
         if size == 0 or body_start + size > length:
-            skipped.append(
-                SkippedLine(
-                    source,
-                    record,
-                    f"record at byte {base_offset + offset} declares {size} bytes but "
-                    f"{length - body_start} remain; rest of file not used",
-                    "",
-                )
-            )
+            skipped.append(SkippedLine(source, record, _unusable(buffer, offset, base_offset), ""))
             break
         message = buffer[body_start : body_start + size]
         offset = body_start + size
@@ -360,15 +348,7 @@ def parse_iso_frame(
     skipped: list[SkippedLine] = []
     record, length = first_record - 1 + count, len(buffer)
     if stop < length:  # the split stopped at record ``record``
-        if stop + 2 > length:
-            reason = f"truncated length prefix at byte {base_offset + stop}"
-        else:
-            reason = (
-                f"record at byte {base_offset + stop} declares "
-                f"{buffer[stop] << 8 | buffer[stop + 1]} bytes but "
-                f"{length - stop - 2} remain; rest of file not used"
-            )
-        skipped.append(SkippedLine(source, record, reason, ""))
+        skipped.append(SkippedLine(source, record, _unusable(buffer, stop, base_offset), ""))
     units = record - first_record + 1
     raw = pl.DataFrame(
         {"m": texts, "seq": indexes, "off": offsets},
@@ -493,6 +473,18 @@ def parse_iso_frame(
     )
     skipped.sort(key=lambda item: item.line)
     return frame, skipped, units
+
+
+def _unusable(buffer: bytes, offset: int, base_offset: int) -> str:
+    """Why the record at ``offset``, and the rest of the log, cannot be read: its
+    length prefix is cut off, or it declares zero bytes or more than remain."""
+    if offset + 2 > len(buffer):
+        return f"truncated length prefix at byte {base_offset + offset}"
+    return (
+        f"record at byte {base_offset + offset} declares "
+        f"{buffer[offset] << 8 | buffer[offset + 1]} bytes but "
+        f"{len(buffer) - offset - 2} remain; rest of file not used"
+    )
 
 
 def _split_records(

@@ -11,6 +11,7 @@ the run goes on; a truncated last record is reported too.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -22,9 +23,11 @@ from iso8583.specs import default_ascii
 from reconciliation.model import HostMessage, HostParse, SkippedLine
 
 try:
+    from reconciliation._speedups import iso_columns as _compiled_columns
     from reconciliation._speedups import iso_records as _compiled_records
     from reconciliation._speedups import iso_walk as _compiled_walk
 except ImportError:  # built without a C compiler: the Python loops below
+    _compiled_columns = None  # type: ignore[assignment]
     _compiled_records = None  # type: ignore[assignment]
     _compiled_walk = None  # type: ignore[assignment]
 
@@ -33,6 +36,7 @@ _Layout = tuple[tuple[str, int, int], ...]
 _LAYOUTS: dict[tuple[bytes, int], _Layout | None] = {}
 _DATES: dict[tuple[str, date], str] = {}
 MTIS = frozenset(("0200", "0210", "0420"))
+_STRIPPED = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"  # what str.strip() removes, of ASCII
 
 
 def _layout(bitmaps: bytes, pan_length: int) -> _Layout | None:
@@ -335,21 +339,105 @@ def parse_iso_frame(
 ) -> tuple[pl.DataFrame, list[SkippedLine], int]:
     """The same records as :func:`parse_iso`, as a Polars frame (``HOST_SCHEMA``).
 
-    Records are split by :func:`_split_records` (compiled where built); fields are
-    sliced in Polars per layout (bitmap, PAN length), with no Python per record.
-    Anything the layout does not explain (another length, a non-digit where a
-    number belongs, an unknown MTI) is decoded one by one by :func:`parse_iso`'s
-    path, which also words the reasons for what it cannot use.
+    Where the package was built with ``reconciliation/csrc/``, one compiled pass
+    splits the records and cuts the fields of every record whose layout the spec
+    fixes into columns that Polars takes without a Python object per value;
+    otherwise :func:`_frame_by_layout` slices them in Polars per layout. Anything
+    the layout does not explain (another length, a non-digit where a number
+    belongs, an unknown MTI) is decoded one by one by :func:`parse_iso`'s path,
+    which also words the reasons for what it cannot use.
     """
     from reconciliation.classify import HOST_SCHEMA, host_frame
 
-    texts, indexes, offsets, odd_records, count, stop = _split_records(buffer)
-    odd = [(first_record + index, at, message) for index, at, message in odd_records]
+    if _compiled_columns is not None:
+        columns, odd, count, stop = _compiled_columns(
+            buffer, _field_lengths(), _date_table(file_date), first_record
+        )
+        fast = pl.DataFrame(
+            [pl.Series(column).alias(name) for name, column in zip(_COLUMNS, columns, strict=True)]
+        )
+        frames = [fast.select(pl.lit(source).alias("source"), pl.all()).select(list(HOST_SCHEMA))]
+    else:
+        frames, odd, count, stop = _frame_by_layout(buffer, source, file_date, first_record)
     skipped: list[SkippedLine] = []
     record, length = first_record - 1 + count, len(buffer)
     if stop < length:  # the split stopped at record ``record``
         skipped.append(SkippedLine(source, record, _unusable(buffer, stop, base_offset), ""))
     units = record - first_record + 1
+    if odd:
+        messages = []
+        for index, at, message in sorted(odd):
+            one = parse_iso(
+                len(message).to_bytes(2, "big") + message,
+                source=source,
+                file_date=file_date,
+                first_record=first_record + index,
+                base_offset=base_offset + at,
+            )
+            messages.extend(one.messages)
+            skipped.extend(one.skipped)
+        frames.append(host_frame(messages))
+    frames = [frame for frame in frames if frame.height]
+    if not frames:
+        frame = pl.DataFrame(schema=HOST_SCHEMA)
+    elif len(frames) == 1:  # each one is in record order
+        frame = frames[0]
+    else:
+        frame = pl.concat(frames).sort("seq")
+    skipped.sort(key=lambda item: item.line)
+    return frame, skipped, units
+
+
+# the compiled pass's columns, in its order
+_COLUMNS = (
+    "seq",
+    "mti",
+    "terminal_id",
+    "business_date",
+    "stan",
+    "rrn",
+    "time",
+    "sent",
+    "processing_code",
+    "amount_minor",
+    "response_code",
+    "auth_code",
+    "pan_masked",
+    "original_stan",
+    "actual_minor",
+)
+
+
+@functools.cache
+def _field_lengths() -> tuple[int, ...]:
+    """By field number (0 to 128), what ``_layout`` reads: the fixed length, -1 for
+    DE2's two-digit length, 0 for a field the columnar paths do not read."""
+    lengths = [0] * 129
+    for number in range(2, 129):
+        spec: dict[str, Any] | None = default_ascii.get(str(number))
+        if spec is None:
+            continue
+        if int(spec["len_type"]) == 0:
+            lengths[number] = int(spec["max_len"])
+        elif number == 2 and int(spec["len_type"]) == 2:
+            lengths[number] = -1
+    return tuple(lengths)
+
+
+@functools.lru_cache(maxsize=16)
+def _date_table(file_date: date) -> list[str | None]:
+    """The business date of each DE13 value ``0000`` to ``9999`` in a log of this day."""
+    return [_business_date(f"{value:04d}", file_date) for value in range(10000)]
+
+
+def _frame_by_layout(
+    buffer: bytes, source: str, file_date: date, first_record: int
+) -> tuple[list[pl.DataFrame], list[tuple[int, int, bytes]], int, int]:
+    """The columnar path in Polars: the frames of the records whose layout (bitmap,
+    PAN length) fixes their fields; the others as (index, offset, bytes); the
+    number of records met; the offset where the split stopped."""
+    texts, indexes, offsets, odd_records, count, stop = _split_records(buffer)
+    odd = list(odd_records)
     raw = pl.DataFrame(
         {"m": texts, "seq": indexes, "off": offsets},
         schema={"m": pl.Utf8, "seq": pl.Int64, "off": pl.Int64},
@@ -411,11 +499,11 @@ def parse_iso_frame(
         pan = pl.col("f2")
         is_reversal = pl.col("mti") == "0420"
         result_frames.append(
-            parsed.select(
+            parsed.sort("seq").select(
                 pl.lit(source).alias("source"),
                 pl.col("seq"),
                 pl.col("mti"),
-                pl.col("f41").str.strip_chars().alias("terminal_id"),
+                pl.col("f41").str.strip_chars(_STRIPPED).alias("terminal_id"),
                 pl.col("f13").replace_strict(dates, return_dtype=pl.Utf8).alias("business_date"),
                 pl.col("f11").alias("stan"),
                 pl.col("f37").alias("rrn"),
@@ -451,28 +539,10 @@ def parse_iso_frame(
                 .alias("actual_minor"),
             )
         )
-    slow: list[tuple[int, int, bytes]] = list(odd)
     for left in leftovers:
         for text, number, at in left.select("m", "seq", "off").iter_rows():
-            slow.append((number, at, text.encode("ascii")))
-    if slow:
-        messages = []
-        for number, at, message in sorted(slow):
-            one = parse_iso(
-                len(message).to_bytes(2, "big") + message,
-                source=source,
-                file_date=file_date,
-                first_record=number,
-                base_offset=base_offset + at,
-            )
-            messages.extend(one.messages)
-            skipped.extend(one.skipped)
-        result_frames.append(host_frame(messages))
-    frame = (
-        pl.concat(result_frames).sort("seq") if result_frames else pl.DataFrame(schema=HOST_SCHEMA)
-    )
-    skipped.sort(key=lambda item: item.line)
-    return frame, skipped, units
+            odd.append((number - first_record, at, text.encode("ascii")))
+    return result_frames, odd, count, stop
 
 
 def _unusable(buffer: bytes, offset: int, base_offset: int) -> str:

@@ -135,7 +135,327 @@ iso_walk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* -- the whole message, into columns --------------------------------------------------- */
+
+enum {
+    COL_SEQ, COL_MTI, COL_TERMINAL, COL_DATE, COL_STAN, COL_RRN, COL_TIME, COL_SENT,
+    COL_PROCESSING, COL_AMOUNT, COL_RESPONSE, COL_AUTH, COL_PAN, COL_ORIGINAL, COL_ACTUAL,
+    COLUMNS
+};
+static const int column_is_text[COLUMNS] = {0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0};
+
+typedef struct {
+    const unsigned char *at;
+    Py_ssize_t size;
+} Field;
+
+static int
+all_digits(Field field)
+{
+    Py_ssize_t j;
+    for (j = 0; j < field.size; j++)
+        if (!IS_DIGIT(field.at[j]))
+            return 0;
+    return 1;
+}
+
+static int64_t
+number(Field field)
+{
+    int64_t value = 0;
+    Py_ssize_t j;
+    for (j = 0; j < field.size; j++)
+        value = value * 10 + (field.at[j] - '0');
+    return value;
+}
+
+/* Python's str.slice [start:start + count] of a field (clamped). */
+static Field
+cut(Field field, Py_ssize_t start, Py_ssize_t count)
+{
+    Field part;
+    if (start > field.size)
+        start = field.size;
+    if (count > field.size - start)
+        count = field.size - start;
+    part.at = field.at + start;
+    part.size = count;
+    return part;
+}
+
+static int
+hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* What str.strip() removes, for ASCII. */
+static int
+is_strip_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* One record's fields (2 to 128) by the spec's lengths, as the columnar path's
+ * layout reads them: 1 when the record is one the fast path takes. */
+static int
+read_fields(const unsigned char *m, Py_ssize_t size, const int *lengths, Field *fields)
+{
+    Py_ssize_t bitmap_chars, offset, j;
+    int field;
+    unsigned char bits[32];
+
+    if (size < 22)
+        return 0;
+    if (!(memcmp(m, "0200", 4) == 0 || memcmp(m, "0210", 4) == 0 || memcmp(m, "0420", 4) == 0))
+        return 0;
+    bitmap_chars = (m[4] >= '8' && m[4] <= '9') || (m[4] >= 'A' && m[4] <= 'F') ? 32 : 16;
+    if (size < 4 + bitmap_chars)
+        return 0;
+    for (j = 0; j < bitmap_chars; j++) {
+        int value = hex_value(m[4 + j]);
+        if (value < 0)
+            return 0;
+        bits[j] = (unsigned char)value;
+    }
+    memset(fields, 0, sizeof(Field) * 129);
+    offset = 4 + bitmap_chars;
+    for (field = 2; field <= bitmap_chars * 4; field++) {
+        Py_ssize_t width;
+        if (!(bits[(field - 1) / 4] >> (3 - (field - 1) % 4) & 1))
+            continue;
+        width = lengths[field];
+        if (width == 0)
+            return 0; /* a field the fast path does not read */
+        if (width < 0) { /* DE2, two-digit length */
+            if (offset + 2 > size || !IS_DIGIT(m[offset]) || !IS_DIGIT(m[offset + 1]))
+                return 0;
+            width = (m[offset] - '0') * 10 + (m[offset + 1] - '0');
+            offset += 2;
+        }
+        fields[field].at = m + offset;
+        fields[field].size = width;
+        offset += width;
+        if (offset > size)
+            return 0;
+    }
+    if (offset != size)
+        return 0;
+    if (fields[3].at == NULL || fields[4].at == NULL || fields[11].at == NULL
+        || fields[12].at == NULL || fields[13].at == NULL || fields[41].at == NULL)
+        return 0;
+    if (!all_digits(fields[3]) || !all_digits(fields[4]) || !all_digits(fields[7])
+        || !all_digits(fields[11]) || !all_digits(fields[12]) || !all_digits(fields[13]))
+        return 0;
+    if (fields[4].size > 18 || fields[13].size != 4)
+        return 0;
+    if (m[2] == '2' && m[3] == '0' && !all_digits(cut(fields[95], 0, 12)))
+        return 0; /* 0420 */
+    return 1;
+}
+
+static int
+put(Column *column, Field field)
+{
+    return column_text(column, (const char *)field.at, field.size);
+}
+
+static int
+put_row(Column *columns, const unsigned char *m, Field *fields, int64_t seq,
+        const char *business_date, Py_ssize_t date_size)
+{
+    int reversal = m[2] == '2';
+    Field mti = {m, 4}, terminal = fields[41], time = fields[12], pan = fields[2];
+    char *at;
+
+    while (terminal.size && is_strip_space(terminal.at[0])) {
+        terminal.at++;
+        terminal.size--;
+    }
+    while (terminal.size && is_strip_space(terminal.at[terminal.size - 1]))
+        terminal.size--;
+    if (column_int(&columns[COL_SEQ], seq) < 0 || put(&columns[COL_MTI], mti) < 0
+        || put(&columns[COL_TERMINAL], terminal) < 0
+        || column_text(&columns[COL_DATE], business_date, date_size) < 0
+        || put(&columns[COL_STAN], fields[11]) < 0 || put(&columns[COL_RRN], fields[37]) < 0)
+        return -1;
+    /* HH:MM:SS from HHMMSS */
+    {
+        Field hours = cut(time, 0, 2), minutes = cut(time, 2, 2), seconds = cut(time, 4, 2);
+        at = column_space(&columns[COL_TIME], hours.size + minutes.size + seconds.size + 2);
+        if (at == NULL)
+            return -1;
+        memcpy(at, hours.at, (size_t)hours.size);
+        at += hours.size;
+        *at++ = ':';
+        memcpy(at, minutes.at, (size_t)minutes.size);
+        at += minutes.size;
+        *at++ = ':';
+        memcpy(at, seconds.at, (size_t)seconds.size);
+    }
+    if (put(&columns[COL_SENT], fields[7]) < 0 || put(&columns[COL_PROCESSING], fields[3]) < 0
+        || column_int(&columns[COL_AMOUNT], number(fields[4])) < 0
+        || put(&columns[COL_RESPONSE], fields[39]) < 0 || put(&columns[COL_AUTH], fields[38]) < 0)
+        return -1;
+    if (pan.size >= 10) {
+        at = column_space(&columns[COL_PAN], 16);
+        if (at == NULL)
+            return -1;
+        memcpy(at, pan.at, 6);
+        memcpy(at + 6, "******", 6);
+        memcpy(at + 12, pan.at + pan.size - 4, 4);
+    }
+    else if (put(&columns[COL_PAN], pan) < 0)
+        return -1;
+    if (reversal) {
+        Field actual = cut(fields[95], 0, 12);
+        if (put(&columns[COL_ORIGINAL], cut(fields[90], 4, 6)) < 0
+            || column_int(&columns[COL_ACTUAL], actual.size ? number(actual) : 0) < 0)
+            return -1;
+    }
+    else if (column_text(&columns[COL_ORIGINAL], "", 0) < 0
+             || column_int(&columns[COL_ACTUAL], -1) < 0)
+        return -1;
+    return 0;
+}
+
+PyDoc_STRVAR(iso_columns_doc,
+"iso_columns(buffer, lengths, dates, first_record, /)\n--\n\n"
+"The records of a switch log as columns, as reconciliation.host_iso's columnar\n"
+"path (_frame_by_layout) reads them: ``lengths`` gives each field's length by\n"
+"number (0 to 128; -1 for DE2's two-digit length, 0 for a field this path does\n"
+"not read) and ``dates`` the business date of each DE13 value 0000 to 9999 (or\n"
+"None). Returns (columns, odd, count, stop): 15 ArrowColumn objects (seq, mti,\n"
+"terminal_id, business_date, stan, rrn, time, sent, processing_code,\n"
+"amount_minor, response_code, auth_code, pan_masked, original_stan,\n"
+"actual_minor), the records left for the record path as (index, offset,\n"
+"bytes), the number of records met and the offset where the split stopped.");
+
+static PyObject *
+iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Column columns[COLUMNS];
+    int lengths[129];
+    Field fields[129];
+    const char **date_text = NULL;
+    Py_ssize_t *date_size = NULL;
+    PyObject *odd = NULL, *made = NULL, *result = NULL, *dates;
+    const unsigned char *s;
+    Py_ssize_t length, offset = 0, count = 0, j;
+    int64_t first;
+    int ready = 0;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "iso_columns takes four arguments");
+        return NULL;
+    }
+    if (!PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 129) {
+        PyErr_SetString(PyExc_TypeError, "lengths must be a tuple of 129 ints");
+        return NULL;
+    }
+    dates = args[2];
+    if (!PyList_Check(dates) || PyList_GET_SIZE(dates) != 10000) {
+        PyErr_SetString(PyExc_TypeError, "dates must be a list of 10000 str or None");
+        return NULL;
+    }
+    for (j = 0; j < 129; j++) {
+        long value = PyLong_AsLong(PyTuple_GET_ITEM(args[1], j));
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        lengths[j] = value < -1 || value > 999 ? 0 : (int)value;
+    }
+    date_text = PyMem_Calloc(10000, sizeof(*date_text));
+    date_size = PyMem_Calloc(10000, sizeof(*date_size));
+    if (date_text == NULL || date_size == NULL) {
+        PyMem_Free(date_text);
+        PyMem_Free(date_size);
+        return PyErr_NoMemory();
+    }
+    for (j = 0; j < 10000; j++) {
+        PyObject *item = PyList_GET_ITEM(dates, j);
+        date_text[j] = NULL;
+        date_size[j] = 0;
+        if (item == Py_None)
+            continue;
+        date_text[j] = PyUnicode_AsUTF8AndSize(item, &date_size[j]);
+        if (date_text[j] == NULL)
+            goto early;
+    }
+    first = PyLong_AsLongLong(args[3]);
+    if ((first == -1 && PyErr_Occurred()) || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        goto early;
+    for (ready = 0; ready < COLUMNS; ready++)
+        if (column_init(&columns[ready], column_is_text[ready]) < 0)
+            goto done;
+    s = (const unsigned char *)view.buf;
+    length = view.len;
+    odd = PyList_New(0);
+    if (odd == NULL)
+        goto done;
+    while (offset < length) {
+        Py_ssize_t size, end;
+        const unsigned char *m;
+        int taken = 0;
+        count++;
+        if (offset + 2 > length)
+            break;
+        size = (Py_ssize_t)s[offset] << 8 | s[offset + 1];
+        end = offset + 2 + size;
+        if (size == 0 || end > length)
+            break;
+        m = s + offset + 2;
+        for (j = 0; j < size && !(m[j] & 0x80); j++)
+            ;
+        if (j == size && read_fields(m, size, lengths, fields)) {
+            const Field day = fields[13];
+            int index = (day.at[0] - '0') * 1000 + (day.at[1] - '0') * 100
+                        + (day.at[2] - '0') * 10 + (day.at[3] - '0');
+            if (date_text[index] != NULL) {
+                if (put_row(columns, m, fields, first + count - 1, date_text[index],
+                            date_size[index]) < 0)
+                    goto done;
+                taken = 1;
+            }
+        }
+        if (!taken) {
+            PyObject *message = PyBytes_FromStringAndSize((const char *)m, size);
+            if (append_new(odd, message == NULL ? NULL
+                                                : Py_BuildValue("(nnN)", count - 1, offset, message)) < 0)
+                goto done;
+        }
+        offset = end;
+    }
+    made = PyTuple_New(COLUMNS);
+    if (made == NULL)
+        goto done;
+    for (j = 0; j < COLUMNS; j++) {
+        PyObject *column = column_export(&columns[j]);
+        if (column == NULL)
+            goto done;
+        PyTuple_SET_ITEM(made, j, column);
+    }
+    result = Py_BuildValue("(OOnn)", made, odd, count, offset);
+done:
+    for (j = 0; j < ready; j++)
+        column_free(&columns[j]);
+    Py_XDECREF(made);
+    Py_XDECREF(odd);
+    PyBuffer_Release(&view);
+early:
+    PyMem_Free(date_text);
+    PyMem_Free(date_size);
+    return result;
+}
+
 PyMethodDef host_methods[] = {
+    {"iso_columns", (PyCFunction)(void (*)(void))iso_columns, METH_FASTCALL, iso_columns_doc},
     {"iso_records", (PyCFunction)(void (*)(void))iso_records, METH_FASTCALL, iso_records_doc},
     {"iso_walk", (PyCFunction)(void (*)(void))iso_walk, METH_FASTCALL, iso_walk_doc},
     {NULL, NULL, 0, NULL},

@@ -22,7 +22,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     PyObject *made;
-    if (ej_init() < 0)
+    if (ej_init() < 0 || arrow_init() < 0)
         return NULL;
     made = PyModule_Create(&module);
     if (made == NULL)

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE /* memmem */
 #endif
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
@@ -24,6 +25,30 @@ int append_ascii(PyObject *list, const char *text, Py_ssize_t size);
 /* ``item`` (a new reference, or NULL after an error) appended to ``list`` and
  * released; -1 on error. */
 int append_new(PyObject *list, PyObject *item);
+
+/* A column of int64 values or of text (int64 offsets into ``data``), growing as
+ * values are appended; handed to Polars by column_export (arrow.c). */
+typedef struct {
+    int text;
+    int64_t length;   /* values appended */
+    int64_t capacity; /* room in ``values`` */
+    int64_t *values;  /* the numbers, or a text column's length + 1 offsets */
+    char *data;       /* a text column's bytes */
+    int64_t size;     /* bytes in ``data`` */
+    int64_t room;     /* room in ``data`` */
+} Column;
+
+/* 0, or -1 with an exception set (no memory). */
+int column_init(Column *column, int text);
+int column_int(Column *column, int64_t value);
+int column_text(Column *column, const char *text, int64_t size);
+/* Room for a text value of ``size`` bytes, appended; NULL with an exception set. */
+char *column_space(Column *column, int64_t size);
+void column_free(Column *column);
+/* A new reference to an object with ``__arrow_c_array__`` that owns the column's
+ * buffers (``column`` is left empty); NULL with an exception set. */
+PyObject *column_export(Column *column);
+int arrow_init(void);
 
 /* Each file's functions, added to the module by module.c. */
 extern PyMethodDef paper_methods[];

@@ -218,16 +218,22 @@ def test_pieces_keep_record_and_line_numbers(sample: Path, tmp_path: Path) -> No
 
 
 def _both(data: bytes) -> None:
+    """The columnar paths (compiled where built, and Polars) give what the record
+    path gives: the same messages in record order, skipped records and count."""
+    from reconciliation import host_iso
     from reconciliation.classify import host_frame
-    from reconciliation.host_iso import parse_iso_frame
 
     reference = parse_iso(data, source="h.iso", file_date=DAY, first_record=5, base_offset=100)
-    frame, skipped, units = parse_iso_frame(
-        data, source="h.iso", file_date=DAY, first_record=5, base_offset=100
-    )
-    assert frame.equals(host_frame(reference.messages))
-    assert skipped == reference.skipped
-    assert units == reference.units_total
+    expected = host_frame(reference.messages)
+    for compiled in {host_iso._compiled_columns, None}:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(host_iso, "_compiled_columns", compiled)
+            frame, skipped, units = host_iso.parse_iso_frame(
+                data, source="h.iso", file_date=DAY, first_record=5, base_offset=100
+            )
+        assert frame.equals(expected), compiled
+        assert skipped == reference.skipped
+        assert units == reference.units_total
 
 
 def test_columnar_path_equals_the_record_path(sample: Path) -> None:
@@ -248,6 +254,33 @@ def test_columnar_path_equals_the_record_path_on_anything(
     records: list[bytes], tail: bytes
 ) -> None:
     _both(b"".join(_record(record) for record in records) + tail)
+
+
+def _variants() -> st.SearchStrategy[bytes]:
+    """Well-formed messages with one byte changed, cut or grown: a layout that no
+    longer fits, a non-digit in a number, another MTI, spaces around DE41, a
+    lower-case bitmap, a date that does not exist."""
+    changes = st.sampled_from(b"0123456789 AFaf\x1c\t\xe9Z")
+    return st.one_of(
+        st.tuples(st.sampled_from([FIRST, PARTIAL]), st.integers(0, 220), changes).map(
+            lambda item: item[0][: item[1]] + bytes([item[2]]) + item[0][item[1] + 1 :]
+        ),
+        st.tuples(st.sampled_from([FIRST, PARTIAL]), st.integers(0, 220)).map(
+            lambda item: item[0][: item[1]] + item[0][item[1] + 1 :]
+        ),
+        st.sampled_from([FIRST, PARTIAL]),
+    )
+
+
+@pytest.mark.parametrize("terminal", [b" T10003 ", b"\x1cT100003", b"T100003\x1f", b"\tT1000\x0b\r"])
+def test_columnar_paths_strip_the_terminal_id_as_the_record_path(terminal: bytes) -> None:
+    at = FIRST.rindex(b"T1000003")
+    _both(_record(FIRST[:at] + terminal + FIRST[at + 8 :]))
+
+
+@given(st.lists(_variants(), max_size=6))
+def test_columnar_paths_equal_the_record_path_on_damaged_messages(records: list[bytes]) -> None:
+    _both(b"".join(_record(record) for record in records))
 
 
 @needs_speedups

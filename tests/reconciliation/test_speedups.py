@@ -15,6 +15,7 @@ def test_every_compiled_function_is_in_use() -> None:
         "paper_readings": paper._compiled_readings,
         "paper_runs": paper._compiled_runs,
         "paper_exact_pairs": paper_match._compiled_exact_pairs,
+        "iso_columns": host_iso._compiled_columns,
         "iso_records": host_iso._compiled_records,
         "iso_walk": host_iso._compiled_walk,
         "ndc_scan": ej_ndc._compiled_scan,

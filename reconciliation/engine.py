@@ -159,17 +159,14 @@ def reconcile(
 
     def slices(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
         """Each batch's host messages, in the frame's order."""
-        owner = pl.DataFrame(
-            {
-                "terminal_id": [terminal for terminals in batches for terminal in terminals],
-                "_batch": [index for index, terminals in enumerate(batches) for _ in terminals],
-            },
-            schema={"terminal_id": pl.Utf8, "_batch": pl.Int64},
-        )
-        parts = frame.join(owner, on="terminal_id", how="inner", maintain_order="left")
+        owner = {terminal: index for index, terminals in enumerate(batches) for terminal in terminals}
+        batch = pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
+        parts = frame.with_columns(_batch=batch).drop_nulls("_batch")
         by_batch = {
             int(key[0]): part
-            for key, part in parts.partition_by("_batch", as_dict=True, include_key=False).items()
+            for key, part in parts.partition_by(
+                "_batch", as_dict=True, include_key=False, maintain_order=True
+            ).items()
         }
         for index in range(len(batches)):
             yield by_batch.get(index, frame.clear())

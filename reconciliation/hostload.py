@@ -145,6 +145,8 @@ def combine(
 
 def _compare(iso: pl.DataFrame, csv: pl.DataFrame) -> list[str]:
     key = ["terminal_id", "business_date", "stan", "mti", "response_code", "amount_minor"]
+    if _same_rows(iso.select(key), csv.select(key)):
+        return []  # the usual case, found without grouping
     # one grouping of both sides, each row marked with its side
     both = pl.concat(
         [
@@ -166,3 +168,14 @@ def _compare(iso: pl.DataFrame, csv: pl.DataFrame) -> list[str]:
     if differing.height > 20:
         notes.append(f"{differing.height - 20} more differences between ISO 8583 log and CSV")
     return notes
+
+
+def _same_rows(first: pl.DataFrame, second: pl.DataFrame) -> bool:
+    """Whether two frames hold the same rows, in any order, as far as a 64-bit hash
+    of each row tells: equal sorted hashes. Different rows whose hashes would make
+    up for each other are the only way to be wrong (odds of about 2^-64 per
+    differing row), and a ``False`` only costs the exact comparison."""
+    if first.height != second.height:
+        return False
+    hashes = [frame.select(pl.struct(pl.all()).hash()).to_series().sort() for frame in (first, second)]
+    return hashes[0].equals(hashes[1])

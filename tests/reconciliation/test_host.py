@@ -371,3 +371,15 @@ def test_csv_export_differences_from_the_iso_log_are_noted(sample: Path) -> None
     assert any(f"STAN {stan_2} 0210 code 00 amount 12000: 1 in the ISO" in note for note in found)
     assert any(f"STAN {stan_2} 0210 code 00 amount 12500: 0 in the ISO" in note for note in found)
     assert any(f"STAN {stan_3}" in note and "1 in the ISO 8583 log, 2 in" in note for note in found)
+
+
+def test_same_rows_ignores_order_and_sees_one_changed_value() -> None:
+    from reconciliation.hostload import _same_rows
+
+    frame = pl.DataFrame({"terminal_id": ["T1", "T2", "T2"], "amount_minor": [100, 200, 200]})
+    assert _same_rows(frame, frame.reverse())
+    assert not _same_rows(frame, frame.with_columns(pl.col("amount_minor").replace(100, 101)))
+    assert not _same_rows(frame, frame.head(2))
+    # the same values in other rows are other rows
+    swapped = pl.DataFrame({"terminal_id": ["T1", "T2", "T2"], "amount_minor": [200, 100, 200]})
+    assert not _same_rows(frame, swapped)

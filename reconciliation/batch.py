@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from reconciliation.classify import EJ_SCHEMA, KEY, classify, clock_seconds, host_groups
+from reconciliation.classify import KEY, classify, ej_frame, host_groups
 from reconciliation.ej import normalise
 from reconciliation.errors import SourceUnreadable
 from reconciliation.handoff import HostHandoff
@@ -169,7 +169,7 @@ class TerminalBatch:
         self.accounts: list[SourceAccount] = []
         self.skipped: list[SkippedLine] = []
         self.observations: list[str] = []
-        self.ej_refs: list[tuple[_Day, int]] = []
+        self.ej_days: list[_Day] = []  # the days with an EJ, in ej_ref's numbering
         self.discrepancies: list[Discrepancy] = []
         self.settlement: list[SettlementRow] = []
         self.host_by_key: dict[tuple[str, str, str], list[HostMessage]] | None = None
@@ -253,43 +253,13 @@ class TerminalBatch:
     # -- stage 2 -------------------------------------------------------------------------
 
     def match(self) -> None:
-        # one column at a time over each day's blocks (comprehensions, not appends per field)
-        columns: dict[str, list[Any]] = {name: [] for name in EJ_SCHEMA}
-        for day in self.days.values():
-            if day.ej is None:
-                continue
-            kept = [
-                (index, txn)
-                for index, txn in enumerate(day.ej.transactions)
-                if txn.stan and not txn.truncated
+        self.ej_days = [day for day in self.days.values() if day.ej is not None]
+        ej = ej_frame(
+            [
+                (day.terminal_id, day.business_date, day.ej.transactions, number)
+                for number, day in enumerate(self.ej_days)
+                if day.ej is not None
             ]
-            if not kept:
-                continue
-            count = len(kept)
-            first_ref = len(self.ej_refs)
-            self.ej_refs.extend((day, index) for index, _ in kept)
-            # the records' fields as columns in one transposition (zip in C)
-            fields = dict(
-                zip(EjTransaction._fields, zip(*(txn for _, txn in kept), strict=True), strict=True)
-            )
-            columns["terminal_id"].extend([day.terminal_id] * count)
-            columns["business_date"].extend([day.business_date] * count)
-            columns["stan"].extend(fields["stan"])
-            columns["ej_rrn"].extend(fields["rrn"])
-            columns["ej_seconds"].extend(fields["time"])  # seconds below
-            columns["txn_type"].extend(fields["txn_type"])
-            columns["resp"].extend(fields["resp"])
-            columns["ej_amount"].extend(fields["amount_minor"])
-            columns["outcome"].extend(fields["outcome"])
-            columns["notes_out"].extend(
-                [
-                    sum(out) - sum(back)
-                    for out, back in zip(fields["dispensed"], fields["retracted"], strict=True)
-                ]
-            )
-            columns["ej_ref"].extend(range(first_ref, first_ref + count))
-        ej = pl.DataFrame(columns, schema=EJ_SCHEMA | {"ej_seconds": pl.Utf8}).with_columns(
-            ej_seconds=clock_seconds(pl.col("ej_seconds"))
         )
         groups = host_groups(self.host)
         found, odd = classify(ej, groups, self.options.time_window_seconds)
@@ -333,8 +303,8 @@ class TerminalBatch:
             return
         ref = row["ej_ref"]
         txn: EjTransaction | None = None
-        if ref is not None:
-            day, index = self.ej_refs[ref]
+        if ref is not None:  # the day's number and the record's index (classify.ej_frame)
+            day, index = self.ej_days[ref >> 32], ref & 0xFFFFFFFF
             txn = day.ej.transactions[index] if day.ej else None
         assert day is not None
         approved = row["approved_amount"]

@@ -14,12 +14,18 @@ are treated as different transactions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from reconciliation.kinds import Kind
-from reconciliation.model import HostMessage
+from reconciliation.model import EjTransaction, HostMessage
+
+try:
+    from reconciliation._speedups import ej_columns as _compiled_ej_columns
+except ImportError:  # built without a C compiler: the Python transposition of ej_frame
+    _compiled_ej_columns = None  # type: ignore[assignment]
 
 KEY = ["terminal_id", "business_date", "stan"]
 
@@ -55,6 +61,74 @@ EJ_SCHEMA: dict[str, Any] = {
     "notes_out": pl.Int64,  # notes presented minus notes retracted
     "ej_ref": pl.Int64,  # index into the engine's list of EJ transactions
 }
+
+
+EjDay = tuple[str, str, list[EjTransaction], int]
+"""One terminal-day's EJ for :func:`ej_frame`: terminal, business date, the
+transaction records, and the day's number (the high half of ``ej_ref``)."""
+
+# where ej_frame reads the records, in the compiled function's order
+_EJ_FIELDS = tuple(
+    EjTransaction._fields.index(name)
+    for name in (
+        "stan",
+        "rrn",
+        "time",
+        "txn_type",
+        "resp",
+        "amount_minor",
+        "outcome",
+        "dispensed",
+        "retracted",
+        "truncated",
+    )
+)
+
+
+def ej_frame(days: Sequence[EjDay]) -> pl.DataFrame:
+    """One row (``EJ_SCHEMA``) per transaction block with a STAN that a power failure
+    did not cut; ``ej_ref`` is the day's number times 2^32 plus the record's index.
+
+    Compiled where the package was built with ``reconciliation/csrc/`` (the records
+    go into columns that Polars takes without a Python object per value);
+    otherwise the records' fields are transposed here.
+    """
+    if _compiled_ej_columns is not None:
+        columns = _compiled_ej_columns(list(days), _EJ_FIELDS)
+        return pl.DataFrame(
+            [pl.Series(column).alias(name) for name, column in zip(EJ_SCHEMA, columns, strict=True)]
+        )
+    values: dict[str, list[Any]] = {name: [] for name in EJ_SCHEMA}
+    for terminal_id, business_date, transactions, number in days:
+        kept = [
+            (index, txn) for index, txn in enumerate(transactions) if txn.stan and not txn.truncated
+        ]
+        if not kept:
+            continue
+        count = len(kept)
+        # the records' fields as columns in one transposition (zip in C)
+        fields = dict(
+            zip(EjTransaction._fields, zip(*(txn for _, txn in kept), strict=True), strict=True)
+        )
+        values["terminal_id"].extend([terminal_id] * count)
+        values["business_date"].extend([business_date] * count)
+        values["stan"].extend(fields["stan"])
+        values["ej_rrn"].extend(fields["rrn"])
+        values["ej_seconds"].extend(fields["time"])  # seconds below
+        values["txn_type"].extend(fields["txn_type"])
+        values["resp"].extend(fields["resp"])
+        values["ej_amount"].extend(fields["amount_minor"])
+        values["outcome"].extend(fields["outcome"])
+        values["notes_out"].extend(
+            [
+                sum(out) - sum(back)
+                for out, back in zip(fields["dispensed"], fields["retracted"], strict=True)
+            ]
+        )
+        values["ej_ref"].extend([number << 32 | index for index, _ in kept])
+    return pl.DataFrame(values, schema=EJ_SCHEMA | {"ej_seconds": pl.Utf8}).with_columns(
+        ej_seconds=clock_seconds(pl.col("ej_seconds"))
+    )
 
 
 def clock_seconds(clock: pl.Expr) -> pl.Expr:

@@ -159,7 +159,9 @@ def reconcile(
 
     def slices(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
         """Each batch's host messages, in the frame's order."""
-        owner = {terminal: index for index, terminals in enumerate(batches) for terminal in terminals}
+        owner = {
+            terminal: index for index, terminals in enumerate(batches) for terminal in terminals
+        }
         batch = pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
         parts = frame.with_columns(_batch=batch).drop_nulls("_batch")
         by_batch = {

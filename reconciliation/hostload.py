@@ -177,5 +177,7 @@ def _same_rows(first: pl.DataFrame, second: pl.DataFrame) -> bool:
     differing row), and a ``False`` only costs the exact comparison."""
     if first.height != second.height:
         return False
-    hashes = [frame.select(pl.struct(pl.all()).hash()).to_series().sort() for frame in (first, second)]
+    hashes = [
+        frame.select(pl.struct(pl.all()).hash()).to_series().sort() for frame in (first, second)
+    ]
     return hashes[0].equals(hashes[1])

@@ -54,6 +54,7 @@ int arrow_init(void);
 extern PyMethodDef paper_methods[];
 extern PyMethodDef host_methods[];
 extern PyMethodDef ej_methods[];
+extern PyMethodDef columns_methods[];
 
 /* The EJ code's shared strings, made once when the module is imported. */
 int ej_init(void);

@@ -244,6 +244,43 @@ def test_compiled_records_equal_the_python_ones(
     assert outcomes >= {"taken", "retracted", "short", "none", "power", ""}
 
 
+@needs_speedups
+def test_compiled_ej_frame_equals_the_python_one(
+    sample: Path, generated_ej: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The matcher's EJ frame: one row per kept record, the same values and refs."""
+    from reconciliation import classify
+
+    paths = [*sorted((sample / "ej").iterdir()), *generated_ej]
+    days = [
+        (f"T{number}", "2026-11-16", _parse(path.read_bytes()).transactions, number)
+        for number, path in enumerate(paths)
+    ]
+    odd = days[0][2][0]._replace(time="9:05:00", stan="")  # no STAN: left out
+    cut = odd._replace(stan="2", truncated=True)  # cut by a power failure: left out
+    days.append(("T-odd", "2026-11-17", [odd, cut, odd._replace(stan="1", time="24:00:0x")], 99))
+    compiled = classify.ej_frame(days)
+    monkeypatch.setattr(classify, "_compiled_ej_columns", None)
+    expected = classify.ej_frame(days)
+    assert compiled.equals(expected)
+    assert compiled.schema == expected.schema
+    kept = sum(1 for day in days for txn in day[2] if txn.stan and not txn.truncated)
+    assert compiled.height == kept
+    assert compiled.row(-1) == (
+        "T-odd",
+        "2026-11-17",
+        "1",
+        odd.rrn,
+        -1,
+        odd.txn_type,
+        odd.resp,
+        odd.amount_minor,
+        odd.outcome,
+        sum(odd.dispensed) - sum(odd.retracted),
+        99 << 32 | 2,
+    )
+
+
 _EDITS = st.lists(
     st.tuples(
         st.integers(0, 100_000),

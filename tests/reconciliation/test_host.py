@@ -272,7 +272,9 @@ def _variants() -> st.SearchStrategy[bytes]:
     )
 
 
-@pytest.mark.parametrize("terminal", [b" T10003 ", b"\x1cT100003", b"T100003\x1f", b"\tT1000\x0b\r"])
+@pytest.mark.parametrize(
+    "terminal", [b" T10003 ", b"\x1cT100003", b"T100003\x1f", b"\tT1000\x0b\r"]
+)
 def test_columnar_paths_strip_the_terminal_id_as_the_record_path(terminal: bytes) -> None:
     at = FIRST.rindex(b"T1000003")
     _both(_record(FIRST[:at] + terminal + FIRST[at + 8 :]))

@@ -1,12 +1,30 @@
 """Compiled versions of the reconciliation's innermost loops (``reconciliation/csrc/``)."""
 
 import re
+from typing import overload
 
 from reconciliation.model import EjTransaction, PaperBlock
 
+class ArrowColumn:
+    """A column for ``pl.Series(column)``: int64 or UTF-8 values, no nulls."""
+
+    def __arrow_c_array__(self, requested_schema: object = None, /) -> tuple[object, object]: ...
+    def __len__(self) -> int: ...
+
+@overload
 def paper_readings(
     normal: bytes, spans: list[tuple[int, int, int, int]], /
 ) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]: ...
+@overload
+def paper_readings(
+    normal: bytes, spans: list[tuple[int, int, int, int]], cls: type[PaperBlock], /
+) -> list[PaperBlock]: ...
+def iso_columns(
+    buffer: bytes, lengths: tuple[int, ...], dates: list[str | None], first_record: int, /
+) -> tuple[tuple[ArrowColumn, ...], list[tuple[int, int, bytes]], int, int]: ...
+def ej_columns(
+    days: list[tuple[str, str, list[EjTransaction], int]], fields: tuple[int, ...], /
+) -> tuple[ArrowColumn, ...]: ...
 def iso_records(
     buffer: bytes, /
 ) -> tuple[list[str], list[int], list[int], list[tuple[int, int, bytes]], int, int]: ...

@@ -18,15 +18,15 @@ DIALECTS = ("ndc", "procash")
 
 def detect_dialect(buffer: bytes) -> str:
     """``"ndc"`` or ``"procash"`` from the first recognisable marker in the text."""
-    head = buffer[:65536]
+    find, count, head = buffer.find, buffer.count, 65536  # the first 64 KiB, not copied
     procash = max(
-        head.find(b"-> TRANSACTION START"),
-        head.find(b"CASH COUNTERS"),
-        head.find(b"\n" + b"*" * 31 + b"\n"),
+        find(b"-> TRANSACTION START", 0, head),
+        find(b"CASH COUNTERS", 0, head),
+        find(b"\n" + b"*" * 31 + b"\n", 0, head),
     )
-    ndc = max(head.find(b"Card Inserted ("), head.find(b" *****START*****"))
+    ndc = max(find(b"Card Inserted (", 0, head), find(b" *****START*****", 0, head))
     if procash == -1 and ndc == -1:
-        return "procash" if head.count(b"ATM ID") > head.count(b"TERMINAL  :") else "ndc"
+        return "procash" if count(b"ATM ID", 0, head) > count(b"TERMINAL  :", 0, head) else "ndc"
     if procash == -1:
         return "ndc"
     if ndc == -1:

@@ -122,14 +122,18 @@ def _all_candidates(
     return readings
 
 
-def _readings(
-    normal: bytes, spans: list[Span]
-) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
-    """:func:`candidates` of every span's text, compiled where the package was built
-    with its C module (``reconciliation/csrc/``)."""
+def _blocks(normal: bytes, spans: list[Span]) -> list[PaperBlock]:
+    """A block for every span, with the :func:`candidates` of its text; compiled where
+    the package was built with its C module (``reconciliation/csrc/``)."""
     if _compiled_readings is not None:
-        return _compiled_readings(normal, spans)
-    return _all_candidates([normal[start:end] for _, _, start, end in spans])
+        return _compiled_readings(normal, spans, PaperBlock)
+    readings = _all_candidates([normal[start:end] for _, _, start, end in spans])
+    return [
+        PaperBlock(position, first, last, start, end, *found)
+        for position, ((first, last, start, end), found) in enumerate(
+            zip(spans, readings, strict=True)
+        )
+    ]
 
 
 LOOKALIKES = _LOOKALIKES
@@ -369,14 +373,7 @@ def _parse(
         structural = _by_runs(buffer, spans, lines)
     else:
         structural = _by_events(buffer, 0, len(buffer), spans, lines)
-    normal = buffer.translate(_LOOKALIKES)
-    readings = _readings(normal, spans)
-    blocks = [
-        PaperBlock(position, first, last, start, end, *found)
-        for position, ((first, last, start, end), found) in enumerate(
-            zip(spans, readings, strict=True)
-        )
-    ]
+    blocks = _blocks(buffer.translate(_LOOKALIKES), spans)
     return PaperParse(
         source,
         terminal_id,

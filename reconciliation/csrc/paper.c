@@ -143,9 +143,11 @@ done:
 }
 
 PyDoc_STRVAR(paper_readings_doc,
-"paper_readings(normal, spans, /)\n--\n\n"
+"paper_readings(normal, spans, cls=None, /)\n--\n\n"
 "reconciliation.paper.candidates(normal[start:end]) for every span of\n"
-"``spans``, a list of (first line, last line, start, end) tuples.");
+"``spans``, a list of (first line, last line, start, end) tuples; with the\n"
+"PaperBlock ``cls`` (a tuple type), each block as reconciliation.paper._blocks\n"
+"makes it: cls(index, first line, last line, start, end, *candidates).");
 
 static PyObject *
 paper_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -154,13 +156,22 @@ paper_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *spans, *result = NULL;
     Py_ssize_t count, index;
 
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "paper_readings takes two arguments");
+    PyTypeObject *cls = NULL;
+
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "paper_readings takes two or three arguments");
         return NULL;
     }
     if (!PyList_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "spans must be a list");
         return NULL;
+    }
+    if (nargs == 3 && args[2] != Py_None) {
+        if (!PyType_Check(args[2]) || !PyType_IsSubtype((PyTypeObject *)args[2], &PyTuple_Type)) {
+            PyErr_SetString(PyExc_TypeError, "cls must be a tuple type");
+            return NULL;
+        }
+        cls = (PyTypeObject *)args[2];
     }
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -187,6 +198,26 @@ paper_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         found = block_readings((const unsigned char *)view.buf, start, end);
         if (found == NULL)
             goto fail;
+        if (cls != NULL) {
+            PyObject *block = cls->tp_alloc(cls, 8), *position;
+            Py_ssize_t k;
+            if (block == NULL) {
+                Py_DECREF(found);
+                goto fail;
+            }
+            position = PyLong_FromSsize_t(index);
+            if (position == NULL) {
+                Py_DECREF(block);
+                Py_DECREF(found);
+                goto fail;
+            }
+            PyTuple_SET_ITEM(block, 0, position);
+            for (k = 0; k < 4; k++)
+                PyTuple_SET_ITEM(block, 1 + k, Py_NewRef(PyTuple_GET_ITEM(span, k)));
+            for (k = 0; k < 3; k++)
+                PyTuple_SET_ITEM(block, 5 + k, Py_NewRef(PyTuple_GET_ITEM(found, k)));
+            Py_SETREF(found, block);
+        }
         PyList_SET_ITEM(result, index, found);
     }
     goto done;

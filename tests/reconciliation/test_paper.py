@@ -216,6 +216,7 @@ def test_sample_paper_reads_the_same_without_the_compiled_module(
     ]
     assert compiled == python
     assert sum(len(parse.blocks) for parse in python) > 0
+    assert {type(block) for parse in compiled for block in parse.blocks} == {PaperBlock}
 
 
 @given(

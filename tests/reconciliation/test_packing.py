@@ -1,6 +1,10 @@
-"""Packing terminals into batches of work (reconciliation.engine._pack)."""
+"""Packing terminals into batches of work (reconciliation.engine._pack), and the workers."""
 
 from __future__ import annotations
+
+import os
+
+import pytest
 
 from reconciliation.engine import _pack
 from reconciliation.sources import Source
@@ -31,3 +35,13 @@ def test_the_first_batches_can_be_larger() -> None:
 def test_a_smaller_first_size_changes_nothing() -> None:
     groups = _groups({f"T{n:07d}": 100 for n in range(8)})
     assert _pack(groups, 200, (2, 50)) == _pack(groups, 200)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
+def test_workers_run_below_the_parents_priority() -> None:
+    """The parent reads the host files every batch waits for; its workers yield to it."""
+    from reconciliation.engine import _WORKER_NICENESS, _executor
+
+    with _executor(1) as pool:
+        worker = pool.submit(os.nice, 0).result()
+    assert worker == min(os.nice(0) + _WORKER_NICENESS, 19)

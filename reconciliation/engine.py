@@ -202,6 +202,7 @@ def reconcile(
     if folder is None:
         host, host_accounts, host_skipped, observations, host_unreadable, compare = read_host()
         observations.extend(compare())
+        host_days = _host_days(host)
         mark = time.perf_counter()
         report(Progress("terminals", 0, terminal_total, "bytes"))
         batch_results: list[BatchResult] = []
@@ -213,36 +214,40 @@ def reconcile(
     else:
         # Phase 2 starts first: the workers parse their batches' files while this
         # process reads the host files, then each batch waits for its host slice.
+        pool = _executor(workers)
+        finished = False
         try:
-            with _executor(workers) as pool:
-                handoffs = [
-                    HostHandoff(folder, index, os.getpid()) for index in range(len(batches))
-                ]
-                futures = [
-                    pool.submit(run_batch_handed, batch_items, handoff, chosen)
-                    for batch_items, handoff in zip(batch_sources, handoffs, strict=True)
-                ]
-                try:
-                    host, host_accounts, host_skipped, observations, host_unreadable, compare = (
-                        read_host()
-                    )
-                    mark = time.perf_counter()
-                    for handoff, part in zip(handoffs, slices(host), strict=True):
-                        handoff.publish(part)
-                    observations.extend(compare())  # while the workers match
-                except BaseException:
-                    HostHandoff.abort(folder)
-                    for future in futures:
-                        future.cancel()
-                    raise
-                report(Progress("terminals", 0, terminal_total, "bytes"))
-                batch_results = []
-                done = 0
-                for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
-                    batch_results.append(result)
-                    done += size
-                    report(Progress("terminals", done, terminal_total, "bytes"))
+            handoffs = [HostHandoff(folder, index, os.getpid()) for index in range(len(batches))]
+            futures = [
+                pool.submit(run_batch_handed, batch_items, handoff, chosen)
+                for batch_items, handoff in zip(batch_sources, handoffs, strict=True)
+            ]
+            try:
+                host, host_accounts, host_skipped, observations, host_unreadable, compare = (
+                    read_host()
+                )
+                mark = time.perf_counter()
+                for handoff, part in zip(handoffs, slices(host), strict=True):
+                    handoff.publish(part)
+                observations.extend(compare())  # while the workers match
+                host_days = _host_days(host)
+            except BaseException:
+                HostHandoff.abort(folder)
+                for future in futures:
+                    future.cancel()
+                raise
+            report(Progress("terminals", 0, terminal_total, "bytes"))
+            batch_results = []
+            done = 0
+            for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
+                batch_results.append(result)
+                done += size
+                report(Progress("terminals", done, terminal_total, "bytes"))
+            finished = True
         finally:
+            # every result in: the workers end on their own while the results are
+            # merged (their exit takes a tenth of a second); otherwise wait for them
+            pool.shutdown(wait=not finished, cancel_futures=True)
             shutil.rmtree(folder, ignore_errors=True)
     timings["terminals"] = time.perf_counter() - mark
 
@@ -263,9 +268,8 @@ def reconcile(
         observations.extend(result.observations)
         ej_days.update(result.ej_terminal_days)
         all_days.update(result.terminal_days)
-    observations.extend(_coverage(host, ej_days))
-    for terminal, day in _host_days(host):
-        all_days.add((terminal, day))
+    observations.extend(_coverage(host_days, ej_days))
+    all_days.update((terminal, day) for terminal, day, _ in host_days)
     for result in batch_results:  # CPU seconds per stage, summed over workers
         for stage, seconds in result.timings.items():
             name = f"cpu_{stage}"
@@ -287,26 +291,21 @@ def reconcile(
     )
 
 
-def _host_days(host: pl.DataFrame) -> list[tuple[str, str]]:
-    pairs = (
-        host.select("terminal_id", "business_date").unique().sort(["terminal_id", "business_date"])
-    )
-    return [(str(row[0]), str(row[1])) for row in pairs.iter_rows()]
-
-
-def _coverage(host: pl.DataFrame, ej_days: set[tuple[str, str]]) -> list[str]:
-    """Terminal-days the host knows but no EJ covers: reported, not reconciled."""
+def _host_days(host: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """Every terminal-day of the host messages, with its messages other than reversals."""
     counts = (
-        host.filter(pl.col("mti") != "0420")
-        .group_by("terminal_id", "business_date")
-        .len()
+        host.group_by("terminal_id", "business_date")
+        .agg((pl.col("mti") != "0420").sum().cast(pl.Int64))
         .sort("terminal_id", "business_date")
     )
-    notes: list[str] = []
-    for terminal, day, count in counts.iter_rows():
-        if (terminal, day) not in ej_days:
-            notes.append(
-                f"{terminal} {day}: {count} host message(s) but no EJ; "
-                "those transactions were not reconciled against the journal"
-            )
-    return notes
+    return [(str(terminal), str(day), count) for terminal, day, count in counts.iter_rows()]
+
+
+def _coverage(host_days: list[tuple[str, str, int]], ej_days: set[tuple[str, str]]) -> list[str]:
+    """Terminal-days the host knows but no EJ covers: reported, not reconciled."""
+    return [
+        f"{terminal} {day}: {count} host message(s) but no EJ; "
+        "those transactions were not reconciled against the journal"
+        for terminal, day, count in host_days
+        if count and (terminal, day) not in ej_days
+    ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from datetime import date
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciliation import Sources, reconcile
+from reconciliation.host_iso import parse_iso
 from reconciliation.sources import Source
 
 
@@ -116,3 +118,36 @@ def test_clock_seconds_in_polars_equal_the_python_reading(clock: str) -> None:
         seconds(clock),
         31196,
     ]
+
+
+def test_host_days_without_an_ej_are_noted_and_counted(sample: Path) -> None:
+    """A terminal-day the switch knows but no journal covers is no finding: a note
+    says how many of its messages went unreconciled, and the day counts as seen."""
+    from reconciliation import Options
+
+    whole = Sources.from_dirs(ej=sample / "ej", host=sample / "host")
+    missing = Sources(
+        items=[
+            item
+            for item in whole.items
+            if (item.terminal_id, item.business_date) != ("T1000002", "2026-11-16")
+        ]
+    )
+    host = parse_iso(
+        (sample / "host" / "20261116.iso").read_bytes(), source="h", file_date=date(2026, 11, 16)
+    )
+    requests = sum(
+        1
+        for message in host.messages
+        if (message.terminal_id, message.business_date) == ("T1000002", "2026-11-16")
+        and message.mti != "0420"
+    )
+    assert requests > 0
+    for workers in (1, 2):
+        result = reconcile(missing, options=Options(workers=workers, batch_bytes=50_000))
+        notes = [note for note in result.observations if "but no EJ" in note]
+        assert len(notes) == 1
+        assert notes[0].startswith("T1000002 2026-11-16: ")
+        assert int(notes[0].split(": ")[1].split()[0]) == requests
+        assert result.terminal_days == reconcile(whole).terminal_days
+    assert not [note for note in reconcile(whole).observations if "but no EJ" in note]

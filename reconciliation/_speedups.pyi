@@ -4,6 +4,7 @@ import re
 from typing import overload
 
 from reconciliation.model import EjTransaction, PaperBlock
+from reconciliation.paper_match import Expected
 
 class ArrowColumn:
     """A column for ``pl.Series(column)``: int64 or UTF-8 values, no nulls."""
@@ -36,6 +37,16 @@ def paper_exact_pairs(
     compact: list[str],
     /,
 ) -> list[tuple[int, int, int]]: ...
+def paper_receipts(
+    transactions: list[EjTransaction],
+    host: dict[str, tuple[str, str, int, str]],
+    fields: tuple[int, ...],
+    cls: type[Expected],
+    /,
+) -> tuple[
+    list[tuple[Expected, int, str]], list[Expected], dict[str, int], dict[str, int], list[str]
+]: ...
+def paper_chain(pairs: list[tuple[int, int, int]], /) -> list[tuple[int, int, int]]: ...
 def paper_runs(
     buffer: bytes, /
 ) -> tuple[int, list[tuple[int, int, int, int]], list[tuple[int, int, int]]]: ...

@@ -16,7 +16,6 @@ process for a small one; it reads nothing global. Stages:
 from __future__ import annotations
 
 import gc
-import operator
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -43,7 +42,7 @@ from reconciliation.model import (
 )
 from reconciliation.options import Options
 from reconciliation.paper import block_lines, block_text
-from reconciliation.paper_match import Expected, match_paper
+from reconciliation.paper_match import Expected, match_paper, receipts
 from reconciliation.parsing import Parsed, parse_bytes
 from reconciliation.result import Discrepancy, Evidence, SettlementRow
 from reconciliation.schemes import dispute_deadline, scheme_for
@@ -447,33 +446,11 @@ class TerminalBatch:
         for day in paper_days:
             assert day.paper is not None
             host = host_by_day.get((day.terminal_id, day.business_date), {})
-            # what the paper should show, by STAN: the EJ's receipts (with the host's
-            # approved amount where it has one), then the host's other messages
-            expected: dict[str, tuple[str, str, str, int, str]] = {}  # time, stan, rrn, ...
-            if day.ej is not None:
-                known = host.get
-                for stan, rrn, at, card, amount, truncated in map(
-                    _EXPECTED_FIELDS, day.ej.transactions
-                ):
-                    if stan and not truncated:
-                        message = known(stan)
-                        expected[stan] = (
-                            at,
-                            stan,
-                            rrn,
-                            message[2] if message else amount,
-                            card,
-                        )
-            for stan, (rrn, at, amount, pan) in host.items():
-                if stan not in expected:
-                    expected[stan] = (at, stan, rrn, amount, pan)
-            # by time, then STAN (unique here): tuples compare in that order
-            ordered = [
-                (Expected(stan, rrn, at), amount, card)
-                for at, stan, rrn, amount, card in sorted(expected.values())
-            ]
-            day.expected = [item[0] for item in ordered]
-            found = match_paper(day.paper.blocks, day.expected)
+            plan = receipts(day.ej.transactions if day.ej is not None else [], host)
+            ordered = plan.ordered
+            day.expected = plan.expected
+            day.expected_positions = plan.lookup[0]  # STANs are unique among them
+            found = match_paper(day.paper.blocks, day.expected, plan.lookup)
             day.paper_found = {day.expected[index].stan: block for index, block in found.items()}
             self._paper_accounting(day, set(found.values()))
             windows = _paper_out_windows(day.ej)
@@ -653,15 +630,6 @@ class TerminalBatch:
             self.unreadable,
             timings,
         )
-
-
-# what the paper stage reads of each EJ record, in one call
-_EXPECTED_FIELDS = operator.itemgetter(
-    *(
-        EjTransaction._fields.index(name)
-        for name in ("stan", "rrn", "time", "card", "amount_minor", "truncated")
-    )
-)
 
 
 def _host_by_day(

@@ -19,17 +19,22 @@ What stays unmatched is a paper gap: the receipt is missing from the roll.
 from __future__ import annotations
 
 import itertools
+import operator
 from bisect import bisect_left
 from typing import NamedTuple
 
 from rapidfuzz.distance import Levenshtein
 
-from reconciliation.model import PaperBlock
+from reconciliation.model import EjTransaction, PaperBlock
 
 try:
+    from reconciliation._speedups import paper_chain as _compiled_chain
     from reconciliation._speedups import paper_exact_pairs as _compiled_exact_pairs
-except ImportError:  # built without a C compiler: the Python loop of _exact_pairs
+    from reconciliation._speedups import paper_receipts as _compiled_receipts
+except ImportError:  # built without a C compiler: the Python loops below
+    _compiled_chain = None  # type: ignore[assignment]
     _compiled_exact_pairs = None  # type: ignore[assignment]
+    _compiled_receipts = None  # type: ignore[assignment]
 
 
 class Expected(NamedTuple):
@@ -40,14 +45,74 @@ class Expected(NamedTuple):
     time: str  # HH:MM:SS
 
 
-def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tuple[int, int, int]]:
+Index = tuple[dict[str, int], dict[str, int], list[str]]
+"""Of a list of receipts: the first position of each STAN and of each RRN, and each
+receipt's time without its colons."""
+
+HostFirsts = dict[str, tuple[str, str, int, str]]
+"""A terminal-day's first request or response per STAN: (RRN, time, amount, PAN)."""
+
+
+class Receipts(NamedTuple):
+    """What a terminal-day's paper should show (:func:`receipts`)."""
+
+    ordered: list[tuple[Expected, int, str]]  # (receipt, amount, card), by time then STAN
+    expected: list[Expected]  # the receipts alone, in that order
+    lookup: Index
+
+
+# what receipts() reads of each EJ record, in the compiled function's order
+_RECEIPT_FIELDS = tuple(
+    EjTransaction._fields.index(name)
+    for name in ("stan", "rrn", "time", "card", "amount_minor", "truncated")
+)
+
+
+def receipts(transactions: list[EjTransaction], host: HostFirsts) -> Receipts:
+    """The receipts a terminal-day's paper should show: the EJ's (with the host's
+    amount where the host has the STAN), then the host's other STANs; one per STAN
+    (a later EJ block with the same STAN replaces the earlier), by time then STAN.
+    Compiled where the package was built with ``reconciliation/csrc/``."""
+    if _compiled_receipts is not None:
+        ordered, expected, by_stan, by_rrn, compact = _compiled_receipts(
+            transactions, host, _RECEIPT_FIELDS, Expected
+        )
+        return Receipts(ordered, expected, (by_stan, by_rrn, compact))
+    found: dict[str, tuple[str, str, str, int, str]] = {}  # stan -> (time, stan, rrn, ...)
+    known = host.get
+    for stan, rrn, at, card, amount, truncated in map(_RECEIPT_FIELD_VALUES, transactions):
+        if stan and not truncated:
+            message = known(stan)
+            found[stan] = (at, stan, rrn, message[2] if message else amount, card)
+    for stan, (rrn, at, amount, pan) in host.items():
+        if stan not in found:
+            found[stan] = (at, stan, rrn, amount, pan)
+    # by time, then STAN (unique here): tuples compare in that order
+    ordered = [
+        (Expected(stan, rrn, at), amount, card)
+        for at, stan, rrn, amount, card in sorted(found.values())
+    ]
+    expected = [item[0] for item in ordered]
+    return Receipts(ordered, expected, _index(expected))
+
+
+_RECEIPT_FIELD_VALUES = operator.itemgetter(*_RECEIPT_FIELDS)
+
+
+def _index(expected: list[Expected]) -> Index:
     by_stan: dict[str, int] = {}
     by_rrn: dict[str, int] = {}
     for index, item in enumerate(expected):
         by_stan.setdefault(item.stan, index)
         if item.rrn:
             by_rrn.setdefault(item.rrn, index)
-    compact = [item.time.replace(":", "") for item in expected]
+    return by_stan, by_rrn, [item.time.replace(":", "") for item in expected]
+
+
+def _exact_pairs(
+    blocks: list[PaperBlock], expected: list[Expected], index: Index | None = None
+) -> list[tuple[int, int, int]]:
+    by_stan, by_rrn, compact = index if index is not None else _index(expected)
     if _compiled_exact_pairs is not None:
         return _compiled_exact_pairs(blocks, by_stan, by_rrn, compact)
     stan_of, rrn_of = by_stan.get, by_rrn.get
@@ -92,7 +157,10 @@ def _exact_pairs(blocks: list[PaperBlock], expected: list[Expected]) -> list[tup
 
 
 def _chain(pairs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """Longest chain strictly increasing in the expected index (blocks are sorted)."""
+    """Longest chain strictly increasing in the expected index (blocks are sorted);
+    compiled where the package was built with ``reconciliation/csrc/``."""
+    if _compiled_chain is not None:
+        return _compiled_chain(pairs)
     tails: list[int] = []
     tail_at: list[int] = []
     previous: list[int] = [-1] * len(pairs)
@@ -161,9 +229,12 @@ def _align(
     return pairs
 
 
-def match_paper(blocks: list[PaperBlock], expected: list[Expected]) -> dict[int, int]:
-    """Expected index -> block index for every receipt found on the paper."""
-    chain = _chain(_exact_pairs(blocks, expected))
+def match_paper(
+    blocks: list[PaperBlock], expected: list[Expected], index: Index | None = None
+) -> dict[int, int]:
+    """Expected index -> block index for every receipt found on the paper
+    (``index``: the receipts' :data:`Index`, when :func:`receipts` made it)."""
+    chain = _chain(_exact_pairs(blocks, expected, index))
     found: dict[int, int] = {item: block for block, item, _ in chain}
     if len(found) == len(expected):
         return found

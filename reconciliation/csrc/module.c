@@ -30,7 +30,8 @@ PyInit__speedups(void)
     if (PyModule_AddFunctions(made, paper_methods) < 0
         || PyModule_AddFunctions(made, host_methods) < 0
         || PyModule_AddFunctions(made, ej_methods) < 0
-        || PyModule_AddFunctions(made, columns_methods) < 0) {
+        || PyModule_AddFunctions(made, columns_methods) < 0
+        || PyModule_AddFunctions(made, receipts_methods) < 0) {
         Py_DECREF(made);
         return NULL;
     }

@@ -55,6 +55,7 @@ extern PyMethodDef paper_methods[];
 extern PyMethodDef host_methods[];
 extern PyMethodDef ej_methods[];
 extern PyMethodDef columns_methods[];
+extern PyMethodDef receipts_methods[];
 
 /* The EJ code's shared strings, made once when the module is imported. */
 int ej_init(void);

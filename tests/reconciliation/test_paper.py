@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from reconciliation.model import PaperBlock
+from reconciliation.model import EjTransaction, PaperBlock
 from reconciliation.paper import LOOKALIKES, _all_candidates, block_lines, candidates, parse_paper
 from reconciliation.paper_match import Expected, fuzzy_score, match_paper
 from tests.reconciliation.builders import Txn, paper_receipt, rrn
@@ -299,3 +300,67 @@ def test_compiled_runs_equal_the_numpy_ones_on_the_sample(sample: Path) -> None:
         data = path.read_bytes().replace(b"\r\n", b"\n")
         assert speedups is not None
         assert speedups.paper_runs(data) == _runs(data), path.name
+
+
+@st.composite
+def _receipts_case(
+    draw: st.DrawFn,
+) -> tuple[list[EjTransaction], dict[str, tuple[str, str, int, str]]]:
+    """A day's EJ records and host messages over a few STANs: repeated STANs (a
+    later block replaces an earlier one), truncated blocks, blocks without a STAN,
+    host-only STANs, equal times (the STAN decides)."""
+    stans = st.sampled_from(["", "100001", "100002", "100003", "100004"])
+    times = st.sampled_from(["08:00:00", "08:00:01", "09:30:00", ""])
+    base = EjTransaction(
+        "", "", "0001", "", "400022******0001", "withdrawal", "00", 0, "taken",
+        (0, 0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0), "", False, 0, 0, 1, 1,
+    )  # fmt: skip
+    transactions = [
+        base._replace(
+            stan=draw(stans),
+            rrn=draw(st.sampled_from(["", "632000100001", "632000100009"])),
+            time=draw(times),
+            card=draw(st.sampled_from(["400022******0001", ""])),
+            amount_minor=draw(st.integers(0, 50000)),
+            truncated=draw(st.booleans()),
+        )
+        for _ in range(draw(st.integers(0, 8)))
+    ]
+    host = {
+        stan: (draw(st.sampled_from(["", "632000100002"])), draw(times), amount, "5351******7217")
+        for stan, amount in draw(
+            st.dictionaries(st.sampled_from(["100001", "100003", "100005"]), st.integers(0, 9))
+        ).items()
+    }
+    return transactions, host
+
+
+@needs_speedups
+@given(_receipts_case())
+def test_compiled_receipts_equal_the_python_ones(
+    case: tuple[list[EjTransaction], dict[str, tuple[str, str, int, str]]],
+) -> None:
+    from reconciliation import paper_match
+
+    transactions, host = case
+    compiled = paper_match.receipts(transactions, host)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paper_match, "_compiled_receipts", None)
+        python = paper_match.receipts(transactions, host)
+    assert compiled == python
+    assert all(type(item) is Expected for item in compiled.expected)
+    assert [item.time for item in python.expected] == sorted(item.time for item in python.expected)
+
+
+@needs_speedups
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12), st.integers(2, 6)), max_size=25))
+def test_compiled_chain_equals_the_python_one(pairs: list[tuple[int, int, int]]) -> None:
+    from reconciliation import paper_match
+
+    pairs.sort()
+    compiled = paper_match._chain(pairs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paper_match, "_compiled_chain", None)
+        python = paper_match._chain(pairs)
+    assert compiled == python
+    assert all(a[1] < b[1] and a[0] <= b[0] for a, b in itertools.pairwise(python))

@@ -15,6 +15,8 @@ def test_every_compiled_function_is_in_use() -> None:
         "paper_readings": paper._compiled_readings,
         "paper_runs": paper._compiled_runs,
         "paper_exact_pairs": paper_match._compiled_exact_pairs,
+        "paper_receipts": paper_match._compiled_receipts,
+        "paper_chain": paper_match._compiled_chain,
         "iso_columns": host_iso._compiled_columns,
         "ej_columns": classify._compiled_ej_columns,
         "iso_records": host_iso._compiled_records,

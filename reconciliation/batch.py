@@ -637,16 +637,17 @@ def _host_by_day(
 ) -> dict[tuple[str, str], dict[str, tuple[str, str, int, str]]]:
     """Per terminal-day, STAN -> (RRN, time, amount, PAN) of the first messages."""
     ordered = firsts.sort(["terminal_id", "business_date"], maintain_order=True)
-    terminals, dates, stans, *fields = (series.to_list() for series in ordered.get_columns())
+    sizes = ordered.group_by(["terminal_id", "business_date"], maintain_order=True).len()
+    stans, *fields = (ordered.get_column(name).to_list() for name in firsts.columns[2:])
     values = list(zip(*fields, strict=True))
     days: dict[tuple[str, str], dict[str, tuple[str, str, int, str]]] = {}
     start = 0
-    for end in range(1, len(stans) + 1):
-        if end == len(stans) or (terminals[end], dates[end]) != (terminals[start], dates[start]):
-            days[(terminals[start], dates[start])] = dict(
-                zip(stans[start:end], values[start:end], strict=True)
-            )
-            start = end
+    for terminal, business_date, size in sizes.iter_rows():
+        end = start + size
+        days[(terminal, business_date)] = dict(
+            zip(stans[start:end], values[start:end], strict=True)
+        )
+        start = end
     return days
 
 

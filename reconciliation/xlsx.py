@@ -144,6 +144,7 @@ _STYLES = (
     "</styleSheet>"
 )
 _MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+_STAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a ZIP member's time can say
 _RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 
 
@@ -238,14 +239,20 @@ class Workbook:
             ]
         )
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package:
-            package.writestr("[Content_Types].xml", types)
-            package.writestr("_rels/.rels", root_rels)
-            package.writestr("xl/workbook.xml", workbook)
-            package.writestr("xl/_rels/workbook.xml.rels", workbook_rels)
-            package.writestr("xl/styles.xml", _STYLES)
+
+            def write(name: str, text: str) -> None:
+                # a fixed time stamp: the same workbook gives the same bytes
+                member = zipfile.ZipInfo(name, date_time=_STAMP)
+                package.writestr(member, text, zipfile.ZIP_DEFLATED, compresslevel=1)
+
+            write("[Content_Types].xml", types)
+            write("_rels/.rels", root_rels)
+            write("xl/workbook.xml", workbook)
+            write("xl/_rels/workbook.xml.rels", workbook_rels)
+            write("xl/styles.xml", _STYLES)
             for n, sheet in enumerate(self.sheets, start=1):
-                package.writestr(f"xl/worksheets/sheet{n}.xml", sheet.xml())
-            package.writestr("xl/sharedStrings.xml", strings)
+                write(f"xl/worksheets/sheet{n}.xml", sheet.xml())
+            write("xl/sharedStrings.xml", strings)
 
 
 def _absolute(ref: str) -> str:

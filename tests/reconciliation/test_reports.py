@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciliation import RunResult, Sources, reconcile, write_reports
-from reconciliation.reports import money, render_html
+from reconciliation.reports import money, render_html, write_xlsx
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +149,16 @@ def test_a_failing_forked_writer_fails_here(
     with pytest.raises(IsADirectoryError):
         write_reports(result, tmp_path, fork=True)
     assert (tmp_path / "discrepancies.jsonl").stat().st_size > 0
+
+
+def test_the_workbook_is_the_same_bytes_whenever_it_is_written(
+    reports: tuple[RunResult, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same findings, same file: no time of writing inside the package."""
+    import time
+
+    result, out = reports
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    write_xlsx(result, tmp_path / "report.xlsx")
+    assert (tmp_path / "report.xlsx").read_bytes() == (out / "report.xlsx").read_bytes()

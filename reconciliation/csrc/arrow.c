@@ -57,12 +57,12 @@ grow(void **buffer, int64_t *capacity, int64_t needed, size_t item)
 }
 
 int
-column_init(Column *column, int text)
+column_init(Column *column, int text, int64_t rows, int64_t bytes)
 {
     memset(column, 0, sizeof(*column));
     column->text = text;
-    if (grow((void **)&column->values, &column->capacity, 1, sizeof(int64_t)) < 0
-        || (text && grow((void **)&column->data, &column->room, 1, 1) < 0)) {
+    if (grow((void **)&column->values, &column->capacity, rows + 1, sizeof(int64_t)) < 0
+        || (text && grow((void **)&column->data, &column->room, bytes + 1, 1) < 0)) {
         column_free(column);
         return -1;
     }
@@ -81,35 +81,12 @@ column_free(Column *column)
 }
 
 int
-column_int(Column *column, int64_t value)
+column_reserve(Column *column, int64_t values, int64_t bytes)
 {
-    if (grow((void **)&column->values, &column->capacity, column->length + 1, sizeof(int64_t)) < 0)
+    if (grow((void **)&column->values, &column->capacity, column->length + values,
+             sizeof(int64_t)) < 0)
         return -1;
-    column->values[column->length++] = value;
-    return 0;
-}
-
-char *
-column_space(Column *column, int64_t size)
-{
-    char *at;
-    if (grow((void **)&column->values, &column->capacity, column->length + 2, sizeof(int64_t)) < 0
-        || grow((void **)&column->data, &column->room, column->size + size, 1) < 0)
-        return NULL;
-    at = column->data + column->size;
-    column->size += size;
-    column->values[++column->length] = column->size;
-    return at;
-}
-
-int
-column_text(Column *column, const char *text, int64_t size)
-{
-    char *at = column_space(column, size);
-    if (at == NULL)
-        return -1;
-    memcpy(at, text, (size_t)size);
-    return 0;
+    return column->text ? grow((void **)&column->data, &column->room, column->size + bytes, 1) : 0;
 }
 
 /* -- export ------------------------------------------------------------------------ */

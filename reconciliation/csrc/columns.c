@@ -76,7 +76,7 @@ static PyObject *
 ej_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Column columns[EJ_COLUMNS];
-    Py_ssize_t field[FIELDS], width = 0, d, j;
+    Py_ssize_t field[FIELDS], width = 0, d, j, rows = 0;
     PyObject *days, *made = NULL;
     int ready;
 
@@ -100,8 +100,13 @@ ej_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (field[j] + 1 > width)
             width = field[j] + 1;
     }
+    for (d = 0; d < PyList_GET_SIZE(days); d++) { /* the rows there may be */
+        PyObject *day = PyList_GET_ITEM(days, d);
+        if (PyTuple_Check(day) && PyTuple_GET_SIZE(day) == 4 && PyList_Check(PyTuple_GET_ITEM(day, 2)))
+            rows += PyList_GET_SIZE(PyTuple_GET_ITEM(day, 2));
+    }
     for (ready = 0; ready < EJ_COLUMNS; ready++)
-        if (column_init(&columns[ready], ej_column_is_text[ready]) < 0)
+        if (column_init(&columns[ready], ej_column_is_text[ready], rows, rows * 12) < 0)
             goto done;
     for (d = 0; d < PyList_GET_SIZE(days); d++) {
         PyObject *day = PyList_GET_ITEM(days, d), *records;

@@ -195,12 +195,30 @@ hex_value(unsigned char c)
     return -1;
 }
 
+/* Whether no byte has its high bit set; eight at a time. */
+static int
+is_ascii(const unsigned char *m, Py_ssize_t size)
+{
+    Py_ssize_t j = 0;
+    uint64_t word, high = 0;
+    for (; j + 8 <= size; j += 8) {
+        memcpy(&word, m + j, 8);
+        high |= word;
+    }
+    for (; j < size; j++)
+        high |= m[j];
+    return !(high & UINT64_C(0x8080808080808080));
+}
+
 /* What str.strip() removes, for ASCII. */
 static int
 is_strip_space(unsigned char c)
 {
     return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
 }
+
+/* the fields put_row reads (the others are walked over, and may keep old values) */
+static const int read_by_number[] = {2, 3, 4, 7, 11, 12, 13, 37, 38, 39, 41, 90, 95};
 
 /* One record's fields (2 to 128) by the spec's lengths, as the columnar path's
  * layout reads them: 1 when the record is one the fast path takes. */
@@ -224,11 +242,17 @@ read_fields(const unsigned char *m, Py_ssize_t size, const int *lengths, Field *
             return 0;
         bits[j] = (unsigned char)value;
     }
-    memset(fields, 0, sizeof(Field) * 129);
+    for (j = 0; j < (Py_ssize_t)(sizeof(read_by_number) / sizeof(*read_by_number)); j++)
+        fields[read_by_number[j]].at = NULL, fields[read_by_number[j]].size = 0;
     offset = 4 + bitmap_chars;
     for (field = 2; field <= bitmap_chars * 4; field++) {
         Py_ssize_t width;
-        if (!(bits[(field - 1) / 4] >> (3 - (field - 1) % 4) & 1))
+        unsigned nibble = bits[(unsigned)(field - 1) >> 2];
+        if (nibble == 0) { /* none of this hex digit's four fields: on to the next */
+            field = (int)(((unsigned)(field - 1) | 3) + 1);
+            continue;
+        }
+        if (!(nibble >> (3 - ((unsigned)(field - 1) & 3)) & 1))
             continue;
         width = lengths[field];
         if (width == 0)
@@ -392,7 +416,8 @@ iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if ((first == -1 && PyErr_Occurred()) || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         goto early;
     for (ready = 0; ready < COLUMNS; ready++)
-        if (column_init(&columns[ready], column_is_text[ready]) < 0)
+        /* a record takes a hundred bytes or more; a value 16 bytes at most */
+        if (column_init(&columns[ready], column_is_text[ready], view.len / 100, view.len / 6) < 0)
             goto done;
     s = (const unsigned char *)view.buf;
     length = view.len;
@@ -411,9 +436,7 @@ iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (size == 0 || end > length)
             break;
         m = s + offset + 2;
-        for (j = 0; j < size && !(m[j] & 0x80); j++)
-            ;
-        if (j == size && read_fields(m, size, lengths, fields)) {
+        if (is_ascii(m, size) && read_fields(m, size, lengths, fields)) {
             const Field day = fields[13];
             int index = (day.at[0] - '0') * 1000 + (day.at[1] - '0') * 100
                         + (day.at[2] - '0') * 10 + (day.at[3] - '0');

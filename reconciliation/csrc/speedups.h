@@ -38,13 +38,45 @@ typedef struct {
     int64_t room;     /* room in ``data`` */
 } Column;
 
-/* 0, or -1 with an exception set (no memory). */
-int column_init(Column *column, int text);
-int column_int(Column *column, int64_t value);
-int column_text(Column *column, const char *text, int64_t size);
-/* Room for a text value of ``size`` bytes, appended; NULL with an exception set. */
-char *column_space(Column *column, int64_t size);
+/* An empty column with room for about ``rows`` values of ``bytes`` bytes in all
+ * (it grows past them as needed); 0, or -1 with an exception set (no memory). */
+int column_init(Column *column, int text, int64_t rows, int64_t bytes);
+/* Room for ``values`` more values and ``bytes`` more bytes (arrow.c). */
+int column_reserve(Column *column, int64_t values, int64_t bytes);
 void column_free(Column *column);
+
+static inline int
+column_int(Column *column, int64_t value)
+{
+    if (column->length + 1 > column->capacity && column_reserve(column, 1, 0) < 0)
+        return -1;
+    column->values[column->length++] = value;
+    return 0;
+}
+
+/* Room for a text value of ``size`` bytes, appended; NULL with an exception set. */
+static inline char *
+column_space(Column *column, int64_t size)
+{
+    char *at;
+    if ((column->length + 2 > column->capacity || column->size + size > column->room)
+        && column_reserve(column, 2, size) < 0)
+        return NULL;
+    at = column->data + column->size;
+    column->size += size;
+    column->values[++column->length] = column->size;
+    return at;
+}
+
+static inline int
+column_text(Column *column, const char *text, int64_t size)
+{
+    char *at = column_space(column, size);
+    if (at == NULL)
+        return -1;
+    memcpy(at, text, (size_t)size);
+    return 0;
+}
 /* A new reference to an object with ``__arrow_c_array__`` that owns the column's
  * buffers (``column`` is left empty); NULL with an exception set. */
 PyObject *column_export(Column *column);

@@ -385,3 +385,20 @@ def test_same_rows_ignores_order_and_sees_one_changed_value() -> None:
     # the same values in other rows are other rows
     swapped = pl.DataFrame({"terminal_id": ["T1", "T2", "T2"], "amount_minor": [200, 100, 200]})
     assert not _same_rows(frame, swapped)
+
+
+@needs_speedups
+def test_compiled_pass_reads_every_well_formed_record_itself(sample: Path) -> None:
+    """Only what the layout does not explain goes to the record path (which gives the
+    same messages, slowly): none of the sample's records, which are all well formed."""
+    from reconciliation import host_iso
+
+    assert speedups is not None
+    for name in ("20261116.iso", "20261117.iso"):
+        data = (sample / "host" / name).read_bytes()
+        columns, odd, count, stop = speedups.iso_columns(
+            data, host_iso._field_lengths(), host_iso._date_table(date(2026, 11, 16)), 1
+        )
+        assert odd == []
+        assert stop == len(data)
+        assert len(columns[0]) == count > 0

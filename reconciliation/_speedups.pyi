@@ -26,6 +26,9 @@ def iso_columns(
 def ej_columns(
     days: list[tuple[str, str, list[EjTransaction], int]], fields: tuple[int, ...], /
 ) -> tuple[ArrowColumn, ...]: ...
+def ej_note_sums(
+    transactions: list[EjTransaction], low: str, high: str, fields: tuple[int, ...], /
+) -> tuple[list[int], list[int], list[int]] | None: ...
 def iso_records(
     buffer: bytes, /
 ) -> tuple[list[str], list[int], list[int], list[tuple[int, int, bytes]], int, int]: ...

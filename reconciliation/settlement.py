@@ -15,14 +15,54 @@ from collections import defaultdict
 from typing import Any
 
 from reconciliation.kinds import Kind
-from reconciliation.model import CashUnit, EjParse, Snapshot
+from reconciliation.model import CashUnit, EjParse, EjTransaction, Snapshot
 from reconciliation.result import SettlementRow
+
+try:
+    from reconciliation._speedups import ej_note_sums as _compiled_note_sums
+except ImportError:  # built without a C compiler: the Python loop of _day_sums
+    _compiled_note_sums = None  # type: ignore[assignment]
 
 Notes4 = list[int]
 
 
 def _units(snapshot: Snapshot) -> dict[int, CashUnit]:
     return {unit.number: unit for unit in snapshot.units}
+
+
+# what _day_sums reads of each EJ record, in the compiled function's order
+_SUM_FIELDS = tuple(
+    EjTransaction._fields.index(name)
+    for name in ("time", "truncated", "dispensed", "rejected", "retracted")
+)
+
+
+def _day_sums(
+    transactions: list[EjTransaction], low: str, high: str
+) -> tuple[Notes4, Notes4, Notes4]:
+    """Notes dispensed, rejected and retracted per cassette by the blocks of one day
+    with a time, not truncated, and ``low < "T" + time <= high``; compiled where the
+    package was built with ``reconciliation/csrc/``."""
+    if _compiled_note_sums is not None:
+        found = _compiled_note_sums(transactions, low, high, _SUM_FIELDS)
+        if found is not None:
+            return found
+    inside = [
+        txn
+        for txn in transactions
+        if txn.time and not txn.truncated and low < "T" + txn.time <= high
+    ]
+    sums: list[Notes4] = []
+    for notes in (
+        [txn.dispensed for txn in inside],
+        [txn.rejected for txn in inside],
+        [txn.retracted for txn in inside],
+    ):
+        total = [0] * 4
+        for index, column in enumerate(zip(*notes, strict=True)):
+            total[index] += sum(column)
+        sums.append(total)
+    return sums[0], sums[1], sums[2]
 
 
 def _ej_sums(
@@ -41,18 +81,13 @@ def _ej_sums(
         # (the date parts are equal); other days lie wholly inside the span
         low = start[10:] if day == first_day else ""
         high = end[10:] if day == last_day else "\x7f"
-        inside = [
-            txn
-            for txn in parses[day].transactions
-            if txn.time and not txn.truncated and low < "T" + txn.time <= high
-        ]
-        for total, notes in (
-            (dispensed, [txn.dispensed for txn in inside]),
-            (rejected, [txn.rejected for txn in inside]),
-            (retracted, [txn.retracted for txn in inside]),
+        for total, day_total in zip(
+            (dispensed, rejected, retracted),
+            _day_sums(parses[day].transactions, low, high),
+            strict=True,
         ):
-            for index, column in enumerate(zip(*notes, strict=True)):
-                total[index] += sum(column)
+            for index, notes in enumerate(day_total):
+                total[index] += notes
     if first_day < last_day:
         from datetime import date, timedelta
 

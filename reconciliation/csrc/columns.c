@@ -172,7 +172,124 @@ done:
     return made;
 }
 
+/* -1, 0 or 1 as ``text`` compares with "T" + ``time`` (ASCII, byte by byte). */
+static int
+compare_to_clock(const char *text, Py_ssize_t size, const char *time, Py_ssize_t length)
+{
+    Py_ssize_t j;
+    if (size == 0)
+        return -1;
+    if (text[0] != 'T')
+        return (unsigned char)text[0] < 'T' ? -1 : 1;
+    for (j = 1; j < size && j <= length; j++)
+        if (text[j] != time[j - 1])
+            return (unsigned char)text[j] < (unsigned char)time[j - 1] ? -1 : 1;
+    if (size == length + 1)
+        return 0;
+    return size < length + 1 ? -1 : 1;
+}
+
+PyDoc_STRVAR(ej_note_sums_doc,
+"ej_note_sums(transactions, low, high, fields, /)\n--\n\n"
+"The notes dispensed, rejected and retracted per cassette (three lists of four)\n"
+"by the records of ``transactions`` with a time, not truncated, and\n"
+"low < \"T\" + time <= high, as reconciliation.settlement._day_sums adds them;\n"
+"``fields``: the positions of time, truncated, dispensed, rejected and\n"
+"retracted. None when a value is not what it reads fast (non-ASCII text,\n"
+"notes not four numbers): the caller adds them itself then.");
+
+static PyObject *
+ej_note_sums(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long sums[3][4] = {{0}};
+    Py_ssize_t field[5], width = 0, j, low_size, high_size;
+    const char *low, *high;
+    PyObject *transactions, *result;
+    int k, n;
+
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])
+        || !PyUnicode_Check(args[2]) || !PyTuple_Check(args[3])
+        || PyTuple_GET_SIZE(args[3]) != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "expected (transactions: list, low: str, high: str, fields: 5 positions)");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(args[1]) || !PyUnicode_IS_ASCII(args[2]))
+        Py_RETURN_NONE;
+    transactions = args[0];
+    low = PyUnicode_AsUTF8AndSize(args[1], &low_size);
+    high = PyUnicode_AsUTF8AndSize(args[2], &high_size);
+    if (low == NULL || high == NULL)
+        return NULL;
+    for (j = 0; j < 5; j++) {
+        field[j] = PyLong_AsSsize_t(PyTuple_GET_ITEM(args[3], j));
+        if (field[j] == -1 && PyErr_Occurred())
+            return NULL;
+        if (field[j] < 0) {
+            PyErr_SetString(PyExc_ValueError, "field positions must not be negative");
+            return NULL;
+        }
+        if (field[j] + 1 > width)
+            width = field[j] + 1;
+    }
+    for (j = 0; j < PyList_GET_SIZE(transactions); j++) {
+        PyObject *txn = PyList_GET_ITEM(transactions, j), *time;
+        const char *clock;
+        Py_ssize_t length;
+        int truncated;
+        if (!PyTuple_Check(txn) || PyTuple_GET_SIZE(txn) < width)
+            Py_RETURN_NONE;
+        time = PyTuple_GET_ITEM(txn, field[0]);
+        if (!PyUnicode_Check(time) || !PyUnicode_IS_ASCII(time))
+            Py_RETURN_NONE;
+        if (PyUnicode_GET_LENGTH(time) == 0)
+            continue;
+        truncated = PyObject_IsTrue(PyTuple_GET_ITEM(txn, field[1]));
+        if (truncated < 0)
+            return NULL;
+        if (truncated)
+            continue;
+        clock = PyUnicode_AsUTF8AndSize(time, &length);
+        if (clock == NULL)
+            return NULL;
+        if (!(compare_to_clock(low, low_size, clock, length) < 0
+              && compare_to_clock(high, high_size, clock, length) >= 0))
+            continue;
+        for (k = 0; k < 3; k++) {
+            PyObject *notes = PyTuple_GET_ITEM(txn, field[2 + k]);
+            if (!PyTuple_Check(notes) || PyTuple_GET_SIZE(notes) != 4)
+                Py_RETURN_NONE;
+            for (n = 0; n < 4; n++) {
+                PyObject *count = PyTuple_GET_ITEM(notes, n);
+                long long value;
+                if (!PyLong_CheckExact(count))
+                    Py_RETURN_NONE;
+                value = PyLong_AsLongLong(count);
+                if (value == -1 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    Py_RETURN_NONE;
+                }
+                sums[k][n] += value;
+            }
+        }
+    }
+    result = PyTuple_New(3);
+    if (result == NULL)
+        return NULL;
+    for (k = 0; k < 3; k++) {
+        PyObject *totals = Py_BuildValue("[LLLL]", sums[k][0], sums[k][1], sums[k][2], sums[k][3]);
+        if (totals == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, k, totals);
+    }
+    return result;
+}
+
 PyMethodDef columns_methods[] = {
+    {"ej_note_sums", (PyCFunction)(void (*)(void))ej_note_sums, METH_FASTCALL,
+     ej_note_sums_doc},
     {"ej_columns", (PyCFunction)(void (*)(void))ej_columns, METH_FASTCALL, ej_columns_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -9,7 +9,15 @@ from tests.reconciliation.speedups import needs_speedups, speedups
 def test_every_compiled_function_is_in_use() -> None:
     """A module built from older sources would lack a function and leave its
     user on the Python version without a word; the module must be current."""
-    from reconciliation import classify, ej_ndc, ej_procash, host_iso, paper, paper_match
+    from reconciliation import (
+        classify,
+        ej_ndc,
+        ej_procash,
+        host_iso,
+        paper,
+        paper_match,
+        settlement,
+    )
 
     in_use = {
         "paper_readings": paper._compiled_readings,
@@ -19,6 +27,7 @@ def test_every_compiled_function_is_in_use() -> None:
         "paper_chain": paper_match._compiled_chain,
         "iso_columns": host_iso._compiled_columns,
         "ej_columns": classify._compiled_ej_columns,
+        "ej_note_sums": settlement._compiled_note_sums,
         "iso_records": host_iso._compiled_records,
         "iso_walk": host_iso._compiled_walk,
         "ndc_scan": ej_ndc._compiled_scan,

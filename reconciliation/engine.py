@@ -176,10 +176,19 @@ def reconcile(
         unreadable = sum(1 for item in results if item.unreadable)
         return frame, accounts, skipped, notes, unreadable, compare
 
-    def slices(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
-        """Each batch's host messages, in the frame's order."""
+    def slices(frame: pl.DataFrame, first: int = 0) -> Iterator[pl.DataFrame]:
+        """Each batch's host messages, in the frame's order; the ``first`` batches
+        each by a filter of its own, as soon as asked for, and the others from one
+        partition of the rest."""
+        for index in range(min(first, len(batches))):
+            yield frame.filter(pl.col("terminal_id").is_in(batches[index]))
+        if first >= len(batches):
+            return
         owner = {
-            terminal: index for index, terminals in enumerate(batches) for terminal in terminals
+            terminal: index
+            for index, terminals in enumerate(batches)
+            if index >= first
+            for terminal in terminals
         }
         batch = pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
         parts = frame.with_columns(_batch=batch).drop_nulls("_batch")
@@ -189,7 +198,7 @@ def reconcile(
                 "_batch", as_dict=True, include_key=False, maintain_order=True
             ).items()
         }
-        for index in range(len(batches)):
+        for index in range(first, len(batches)):
             yield by_batch.get(index, frame.clear())
 
     mark = time.perf_counter()
@@ -227,7 +236,9 @@ def reconcile(
                     read_host()
                 )
                 mark = time.perf_counter()
-                for handoff, part in zip(handoffs, slices(host), strict=True):
+                # the batches the workers took first are handed over before the rest
+                # is cut, so that they wait no longer than it takes to filter theirs
+                for handoff, part in zip(handoffs, slices(host, workers), strict=True):
                     handoff.publish(part)
                 observations.extend(compare())  # while the workers match
                 host_days = _host_days(host)

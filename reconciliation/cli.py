@@ -135,8 +135,9 @@ def _run(
         f"{result.terminal_days} terminal-days, {result.transactions} EJ transactions, "
         f"{result.host_messages} host messages, {len(result.discrepancies)} discrepancies"
     )
+    amounts = result.amount_by_kind()
     for kind, count in result.counts_by_kind().items():
-        typer.echo(f"  {kind:<30} {count:>6}  {money(result.amount_by_kind()[kind])}")
+        typer.echo(f"  {kind:<30} {count:>6}  {money(amounts[kind])}")
     typer.echo(f"owed to customers {money(owed['customer'])}; bank at risk {money(owed['bank'])}")
     if result.skipped:
         typer.echo(f"{len(result.skipped)} line(s)/record(s) skipped; listed in summary.json")

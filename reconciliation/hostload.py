@@ -2,8 +2,9 @@
 
 A switch log covers every terminal of a day, so it is the one large file of a
 run. It is cut on record (ISO 8583) or line (CSV) boundaries into pieces that
-worker processes parse independently; each piece comes back as an Arrow-backed
-frame, which crosses process boundaries cheaply.
+parse independently, two at a time on threads of the run's process (the
+compiled ISO 8583 pass and Polars' CSV reader release the GIL); each piece
+becomes an Arrow-backed frame.
 
 Where a day has an ISO 8583 log, its messages are used and that day's CSV
 export is compared with them (responses and reversals by terminal, day, STAN,
@@ -92,10 +93,6 @@ def parse_piece(piece: HostPiece) -> PieceResult:
     return PieceResult(
         source.name, source.kind, source.business_date, frame, skipped, units, len(data)
     )
-
-
-def parse_pieces(batch: list[HostPiece]) -> list[PieceResult]:
-    return [parse_piece(piece) for piece in batch]
 
 
 def combine(

@@ -47,10 +47,8 @@ grow(void **buffer, int64_t *capacity, int64_t needed, size_t item)
     while (room < needed)
         room = room < 64 ? 64 : room * 2;
     moved = realloc(*buffer, (size_t)room * item);
-    if (moved == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (moved == NULL)
+        return -1; /* no exception here: the caller may not hold the GIL */
     *buffer = moved;
     *capacity = room;
     return 0;

@@ -169,6 +169,8 @@ ej_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 done:
     for (j = 0; j < ready; j++)
         column_free(&columns[j]);
+    if (made == NULL && !PyErr_Occurred())
+        PyErr_NoMemory(); /* a column could not grow */
     return made;
 }
 

@@ -361,69 +361,27 @@ PyDoc_STRVAR(iso_columns_doc,
 "actual_minor), the records left for the record path as (index, offset,\n"
 "bytes), the number of records met and the offset where the split stopped.");
 
-static PyObject *
-iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    Py_buffer view;
-    Column columns[COLUMNS];
-    int lengths[129];
-    Field fields[129];
-    const char **date_text = NULL;
-    Py_ssize_t *date_size = NULL;
-    PyObject *odd = NULL, *made = NULL, *result = NULL, *dates;
-    const unsigned char *s;
-    Py_ssize_t length, offset = 0, count = 0, j;
-    int64_t first;
-    int ready = 0;
+/* A record the compiled pass leaves to the record path. */
+typedef struct {
+    Py_ssize_t index, offset, size;
+} Odd;
 
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "iso_columns takes four arguments");
-        return NULL;
-    }
-    if (!PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 129) {
-        PyErr_SetString(PyExc_TypeError, "lengths must be a tuple of 129 ints");
-        return NULL;
-    }
-    dates = args[2];
-    if (!PyList_Check(dates) || PyList_GET_SIZE(dates) != 10000) {
-        PyErr_SetString(PyExc_TypeError, "dates must be a list of 10000 str or None");
-        return NULL;
-    }
-    for (j = 0; j < 129; j++) {
-        long value = PyLong_AsLong(PyTuple_GET_ITEM(args[1], j));
-        if (value == -1 && PyErr_Occurred())
-            return NULL;
-        lengths[j] = value < -1 || value > 999 ? 0 : (int)value;
-    }
-    date_text = PyMem_Calloc(10000, sizeof(*date_text));
-    date_size = PyMem_Calloc(10000, sizeof(*date_size));
-    if (date_text == NULL || date_size == NULL) {
-        PyMem_Free(date_text);
-        PyMem_Free(date_size);
-        return PyErr_NoMemory();
-    }
-    for (j = 0; j < 10000; j++) {
-        PyObject *item = PyList_GET_ITEM(dates, j);
-        date_text[j] = NULL;
-        date_size[j] = 0;
-        if (item == Py_None)
-            continue;
-        date_text[j] = PyUnicode_AsUTF8AndSize(item, &date_size[j]);
-        if (date_text[j] == NULL)
-            goto early;
-    }
-    first = PyLong_AsLongLong(args[3]);
-    if ((first == -1 && PyErr_Occurred()) || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        goto early;
-    for (ready = 0; ready < COLUMNS; ready++)
-        /* a record takes a hundred bytes or more; a value 16 bytes at most */
-        if (column_init(&columns[ready], column_is_text[ready], view.len / 100, view.len / 6) < 0)
-            goto done;
-    s = (const unsigned char *)view.buf;
-    length = view.len;
-    odd = PyList_New(0);
-    if (odd == NULL)
-        goto done;
+/* The business date of each DE13 value, copied out of their Python strings. */
+typedef struct {
+    char text[10000][16];
+    unsigned char size[10000]; /* 0: not a date */
+} Dates;
+
+/* The pass itself, over ``s[0:length]``; touches no Python object, so it runs
+ * without the GIL. 0, or -1 when out of memory. */
+static int
+iso_pass(const unsigned char *s, Py_ssize_t length, const int *lengths, const Dates *dates,
+         int64_t first, Column *columns, Odd **odd, Py_ssize_t *odd_count,
+         Py_ssize_t *count_out, Py_ssize_t *stop)
+{
+    Field fields[129];
+    Py_ssize_t offset = 0, count = 0, room = 0;
+    int failed = 0;
     while (offset < length) {
         Py_ssize_t size, end;
         const unsigned char *m;
@@ -440,20 +398,116 @@ iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             const Field day = fields[13];
             int index = (day.at[0] - '0') * 1000 + (day.at[1] - '0') * 100
                         + (day.at[2] - '0') * 10 + (day.at[3] - '0');
-            if (date_text[index] != NULL) {
-                if (put_row(columns, m, fields, first + count - 1, date_text[index],
-                            date_size[index]) < 0)
-                    goto done;
+            if (dates->size[index]) {
+                if (put_row(columns, m, fields, first + count - 1, dates->text[index],
+                            dates->size[index]) < 0) {
+                    failed = 1;
+                    break;
+                }
                 taken = 1;
             }
         }
         if (!taken) {
-            PyObject *message = PyBytes_FromStringAndSize((const char *)m, size);
-            if (append_new(odd, message == NULL ? NULL
-                                                : Py_BuildValue("(nnN)", count - 1, offset, message)) < 0)
-                goto done;
+            if (*odd_count == room) {
+                Odd *moved;
+                room = room ? room * 2 : 64;
+                moved = realloc(*odd, sizeof(Odd) * (size_t)room);
+                if (moved == NULL) {
+                    failed = 1;
+                    break;
+                }
+                *odd = moved;
+            }
+            (*odd)[*odd_count].index = count - 1;
+            (*odd)[*odd_count].offset = offset;
+            (*odd)[*odd_count].size = size;
+            (*odd_count)++;
         }
         offset = end;
+    }
+    *count_out = count;
+    *stop = offset;
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Column columns[COLUMNS];
+    int lengths[129];
+    Dates *dates = NULL;
+    Odd *odd_records = NULL;
+    PyObject *odd = NULL, *made = NULL, *result = NULL;
+    Py_ssize_t count = 0, stop = 0, odd_count = 0, j;
+    int64_t first;
+    int ready = 0, failed;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "iso_columns takes four arguments");
+        return NULL;
+    }
+    if (!PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 129) {
+        PyErr_SetString(PyExc_TypeError, "lengths must be a tuple of 129 ints");
+        return NULL;
+    }
+    if (!PyList_Check(args[2]) || PyList_GET_SIZE(args[2]) != 10000) {
+        PyErr_SetString(PyExc_TypeError, "dates must be a list of 10000 str or None");
+        return NULL;
+    }
+    for (j = 0; j < 129; j++) {
+        long value = PyLong_AsLong(PyTuple_GET_ITEM(args[1], j));
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        lengths[j] = value < -1 || value > 999 ? 0 : (int)value;
+    }
+    first = PyLong_AsLongLong(args[3]);
+    if (first == -1 && PyErr_Occurred())
+        return NULL;
+    dates = PyMem_Calloc(1, sizeof(*dates));
+    if (dates == NULL)
+        return PyErr_NoMemory();
+    for (j = 0; j < 10000; j++) {
+        PyObject *item = PyList_GET_ITEM(args[2], j);
+        const char *text;
+        Py_ssize_t size;
+        if (item == Py_None)
+            continue;
+        text = PyUnicode_AsUTF8AndSize(item, &size);
+        if (text == NULL)
+            goto early;
+        if (size < 1 || size > 16) {
+            PyErr_SetString(PyExc_ValueError, "a business date of 1 to 16 bytes");
+            goto early;
+        }
+        memcpy(dates->text[j], text, (size_t)size);
+        dates->size[j] = (unsigned char)size;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        goto early;
+    for (ready = 0; ready < COLUMNS; ready++)
+        /* a record takes a hundred bytes or more; a value 16 bytes at most */
+        if (column_init(&columns[ready], column_is_text[ready], view.len / 100, view.len / 6) < 0)
+            goto done;
+    Py_BEGIN_ALLOW_THREADS
+    failed = iso_pass((const unsigned char *)view.buf, view.len, lengths, dates, first, columns,
+                      &odd_records, &odd_count, &count, &stop);
+    Py_END_ALLOW_THREADS
+    if (failed)
+        goto done;
+    odd = PyList_New(odd_count);
+    if (odd == NULL)
+        goto done;
+    for (j = 0; j < odd_count; j++) {
+        const Odd *item = &odd_records[j];
+        PyObject *message = PyBytes_FromStringAndSize(
+            (const char *)view.buf + item->offset + 2, item->size);
+        PyObject *entry = message == NULL
+                              ? NULL
+                              : Py_BuildValue("(nnN)", item->index, item->offset, message);
+        if (entry == NULL)
+            goto done;
+        PyList_SET_ITEM(odd, j, entry);
     }
     made = PyTuple_New(COLUMNS);
     if (made == NULL)
@@ -464,16 +518,18 @@ iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         PyTuple_SET_ITEM(made, j, column);
     }
-    result = Py_BuildValue("(OOnn)", made, odd, count, offset);
+    result = Py_BuildValue("(OOnn)", made, odd, count, stop);
 done:
     for (j = 0; j < ready; j++)
         column_free(&columns[j]);
     Py_XDECREF(made);
     Py_XDECREF(odd);
     PyBuffer_Release(&view);
+    if (result == NULL && !PyErr_Occurred())
+        PyErr_NoMemory(); /* a column or the list of odd records could not grow */
 early:
-    PyMem_Free(date_text);
-    PyMem_Free(date_size);
+    free(odd_records);
+    PyMem_Free(dates);
     return result;
 }
 

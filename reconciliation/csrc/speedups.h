@@ -38,8 +38,12 @@ typedef struct {
     int64_t room;     /* room in ``data`` */
 } Column;
 
+/* The column functions touch no Python object, so they may run without the GIL;
+ * on running out of memory they return -1 (or NULL) and set no exception: the
+ * caller raises MemoryError once it holds the GIL again. */
+
 /* An empty column with room for about ``rows`` values of ``bytes`` bytes in all
- * (it grows past them as needed); 0, or -1 with an exception set (no memory). */
+ * (it grows past them as needed). */
 int column_init(Column *column, int text, int64_t rows, int64_t bytes);
 /* Room for ``values`` more values and ``bytes`` more bytes (arrow.c). */
 int column_reserve(Column *column, int64_t values, int64_t bytes);
@@ -54,7 +58,7 @@ column_int(Column *column, int64_t value)
     return 0;
 }
 
-/* Room for a text value of ``size`` bytes, appended; NULL with an exception set. */
+/* Room for a text value of ``size`` bytes, appended; NULL when out of memory. */
 static inline char *
 column_space(Column *column, int64_t size)
 {

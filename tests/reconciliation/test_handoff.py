@@ -47,7 +47,7 @@ def test_workers_stop_when_the_host_files_cannot_be_read(
     def broken(_pieces: object) -> object:
         raise UnusableInput("the host files vanished")
 
-    monkeypatch.setattr(engine, "parse_pieces", broken)
+    monkeypatch.setattr(engine, "parse_piece", broken)
     sources = Sources.from_dirs(
         ej=sample / "ej", paper=sample / "paper", host=sample / "host", counters=sample / "counters"
     )

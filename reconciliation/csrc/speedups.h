@@ -78,7 +78,8 @@ column_text(Column *column, const char *text, int64_t size)
     char *at = column_space(column, size);
     if (at == NULL)
         return -1;
-    memcpy(at, text, (size_t)size);
+    if (size > 0) /* an absent field has no text at all (NULL) */
+        memcpy(at, text, (size_t)size);
     return 0;
 }
 /* A new reference to an object with ``__arrow_c_array__`` that owns the column's

@@ -89,17 +89,8 @@ ej_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "ej_columns takes a list of days and 10 field positions");
         return NULL;
     }
-    for (j = 0; j < FIELDS; j++) {
-        field[j] = PyLong_AsSsize_t(PyTuple_GET_ITEM(args[1], j));
-        if (field[j] == -1 && PyErr_Occurred())
-            return NULL;
-        if (field[j] < 0) {
-            PyErr_SetString(PyExc_ValueError, "field positions must not be negative");
-            return NULL;
-        }
-        if (field[j] + 1 > width)
-            width = field[j] + 1;
-    }
+    if (field_positions(args[1], FIELDS, field, &width) < 0)
+        return NULL;
     for (d = 0; d < PyList_GET_SIZE(days); d++) { /* the rows there may be */
         PyObject *day = PyList_GET_ITEM(days, d);
         if (PyTuple_Check(day) && PyTuple_GET_SIZE(day) == 4 && PyList_Check(PyTuple_GET_ITEM(day, 2)))
@@ -223,17 +214,8 @@ ej_note_sums(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     high = PyUnicode_AsUTF8AndSize(args[2], &high_size);
     if (low == NULL || high == NULL)
         return NULL;
-    for (j = 0; j < 5; j++) {
-        field[j] = PyLong_AsSsize_t(PyTuple_GET_ITEM(args[3], j));
-        if (field[j] == -1 && PyErr_Occurred())
-            return NULL;
-        if (field[j] < 0) {
-            PyErr_SetString(PyExc_ValueError, "field positions must not be negative");
-            return NULL;
-        }
-        if (field[j] + 1 > width)
-            width = field[j] + 1;
-    }
+    if (field_positions(args[3], 5, field, &width) < 0)
+        return NULL;
     for (j = 0; j < PyList_GET_SIZE(transactions); j++) {
         PyObject *txn = PyList_GET_ITEM(transactions, j), *time;
         const char *clock;

@@ -2,6 +2,18 @@
 
 /* The switch's ISO 8583 log: its length-prefixed records. */
 
+/* The size of the record at ``offset``, or -1 where the split stops: its length
+ * prefix cut off, or a length of zero or beyond what remains. */
+static inline Py_ssize_t
+record_size(const unsigned char *s, Py_ssize_t length, Py_ssize_t offset)
+{
+    Py_ssize_t size;
+    if (offset + 2 > length)
+        return -1;
+    size = (Py_ssize_t)s[offset] << 8 | s[offset + 1];
+    return size == 0 || offset + 2 + size > length ? -1 : size;
+}
+
 PyDoc_STRVAR(iso_records_doc,
 "iso_records(buffer, /)\n--\n\n"
 "Split a switch log of 2-byte big-endian length-prefixed ISO 8583 records, as\n"
@@ -38,12 +50,10 @@ iso_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int ascii = 1;
         PyObject *item, *where, *index;
         count++;
-        if (offset + 2 > length)
+        size = record_size(s, length, offset);
+        if (size < 0)
             break;
-        size = (Py_ssize_t)s[offset] << 8 | s[offset + 1];
         end = offset + 2 + size;
-        if (size == 0 || end > length)
-            break;
         for (j = offset + 2; j < end; j++) {
             if (s[j] & 0x80) {
                 ascii = 0;
@@ -387,12 +397,10 @@ iso_pass(const unsigned char *s, Py_ssize_t length, const int *lengths, const Da
         const unsigned char *m;
         int taken = 0;
         count++;
-        if (offset + 2 > length)
+        size = record_size(s, length, offset);
+        if (size < 0)
             break;
-        size = (Py_ssize_t)s[offset] << 8 | s[offset + 1];
         end = offset + 2 + size;
-        if (size == 0 || end > length)
-            break;
         m = s + offset + 2;
         if (is_ascii(m, size) && read_fields(m, size, lengths, fields)) {
             const Field day = fields[13];

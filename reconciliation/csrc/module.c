@@ -11,6 +11,25 @@ append_new(PyObject *list, PyObject *item)
     return failed;
 }
 
+int
+field_positions(PyObject *positions, Py_ssize_t count, Py_ssize_t *field, Py_ssize_t *width)
+{
+    Py_ssize_t j;
+    *width = 0;
+    for (j = 0; j < count; j++) {
+        field[j] = PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, j));
+        if (field[j] == -1 && PyErr_Occurred())
+            return -1;
+        if (field[j] < 0) {
+            PyErr_SetString(PyExc_ValueError, "field positions must not be negative");
+            return -1;
+        }
+        if (field[j] + 1 > *width)
+            *width = field[j] + 1;
+    }
+    return 0;
+}
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "reconciliation._speedups",

@@ -79,17 +79,8 @@ paper_receipts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     transactions = args[0];
     host = args[1];
     cls = (PyTypeObject *)args[3];
-    for (j = 0; j < R_FIELDS; j++) {
-        field[j] = PyLong_AsSsize_t(PyTuple_GET_ITEM(args[2], j));
-        if (field[j] == -1 && PyErr_Occurred())
-            return NULL;
-        if (field[j] < 0) {
-            PyErr_SetString(PyExc_ValueError, "field positions must not be negative");
-            return NULL;
-        }
-        if (field[j] + 1 > width)
-            width = field[j] + 1;
-    }
+    if (field_positions(args[2], R_FIELDS, field, &width) < 0)
+        return NULL;
     expected = PyDict_New();
     if (expected == NULL)
         return NULL;

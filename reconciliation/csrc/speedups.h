@@ -22,6 +22,11 @@
 /* A new str of ``size`` ASCII characters appended to ``list``; -1 on error. */
 int append_ascii(PyObject *list, const char *text, Py_ssize_t size);
 
+/* The ``count`` record field positions of the tuple ``positions`` into ``field``,
+ * and one past the largest into ``width`` (the records' least length); 0, or -1
+ * with an exception set. */
+int field_positions(PyObject *positions, Py_ssize_t count, Py_ssize_t *field, Py_ssize_t *width);
+
 /* ``item`` (a new reference, or NULL after an error) appended to ``list`` and
  * released; -1 on error. */
 int append_new(PyObject *list, PyObject *item);

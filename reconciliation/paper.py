@@ -16,11 +16,14 @@ is: :mod:`reconciliation.paper_match` does, knowing what to expect.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
 from reconciliation.model import PaperBlock, PaperParse
+
+if TYPE_CHECKING:  # NumPy is imported where _runs needs it: without the compiled module
+    import numpy as np
 
 try:
     from reconciliation._speedups import paper_readings as _compiled_readings
@@ -240,6 +243,8 @@ def _line_markers(buffer: bytes, starts: np.ndarray, ends: np.ndarray) -> np.nda
     characters is one. Anything else (a marker merged with text) is read by
     :func:`_marker_count` itself; marker lines repeat, so each text once.
     """
+    import numpy as np
+
     star = np.frombuffer(buffer, dtype=np.uint8) == 42
     size = len(starts)
     # per line: the sum from its first byte to the next line's (its newline is no "*")
@@ -268,6 +273,8 @@ def _line_markers(buffer: bytes, starts: np.ndarray, ends: np.ndarray) -> np.nda
 
 def _page_lines(buffer: bytes, starts: np.ndarray) -> list[int]:
     """Indexes of the page-marker lines (``starts``: offset of each line)."""
+    import numpy as np
+
     seen: list[int] = []
     find = buffer.find
     at = find(b"--- PAGE")
@@ -308,6 +315,8 @@ def _runs(buffer: bytes) -> tuple[int, list[Span], list[tuple[int, int, int]]]:
     NumPy over the whole text: the structural lines outside runs with a lost
     boundary (empty lines, page lines), a span for each run that is one block, and
     ``(start, end, lines)`` of each run holding more than two receipts' markers."""
+    import numpy as np  # here alone: the compiled paper_runs spares a run NumPy's start-up
+
     ends = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10)
     total = len(ends)
     if not total:

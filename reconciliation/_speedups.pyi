@@ -29,9 +29,6 @@ def ej_columns(
 def ej_note_sums(
     transactions: list[EjTransaction], low: str, high: str, fields: tuple[int, ...], /
 ) -> tuple[list[int], list[int], list[int]] | None: ...
-def iso_records(
-    buffer: bytes, /
-) -> tuple[list[str], list[int], list[int], list[tuple[int, int, bytes]], int, int]: ...
 def iso_walk(buffer: bytes, offset: int, target: int, /) -> tuple[int, int, bool]: ...
 def paper_exact_pairs(
     blocks: list[PaperBlock],

@@ -24,11 +24,9 @@ from reconciliation.model import HostMessage, HostParse, SkippedLine
 
 try:
     from reconciliation._speedups import iso_columns as _compiled_columns
-    from reconciliation._speedups import iso_records as _compiled_records
     from reconciliation._speedups import iso_walk as _compiled_walk
 except ImportError:  # built without a C compiler: the Python loops below
     _compiled_columns = None  # type: ignore[assignment]
-    _compiled_records = None  # type: ignore[assignment]
     _compiled_walk = None  # type: ignore[assignment]
 
 _WANTED = ("2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "49", "90", "95")
@@ -563,10 +561,8 @@ def _split_records(
     """The length-prefixed records of ``buffer``: the ASCII ones as text with their
     index (from 0) and offset, the others as (index, offset, bytes), the number of
     records met (the last one perhaps unusable) and the offset where the split
-    stopped (``len(buffer)`` when every record was whole). Compiled where the
-    package was built with ``reconciliation/csrc/``."""
-    if _compiled_records is not None:
-        return _compiled_records(buffer)
+    stopped (``len(buffer)`` when every record was whole). The compiled module
+    splits the log inside its own columnar pass (``iso_columns``)."""
     texts: list[str] = []
     indexes: list[int] = []
     offsets: list[int] = []

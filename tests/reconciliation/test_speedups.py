@@ -28,7 +28,6 @@ def test_every_compiled_function_is_in_use() -> None:
         "iso_columns": host_iso._compiled_columns,
         "ej_columns": classify._compiled_ej_columns,
         "ej_note_sums": settlement._compiled_note_sums,
-        "iso_records": host_iso._compiled_records,
         "iso_walk": host_iso._compiled_walk,
         "ndc_scan": ej_ndc._compiled_scan,
         "procash_scan": ej_procash._compiled_scan,

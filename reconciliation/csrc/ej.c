@@ -774,6 +774,15 @@ newlines(const char *s, Py_ssize_t start, Py_ssize_t end)
     return count;
 }
 
+/* (at, end, lines, found) appended to ``items``, ``found`` released; -1 on error. */
+static int
+take(PyObject *items, Py_ssize_t at, Py_ssize_t end, Py_ssize_t lines, PyObject *found)
+{
+    int failed = append_new(items, Py_BuildValue("(nnnO)", at, end, lines, found));
+    Py_DECREF(found);
+    return failed;
+}
+
 static PyObject *
 scan(PyObject *const *args, Py_ssize_t nargs, int procash)
 {
@@ -807,9 +816,7 @@ scan(PyObject *const *args, Py_ssize_t nargs, int procash)
             if (found == NULL)
                 goto fail;
             if (found != Py_None) {
-                int failed = append_new(items, Py_BuildValue("(nnnO)", at, end, lines, found));
-                Py_DECREF(found);
-                if (failed < 0)
+                if (take(items, at, end, lines, found) < 0)
                     goto fail;
                 line += lines;
                 at = end;
@@ -835,10 +842,7 @@ scan(PyObject *const *args, Py_ssize_t nargs, int procash)
             }
             if (match_end > at) {
                 Py_ssize_t lines = newlines(s, at, match_end);
-                int failed =
-                    append_new(items, Py_BuildValue("(nnnO)", at, match_end, lines, match));
-                Py_DECREF(match);
-                if (failed < 0)
+                if (take(items, at, match_end, lines, match) < 0)
                     goto fail;
                 line += lines;
                 at = match_end;

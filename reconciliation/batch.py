@@ -15,7 +15,6 @@ process for a small one; it reads nothing global. Stages:
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -659,19 +658,8 @@ def run_batch(sources: list[Source], host: pl.DataFrame, options: Options) -> Ba
 def run_batch_handed(sources: list[Source], handoff: HostHandoff, options: Options) -> BatchResult:
     """Reconcile one batch whose host messages the parent hands over while the
     batch's own files are being parsed (:class:`~reconciliation.handoff.HostHandoff`).
-
-    This runs in a worker process of the run, so it may switch off the cyclic
-    garbage collector for the batch: the batch builds hundreds of thousands of
-    tuples and no reference cycles, and the collector's passes over them cost
-    about a tenth of the batch's CPU time.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return TerminalBatch(sources, handoff.empty(), options).run(handoff.wait)
-    finally:
-        if enabled:
-            gc.enable()
+    This runs in a worker process of the run (see ``engine._start_worker``)."""
+    return TerminalBatch(sources, handoff.empty(), options).run(handoff.wait)
 
 
 def _index_of(txn: EjTransaction | None, day: _Day) -> int | None:

@@ -9,6 +9,7 @@ in by a caller (the service's stored journals) are sources too.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,6 +28,14 @@ def _iso_date(compact: str) -> str | None:
         return None
 
 
+def _size(entry: os.DirEntry[str]) -> int | None:
+    """A listed file's size; ``None`` when it cannot be had now (it is asked again)."""
+    try:
+        return entry.stat().st_size
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """One input: a path to read, or bytes already in memory (``data``)."""
@@ -38,6 +47,9 @@ class Source:
     path: Path | None = None
     data: bytes | None = None
     dialect: str | None = None  # EJ only; detected when None
+    # the file's size when the folder was scanned: a run asks for it several times
+    # (packing, progress), and a stat per file and question adds up over thousands
+    scanned_size: int | None = field(default=None, compare=False)
 
     def read(self) -> bytes:
         if self.data is not None:
@@ -51,6 +63,8 @@ class Source:
     def size(self) -> int:
         if self.data is not None:
             return len(self.data)
+        if self.scanned_size is not None:
+            return self.scanned_size
         assert self.path is not None
         try:
             return self.path.stat().st_size
@@ -129,16 +143,17 @@ class Sources:
             if not folder.is_dir():
                 raise UnusableInput(f"--{kind} {folder}: not a folder")
             try:
-                entries = sorted(folder.iterdir())
+                with os.scandir(folder) as listing:
+                    entries = sorted(
+                        (entry.name, _size(entry)) for entry in listing if entry.is_file()
+                    )
             except OSError as exc:
                 raise UnusableInput(f"--{kind} {folder}: cannot list ({exc.strerror})") from exc
-            for path in entries:
-                if not path.is_file():
-                    continue
-                sources._add_path(kind, path)
+            for name, size in entries:
+                sources._add_path(kind, folder / name, size)
         return sources
 
-    def _add_path(self, kind: str, path: Path) -> None:
+    def _add_path(self, kind: str, path: Path, size: int | None = None) -> None:
         name = path.name
         if kind == "host":
             match = _HOST_DAY.match(name)
@@ -146,7 +161,9 @@ class Sources:
             if match is None or day is None:
                 self.ignored.append((str(path), "not named <YYYYMMDD>.iso or <YYYYMMDD>.csv"))
                 return
-            self.items.append(Source(match.group("ext"), str(path), "", day, path=path))
+            self.items.append(
+                Source(match.group("ext"), str(path), "", day, path=path, scanned_size=size)
+            )
             return
         wanted = "json" if kind == "counters" else "txt"
         match = _TERMINAL_DAY.match(name)
@@ -154,4 +171,6 @@ class Sources:
         if match is None or day is None or match.group("ext") != wanted:
             self.ignored.append((str(path), f"not named <TID>_<YYYYMMDD>.{wanted}"))
             return
-        self.items.append(Source(kind, str(path), match.group("tid"), day, path=path))
+        self.items.append(
+            Source(kind, str(path), match.group("tid"), day, path=path, scanned_size=size)
+        )

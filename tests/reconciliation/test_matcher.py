@@ -151,3 +151,13 @@ def test_host_days_without_an_ej_are_noted_and_counted(sample: Path) -> None:
         assert int(notes[0].split(": ")[1].split()[0]) == requests
         assert result.terminal_days == reconcile(whole).terminal_days
     assert not [note for note in reconcile(whole).observations if "but no EJ" in note]
+
+
+def test_a_scanned_folder_knows_each_file_in_name_order_with_its_size(sample: Path) -> None:
+    sources = Sources.from_dirs(ej=sample / "ej", host=sample / "host")
+    for kind in ("ej", "iso"):
+        names = [Path(source.name).name for source in sources.of(kind)]
+        assert names == sorted(names) and names
+    for source in sources.items:
+        assert source.path is not None
+        assert source.scanned_size == source.path.stat().st_size == source.size()

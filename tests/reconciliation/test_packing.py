@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -45,3 +48,46 @@ def test_workers_run_below_the_parents_priority() -> None:
     with _executor(1) as pool:
         worker = pool.submit(os.nice, 0).result()
     assert worker == min(os.nice(0) + _WORKER_NICENESS, 19)
+
+
+def test_workers_collect_no_garbage_cycles() -> None:
+    """Batches build only acyclic data; a collection after each batch only cost time."""
+    import gc
+
+    from reconciliation.engine import _executor
+
+    with _executor(1) as pool:
+        assert pool.submit(gc.isenabled).result() is False
+    assert gc.isenabled()  # the run's own process is left as it was
+
+
+def _ended(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc to watch processes in")
+def test_a_worker_ends_when_its_run_is_killed() -> None:
+    """A killed run leaves no worker behind (one busy or blocked would otherwise stay)."""
+    script = (
+        "import os, sys, time\n"
+        "from reconciliation.engine import _executor\n"
+        "pool = _executor(1)\n"
+        "print(pool.submit(os.getpid).result(), flush=True)\n"
+        "pool.submit(time.sleep, 60)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as run:
+        try:
+            assert run.stdout is not None
+            worker = int(run.stdout.readline())
+            assert not _ended(worker)
+        finally:
+            run.kill()
+    deadline = time.monotonic() + 10
+    while not _ended(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _ended(worker), "the worker outlived its killed run"

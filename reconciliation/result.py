@@ -7,11 +7,32 @@ methods give the shapes written to ``discrepancies.jsonl`` and the summary.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from reconciliation.model import SkippedLine, SourceAccount
 
+T = TypeVar("T")
 
+
+def _pickled_by_fields(cls: type[T]) -> type[T]:
+    """Pickle instances of a dataclass as the class and its field values.
+
+    The default for a slotted dataclass goes through ``copyreg`` and a state
+    dict per object; the findings, their evidence and the settlement rows of a
+    large run cross from the worker processes in the tens of thousands, and this
+    form takes about a fifth less time to write and to read.
+    """
+    state = attrgetter(*(item.name for item in fields(cls)))  # type: ignore[arg-type]
+
+    def __reduce__(self: T) -> tuple[type[T], tuple[Any, ...]]:
+        return cls, state(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign,assignment]
+    return cls
+
+
+@_pickled_by_fields
 @dataclass(slots=True)
 class Evidence:
     """Everything the team needs to act on a discrepancy without opening a file."""
@@ -24,6 +45,7 @@ class Evidence:
     counters: dict[str, Any] = field(default_factory=dict)
 
 
+@_pickled_by_fields
 @dataclass(slots=True)
 class Discrepancy:
     """One finding. ``stan``/``rrn`` are ``None`` for the cassette kinds."""
@@ -85,6 +107,7 @@ class Discrepancy:
         }
 
 
+@_pickled_by_fields
 @dataclass(slots=True)
 class SettlementRow:
     """One cassette over one replenishment cycle (or the part of it in the data)."""

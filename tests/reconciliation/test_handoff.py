@@ -93,3 +93,15 @@ def test_a_batch_of_unreadable_files_does_not_stop_the_run(sample: Path, workers
     result = reconcile(sources, options=Options(workers=workers, batch_bytes=50_000))
     assert _answer(result) == _answer(reconcile(_sample_sources(sample)))
     assert sum("not read" in note for note in result.observations) == 3
+
+
+def test_findings_and_settlement_cross_processes_whole(sample: Path) -> None:
+    """What a worker sends back is read back equal, evidence and all."""
+    import pickle
+
+    result = reconcile(_sample_sources(sample))
+    assert result.discrepancies and result.settlement
+    assert any(item.evidence.host_messages for item in result.discrepancies)
+    assert any(item.evidence.counters for item in result.discrepancies)
+    sent = (result.discrepancies, result.settlement)
+    assert pickle.loads(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)) == sent

@@ -5,6 +5,7 @@ from typing import overload
 
 from reconciliation.model import EjTransaction, PaperBlock
 from reconciliation.paper_match import Expected
+from reconciliation.xlsx import Cell
 
 class ArrowColumn:
     """A column for ``pl.Series(column)``: int64 or UTF-8 values, no nulls."""
@@ -56,3 +57,12 @@ def ndc_scan(
 def procash_scan(
     buffer: bytes, cls: type[EjTransaction], pattern: re.Pattern[bytes], /
 ) -> list[tuple[int, int, int, EjTransaction | re.Match[bytes]]]: ...
+def xlsx_rows(
+    rows: list[list[Cell]],
+    strings: dict[str, int],
+    first: int,
+    style: int,
+    styles: dict[int, int] | None,
+    columns: list[str],
+    /,
+) -> tuple[list[str], int]: ...

@@ -18,6 +18,7 @@ import html
 import json
 import os
 from collections.abc import Callable
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,10 @@ SETTLEMENT_COLUMNS = (
     "difference",
     "difference_minor",
 )
+
+
+# a settlement row's values in the order of SETTLEMENT_COLUMNS
+_settlement_values = attrgetter(*SETTLEMENT_COLUMNS)
 
 
 def money(minor: int, currency: str = "USD") -> str:
@@ -134,11 +139,10 @@ def write_csv(
     with settlement.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SETTLEMENT_COLUMNS)
-        for row in result.settlement:
-            data = row.to_json()
-            writer.writerow(
-                ["" if data[name] is None else data[name] for name in SETTLEMENT_COLUMNS]
-            )
+        writer.writerows(
+            ["" if value is None else value for value in _settlement_values(row)]
+            for row in result.settlement
+        )
     return [discrepancies, settlement]
 
 
@@ -170,21 +174,20 @@ def write_xlsx(result: RunResult, path: Path, *, rows: list[list[Any]] | None = 
         autofilter=True,
     )
     sheet.row(list(DISCREPANCY_COLUMNS), style=BOLD)
+    cells: list[list[Cell]] = []
     for row in rows if rows is not None else _rows(result):
         values: list[Cell] = [str(value) for value in row]
         values[5] = row[5]  # amount_minor, a number
-        sheet.row(values)
+        cells.append(values)
+    sheet.extend(cells)
 
     sheet = book.add_sheet("Settlement", freeze_header=True)
     sheet.row(list(SETTLEMENT_COLUMNS), style=BOLD)
-    for settlement in result.settlement:
-        data = settlement.to_json()
-        sheet.row([data[name] for name in SETTLEMENT_COLUMNS])
+    sheet.extend([list(_settlement_values(settlement)) for settlement in result.settlement])
 
     sheet = book.add_sheet("Skipped")
     sheet.row(["source", "line", "reason", "text"], style=BOLD)
-    for line in result.skipped:
-        sheet.row([line.source, line.line, line.reason, line.text])
+    sheet.extend([[line.source, line.line, line.reason, line.text] for line in result.skipped])
     book.save(path)
     return path
 
@@ -301,12 +304,11 @@ def render_html(
         + "</tr>"
     )
     for row in result.settlement:
-        data = row.to_json()
         out.append(
             "<tr>"
             + "".join(
-                f"<td>{esc('' if data[name] is None else str(data[name]))}</td>"
-                for name in SETTLEMENT_COLUMNS
+                f"<td>{esc('' if value is None else str(value))}</td>"
+                for value in _settlement_values(row)
             )
             + "</tr>"
         )

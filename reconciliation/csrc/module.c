@@ -50,7 +50,8 @@ PyInit__speedups(void)
         || PyModule_AddFunctions(made, host_methods) < 0
         || PyModule_AddFunctions(made, ej_methods) < 0
         || PyModule_AddFunctions(made, columns_methods) < 0
-        || PyModule_AddFunctions(made, receipts_methods) < 0) {
+        || PyModule_AddFunctions(made, receipts_methods) < 0
+        || PyModule_AddFunctions(made, xlsx_methods) < 0) {
         Py_DECREF(made);
         return NULL;
     }

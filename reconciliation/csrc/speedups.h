@@ -98,6 +98,7 @@ extern PyMethodDef host_methods[];
 extern PyMethodDef ej_methods[];
 extern PyMethodDef columns_methods[];
 extern PyMethodDef receipts_methods[];
+extern PyMethodDef xlsx_methods[];
 
 /* The EJ code's shared strings, made once when the module is imported. */
 int ej_init(void);

@@ -100,8 +100,9 @@ def test_findings_and_settlement_cross_processes_whole(sample: Path) -> None:
     import pickle
 
     result = reconcile(_sample_sources(sample))
-    assert result.discrepancies and result.settlement
+    assert result.discrepancies
+    assert result.settlement
     assert any(item.evidence.host_messages for item in result.discrepancies)
     assert any(item.evidence.counters for item in result.discrepancies)
     sent = (result.discrepancies, result.settlement)
-    assert pickle.loads(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)) == sent
+    assert pickle.loads(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)) == sent  # noqa: S301

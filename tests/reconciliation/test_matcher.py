@@ -157,7 +157,8 @@ def test_a_scanned_folder_knows_each_file_in_name_order_with_its_size(sample: Pa
     sources = Sources.from_dirs(ej=sample / "ej", host=sample / "host")
     for kind in ("ej", "iso"):
         names = [Path(source.name).name for source in sources.of(kind)]
-        assert names == sorted(names) and names
+        assert names
+        assert names == sorted(names)
     for source in sources.items:
         assert source.path is not None
         assert source.scanned_size == source.path.stat().st_size == source.size()

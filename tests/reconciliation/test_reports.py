@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import enum
 import re
 import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciliation import RunResult, Sources, reconcile, write_reports
 from reconciliation.reports import money, render_html, write_xlsx
+from reconciliation.xlsx import BOLD, PLAIN, Cell, Sheet, Workbook
+from tests.reconciliation.speedups import needs_speedups
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +167,53 @@ def test_the_workbook_is_the_same_bytes_whenever_it_is_written(
     monkeypatch.setattr(time, "time", lambda: later)
     write_xlsx(result, tmp_path / "report.xlsx")
     assert (tmp_path / "report.xlsx").read_bytes() == (out / "report.xlsx").read_bytes()
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+_CELLS = st.one_of(
+    st.none(),
+    st.text(max_size=12),
+    st.sampled_from(["", "x", "ej_gap", "T1000001"]),  # shared strings met again
+    st.integers(),  # past 64 bits too
+    st.floats(),
+    st.booleans(),
+    st.just(_Level.HIGH),  # an int whose repr is not its number
+)
+
+
+@needs_speedups
+@given(
+    rows=st.lists(st.lists(_CELLS, max_size=8), max_size=6),
+    style=st.sampled_from([PLAIN, BOLD]),
+    styles=st.one_of(st.none(), st.just({}), st.dictionaries(st.integers(0, 8), st.integers(0, 2))),
+    before=st.integers(0, 3),
+)
+def test_compiled_rows_equal_the_python_ones(
+    rows: list[list[Cell]], style: int, styles: dict[int, int] | None, before: int
+) -> None:
+    def sheet() -> Sheet:
+        made = Workbook().add_sheet("s")
+        for _ in range(before):  # rows numbered on, strings indexed on
+            made.row(["a", 1])
+        return made
+
+    compiled, python = sheet(), sheet()
+    compiled.extend(rows, style=style, styles=styles)
+    for values in rows:
+        python.row(values, style=style, styles=styles)
+    assert compiled.rows == python.rows
+    assert compiled.strings == python.strings
+    assert list(compiled.strings.items()) == list(python.strings.items())
+    assert compiled.columns == python.columns
+
+
+@given(
+    st.lists(st.text(alphabet=st.sampled_from("a <&>\x00\x01\x07\x1c\t\n_xé\u3000"), max_size=6))
+)
+def test_the_shared_string_table_made_at_once_equals_one_by_one(values: list[str]) -> None:
+    from reconciliation.xlsx import _shared_string, _shared_strings
+
+    assert _shared_strings(values) == "".join(_shared_string(value) for value in values)

@@ -17,6 +17,7 @@ def test_every_compiled_function_is_in_use() -> None:
         paper,
         paper_match,
         settlement,
+        xlsx,
     )
 
     in_use = {
@@ -31,6 +32,7 @@ def test_every_compiled_function_is_in_use() -> None:
         "iso_walk": host_iso._compiled_walk,
         "ndc_scan": ej_ndc._compiled_scan,
         "procash_scan": ej_procash._compiled_scan,
+        "xlsx_rows": xlsx._compiled_rows,
     }
     assert speedups is not None
     assert {name for name in dir(speedups) if not name.startswith("_")} == set(in_use)

@@ -217,3 +217,12 @@ def test_the_shared_string_table_made_at_once_equals_one_by_one(values: list[str
     from reconciliation.xlsx import _shared_string, _shared_strings
 
     assert _shared_strings(values) == "".join(_shared_string(value) for value in values)
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("a <&>\"'\x00é"), max_size=5)))
+def test_page_cells_escaped_together_equal_one_by_one(values: list[str]) -> None:
+    import html
+
+    from reconciliation.reports import _escaped
+
+    assert _escaped(values) == [html.escape(value) for value in values]

@@ -74,8 +74,8 @@ def _start_worker(parent: int) -> None:
       of thousands of acyclic tuples, and a collection after each batch walked
       them and every module's objects again. A worker lives as long as its run.
     - It ends when its parent does: a worker whose run was killed would
-      otherwise wait for ever to send its result, as the pool's result pipe is
-      held open by the other workers too.
+      otherwise wait for ever to send its result, as every worker holds both
+      ends of the pool's result pipe, so that a write to it never fails.
     """
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):  # not allowed here: the same priority

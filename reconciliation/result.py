@@ -6,7 +6,7 @@ methods give the shapes written to ``discrepancies.jsonl`` and the summary.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -185,7 +185,7 @@ class RunResult:
             "by_kind": self.counts_by_kind(),
             "amount_minor_by_kind": self.amount_by_kind(),
             "owed_minor": self.owed_totals(),
-            "sources": [asdict(account) for account in self.accounts],
+            "sources": [account.to_json() for account in self.accounts],
             "units_read": lines_total,
             "units_skipped": len(self.skipped),
             "skipped": [line._asdict() for line in self.skipped],

@@ -226,3 +226,14 @@ def test_page_cells_escaped_together_equal_one_by_one(values: list[str]) -> None
     from reconciliation.reports import _escaped
 
     assert _escaped(values) == [html.escape(value) for value in values]
+
+
+def test_an_account_as_json_is_all_its_fields(reports: tuple[RunResult, Path]) -> None:
+    from dataclasses import asdict
+
+    result, _ = reports
+    assert any(account.extra for account in result.accounts)
+    for account in result.accounts:
+        data = account.to_json()
+        assert data == asdict(account)
+        assert data["extra"] is not account.extra

@@ -21,8 +21,10 @@ from typing import IO
 import httpx
 import pytest
 from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
 
 from atm_service.db import Database, create_engine
+from atm_service.errors import NotFound
 from atm_service.migrate import upgrade
 from atm_service.models.devices import DeviceKeyCreate
 from atm_service.models.fleet import AtmCreate, ServiceContractCreate, SiteCreate
@@ -30,6 +32,8 @@ from atm_service.models.users import Role, UserCreate
 from atm_service.security.passwords import Passwords
 from atm_service.services import fleet, users
 from atm_service.services.device_keys import enrol_key
+from atm_service.services.journals import get_journal
+from simulators.live_device import GuardedAtm
 from tests.conftest import drop_postgres_schema, new_postgres_schema, postgres_url
 from tests.service.dispatch_world import World, add_engineer
 from tests.support import PASSWORD, SITE, atm_payload, make_settings
@@ -62,6 +66,36 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: flo
         time.sleep(step)
     if not condition():
         raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+def journal_files(atm: GuardedAtm) -> dict[str, bytes]:
+    """A live ATM's EJ files by business day (``YYYYMMDD``), once its clock is paused.
+
+    The ATM appends the lines whose time has come whenever it is called (the link
+    polls it every quarter second), so right after a pause its files may still lack
+    what came due since the last poll, and a poll in progress may be writing; the
+    next poll would add those lines after a copy taken now. Settling it first (under
+    its lock, up to the paused clock) leaves files that no longer change.
+    """
+    atm.settle()
+    prefix = f"{atm.terminal_id}_"
+    return {
+        path.stem.removeprefix(prefix): path.read_bytes()
+        for path in sorted((atm.atm.directory / "ej").glob(f"{prefix}*.txt"))
+    }
+
+
+def journal_at_service(session: Session, atm_id: int, name: str) -> bytes:
+    """The bytes of the ATM's journal ``name`` the service holds: none if it has no such journal.
+
+    A live ATM creates a day's file, empty, when its clock enters the day. Until the
+    first line there is nothing for the agent to send, so the service has no journal
+    of that name; a run whose clock is paused just after midnight stops there.
+    """
+    try:
+        return get_journal(session, atm_id, name)
+    except NotFound:
+        return b""
 
 
 @dataclass

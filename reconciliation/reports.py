@@ -26,6 +26,7 @@ import orjson
 
 from reconciliation.result import Discrepancy, RunResult
 from reconciliation.settlement import by_denomination
+from reconciliation.textutil import escape_each
 from reconciliation.xlsx import BOLD, CENTS, Cell, Workbook
 
 DISCREPANCY_COLUMNS = (
@@ -304,22 +305,26 @@ def render_html(
         + "</tr>"
     )
     settlement_row = "<tr>" + "<td>{}</td>" * len(SETTLEMENT_COLUMNS) + "</tr>"
-    for row in result.settlement:
-        out.append(
-            settlement_row.format(
-                *[
-                    esc(value) if isinstance(value, str) else "" if value is None else value
-                    for value in _settlement_values(row)
-                ]
-            )
-        )
+    settlement_cells = escape_each(
+        [
+            value if isinstance(value, str) else "" if value is None else str(value)
+            for row in result.settlement
+            for value in _settlement_values(row)
+        ],
+        html.escape,
+    )
+    width = len(SETTLEMENT_COLUMNS)
+    out.extend(
+        settlement_row.format(*settlement_cells[start : start + width])
+        for start in range(0, len(settlement_cells), width)
+    )
     out.append("</table></details>")
     out.append(
         "<h2>Findings</h2><table><tr><th>terminal</th><th>date</th><th>time</th>"
         "<th>kind</th><th>STAN</th><th class='num'>amount</th><th>owed to</th>"
         "<th>action</th><th>deadline</th></tr>"
     )
-    cells = _escaped(
+    cells = escape_each(
         [
             text
             for item in result.discrepancies
@@ -335,7 +340,8 @@ def render_html(
                 item.suggested_action,
                 item.dispute_deadline or "",
             )
-        ]
+        ],
+        html.escape,
     )
     width = _FINDING_ROW.count("{}")
     for index, item in enumerate(result.discrepancies):
@@ -376,16 +382,6 @@ _FINDING_ROW = (
     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class='num'>{}</td>"
     "<td class='owed-{}'>{}</td><td>{}</td><td>{}</td></tr>"
 )
-
-
-def _escaped(values: list[str]) -> list[str]:
-    """``[html.escape(value) for value in values]``, escaped as one text: a large
-    run's page has a hundred thousand and more cells. The values are joined by
-    NUL, which escaping leaves as it is (unless a value holds one: then one by one)."""
-    joined = "\0".join(values)
-    if not values or joined.count("\0") != len(values) - 1:
-        return [html.escape(value) for value in values]
-    return html.escape(joined).split("\0")
 
 
 def _evidence_html(item: Discrepancy) -> str:

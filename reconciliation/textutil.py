@@ -1,4 +1,5 @@
-"""Small conversions shared by the parsers: amounts, times, note lists, line numbers.
+"""Small conversions shared by the parsers and reports: amounts, times, note lists,
+line numbers, escaping many values at once.
 
 Amounts printed as major units with two decimals (``200.00``) become integer
 minor units without going through floats.
@@ -7,6 +8,7 @@ minor units without going through floats.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from reconciliation.model import Notes
 
@@ -51,3 +53,21 @@ def printable(raw: bytes, limit: int = 200) -> str:
     """A line as text for a report: ASCII, control bytes escaped, shortened."""
     text = raw[:limit].decode("ascii", "backslashreplace")
     return text + ("..." if len(raw) > limit else "")
+
+
+def escape_each(
+    values: list[str], escape: Callable[[str], str], one: Callable[[str], str] | None = None
+) -> list[str]:
+    """``[one(value) for value in values]``, escaped as one text: the values are
+    joined by NUL, ``escape`` runs once over the whole and the result is split
+    again. A report escapes a hundred thousand values and more, and the calls per
+    value were most of its time.
+
+    ``escape`` must change characters one at a time and leave NUL as it is (as
+    HTML and XML escaping do); ``one`` (``escape`` when not given) is used value
+    by value when a value holds a NUL itself.
+    """
+    joined = "\0".join(values)
+    if not values or joined.count("\0") != len(values) - 1:
+        return [(one or escape)(value) for value in values]
+    return escape(joined).split("\0")

@@ -223,9 +223,29 @@ def test_the_shared_string_table_made_at_once_equals_one_by_one(values: list[str
 def test_page_cells_escaped_together_equal_one_by_one(values: list[str]) -> None:
     import html
 
-    from reconciliation.reports import _escaped
+    from reconciliation.textutil import escape_each
 
-    assert _escaped(values) == [html.escape(value) for value in values]
+    assert escape_each(values, html.escape) == [html.escape(value) for value in values]
+
+
+def test_the_page_shows_each_settlement_row_cell_by_cell(
+    reports: tuple[RunResult, Path],
+) -> None:
+    import html
+
+    from reconciliation.reports import SETTLEMENT_COLUMNS
+
+    result, out = reports
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert result.settlement
+    for row in result.settlement:
+        cells = [getattr(row, name) for name in SETTLEMENT_COLUMNS]
+        texts = [
+            html.escape(value) if isinstance(value, str) else "" if value is None else value
+            for value in cells
+        ]
+        shown = "".join(f"<td>{text}</td>" for text in texts)
+        assert f"<tr>{shown}</tr>" in page
 
 
 def test_an_account_as_json_is_all_its_fields(reports: tuple[RunResult, Path]) -> None:

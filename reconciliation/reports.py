@@ -433,32 +433,34 @@ def write_html(result: RunResult, path: Path) -> Path:
 def write_reports(result: RunResult, folder: Path, *, fork: bool = False) -> list[Path]:
     """Write every report file into ``folder`` (created if needed).
 
-    With ``fork`` (where the system has it), a forked child writes the workbook
-    and the HTML page while this process writes the rest, so that a large run's
-    reports take about half the time on two cores. The child only formats and
-    writes files; if it fails for any reason, this process writes those two files
-    itself, so that an error is raised here as without ``fork``.
+    With ``fork`` (where the system has it), a forked child writes the two CSV
+    files and the workbook, which share their rows, while this process writes
+    the JSON lines, the summary and the HTML page, so that a large run's reports
+    take about half the time on two cores. The child only formats and writes
+    files; if it fails for any reason, this process writes those files itself,
+    so that an error is raised here as without ``fork``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    rows = _rows(result)  # the flat rows of the CSV and the workbook, made once
-    xlsx, page = folder / "report.xlsx", folder / "report.html"
+    xlsx = folder / "report.xlsx"
+    tables = [folder / "discrepancies.csv", folder / "settlement.csv"]
 
-    def write_late() -> None:
+    def write_tables() -> None:
+        rows = _rows(result)  # the flat rows of the CSV and the workbook, made once
+        write_csv(result, folder, rows=rows)
         write_xlsx(result, xlsx, rows=rows)
-        write_html(result, page)
 
-    child = _forked(write_late) if fork and hasattr(os, "fork") else None
+    child = _forked(write_tables) if fork and hasattr(os, "fork") else None
     try:
         paths = [
             write_jsonl(result, folder / "discrepancies.jsonl"),
             write_summary(result, folder / "summary.json"),
-            *write_csv(result, folder, rows=rows),
+            write_html(result, folder / "report.html"),
         ]
     finally:
         done = child is not None and os.waitpid(child, 0)[1] == 0
     if not done:
-        write_late()
-    return [*paths, xlsx, page]
+        write_tables()
+    return [*paths[:2], *tables, xlsx, paths[2]]
 
 
 def _forked(work: Callable[[], None]) -> int | None:

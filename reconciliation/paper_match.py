@@ -18,7 +18,6 @@ What stays unmatched is a paper gap: the receipt is missing from the roll.
 
 from __future__ import annotations
 
-import itertools
 import operator
 from bisect import bisect_left
 from typing import NamedTuple
@@ -239,19 +238,38 @@ def match_paper(
     if len(found) == len(expected):
         return found
     assigned = {block for block, _, _ in chain}
-    anchors = [(-1, -1), *((block, item) for block, item, _ in chain), (len(blocks), len(expected))]
-    for (low_block, low_item), (high_block, high_item) in itertools.pairwise(anchors):
-        items = [item for item in range(low_item + 1, high_item) if item not in found]
-        if not items:
-            continue
-        window = [
-            block
-            for block in blocks[max(low_block, 0) : high_block + 1]
-            if (block.position not in assigned and low_block < block.position < high_block)
-            or (block.position in (low_block, high_block) and len(block.times) >= 2)
-        ]
-        unassigned = [block for block in window if block.position not in assigned]
-        chosen = _align(unassigned if len(unassigned) == len(items) else window, items, expected)
-        for block_index, item in chosen:
-            found[item] = block_index
+    # the receipts between each two anchors (and before the first, after the last);
+    # most anchors are neighbours, with none between them
+    low = (-1, -1)
+    for high_block, high_item, _ in [*chain, (len(blocks), len(expected), 0)]:
+        if high_item - low[1] > 1:
+            _fill_between(blocks, expected, found, assigned, low, (high_block, high_item))
+        low = (high_block, high_item)
     return found
+
+
+def _fill_between(
+    blocks: list[PaperBlock],
+    expected: list[Expected],
+    found: dict[int, int],
+    assigned: set[int],
+    low: tuple[int, int],
+    high: tuple[int, int],
+) -> None:
+    """Align the receipts between two anchors, each ``(block, receipt)``, with the
+    blocks between them (and an anchor block that may hold two receipts); what
+    matches goes into ``found``."""
+    (low_block, low_item), (high_block, high_item) = low, high
+    items = [item for item in range(low_item + 1, high_item) if item not in found]
+    if not items:
+        return
+    window = [
+        block
+        for block in blocks[max(low_block, 0) : high_block + 1]
+        if (block.position not in assigned and low_block < block.position < high_block)
+        or (block.position in (low_block, high_block) and len(block.times) >= 2)
+    ]
+    unassigned = [block for block in window if block.position not in assigned]
+    chosen = _align(unassigned if len(unassigned) == len(items) else window, items, expected)
+    for block_index, item in chosen:
+        found[item] = block_index

@@ -206,24 +206,23 @@ def reconcile(
         return frame, accounts, skipped, notes, unreadable, compare
 
     def slices(frame: pl.DataFrame, first: int = 0) -> Iterator[pl.DataFrame]:
-        """Each batch's host messages, in the frame's order; the ``first`` batches
-        each by a filter of its own, as soon as asked for, and the others from one
-        partition of the rest."""
+        """Each batch's host messages, in the frame's order: every message marked
+        with its batch's number once, then the ``first`` batches each by a filter
+        of its own, as soon as asked for, and the others from one partition of
+        the rest."""
+        owner = {
+            terminal: index for index, terminals in enumerate(batches) for terminal in terminals
+        }
+        number = pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
+        marked = frame.with_columns(_batch=number)
         for index in range(min(first, len(batches))):
-            yield frame.filter(pl.col("terminal_id").is_in(batches[index]))
+            yield marked.filter(pl.col("_batch") == index).drop("_batch")
         if first >= len(batches):
             return
-        owner = {
-            terminal: index
-            for index, terminals in enumerate(batches)
-            if index >= first
-            for terminal in terminals
-        }
-        batch = pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
-        parts = frame.with_columns(_batch=batch).drop_nulls("_batch")
+        rest = marked.filter(pl.col("_batch") >= first)
         by_batch = {
             int(key[0]): part
-            for key, part in parts.partition_by(
+            for key, part in rest.partition_by(
                 "_batch", as_dict=True, include_key=False, maintain_order=True
             ).items()
         }

@@ -131,15 +131,30 @@ done:
 }
 
 static int
-span_has(Span span, const char *needle)
+span_has_n(Span span, const char *needle, size_t size)
 {
-    return span.p != NULL && memmem(span.p, (size_t)span.n, needle, strlen(needle)) != NULL;
+    return span.p != NULL && memmem(span.p, (size_t)span.n, needle, size) != NULL;
 }
+
+/* the literal's length known when compiling, not measured at every call */
+#define span_has(span, literal) span_has_n((span), "" literal, sizeof(literal) - 1)
 
 static PyObject *
 counts_tuple(const long long counts[4])
 {
-    return Py_BuildValue("(LLLL)", counts[0], counts[1], counts[2], counts[3]);
+    PyObject *tuple = PyTuple_New(4);
+    int k;
+    if (tuple == NULL)
+        return NULL;
+    for (k = 0; k < 4; k++) {
+        PyObject *value = PyLong_FromLongLong(counts[k]);
+        if (value == NULL) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, k, value);
+    }
+    return tuple;
 }
 
 static PyObject *
@@ -202,22 +217,25 @@ typedef struct {
     Py_ssize_t n, at;
 } Cursor;
 
-static int
-lit(Cursor *c, const char *text)
+static inline Py_ALWAYS_INLINE int
+lit_n(Cursor *c, const char *text, Py_ssize_t size)
 {
-    Py_ssize_t size = (Py_ssize_t)strlen(text);
     if (c->n - c->at < size || memcmp(c->s + c->at, text, (size_t)size) != 0)
         return 0;
     c->at += size;
     return 1;
 }
 
-static int
-ahead(const Cursor *c, const char *text)
+static inline Py_ALWAYS_INLINE int
+ahead_n(const Cursor *c, const char *text, Py_ssize_t size)
 {
-    Py_ssize_t size = (Py_ssize_t)strlen(text);
     return c->n - c->at >= size && memcmp(c->s + c->at, text, (size_t)size) == 0;
 }
+
+/* ``literal`` next (taken by lit, only looked at by ahead); its length is known when
+   compiling, so that the comparison is inlined rather than measured and called */
+#define lit(c, literal) lit_n((c), "" literal, (Py_ssize_t)sizeof(literal) - 1)
+#define ahead(c, literal) ahead_n((c), "" literal, (Py_ssize_t)sizeof(literal) - 1)
 
 /* 1, after setting ``out`` (when given) to what the cursor passed since ``start`` */
 static int
@@ -767,10 +785,8 @@ newlines(const char *s, Py_ssize_t start, Py_ssize_t end)
 {
     Py_ssize_t count = 0;
     const char *at = s + start, *stop = s + end;
-    while ((at = memchr(at, '\n', (size_t)(stop - at))) != NULL) {
-        count++;
-        at++;
-    }
+    for (; at < stop; at++) /* lines are short: a plain loop, which the compiler widens */
+        count += *at == '\n';
     return count;
 }
 
@@ -778,9 +794,27 @@ newlines(const char *s, Py_ssize_t start, Py_ssize_t end)
 static int
 take(PyObject *items, Py_ssize_t at, Py_ssize_t end, Py_ssize_t lines, PyObject *found)
 {
-    int failed = append_new(items, Py_BuildValue("(nnnO)", at, end, lines, found));
-    Py_DECREF(found);
-    return failed;
+    PyObject *item = PyTuple_New(4);
+    PyObject *values[3] = {NULL, NULL, NULL};
+    int k;
+    if (item == NULL) {
+        Py_DECREF(found);
+        return -1;
+    }
+    PyTuple_SET_ITEM(item, 3, found); /* the tuple owns it from here on */
+    values[0] = PyLong_FromSsize_t(at);
+    values[1] = PyLong_FromSsize_t(end);
+    values[2] = PyLong_FromSsize_t(lines);
+    for (k = 0; k < 3; k++) {
+        if (values[k] == NULL) {
+            for (; k < 3; k++)
+                Py_XDECREF(values[k]);
+            Py_DECREF(item);
+            return -1;
+        }
+        PyTuple_SET_ITEM(item, k, values[k]);
+    }
+    return append_new(items, item);
 }
 
 static PyObject *

@@ -11,6 +11,24 @@ append_new(PyObject *list, PyObject *item)
     return failed;
 }
 
+PyObject *
+ints_tuple(Py_ssize_t count, const Py_ssize_t *values)
+{
+    PyObject *tuple = PyTuple_New(count);
+    Py_ssize_t k;
+    if (tuple == NULL)
+        return NULL;
+    for (k = 0; k < count; k++) {
+        PyObject *value = PyLong_FromSsize_t(values[k]);
+        if (value == NULL) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, k, value);
+    }
+    return tuple;
+}
+
 int
 field_positions(PyObject *positions, Py_ssize_t count, Py_ssize_t *field, Py_ssize_t *width)
 {

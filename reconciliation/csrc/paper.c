@@ -402,8 +402,12 @@ paper_exact_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             kept = 1;
         }
         for (t = 0; t < kept; t++) {
-            if (append_new(pairs, Py_BuildValue("(OOl)", position, scores.items[t].index,
-                                                 scores.items[t].score)) < 0)
+            PyObject *score = PyLong_FromLong(scores.items[t].score), *pair = NULL;
+            if (score != NULL) {
+                pair = PyTuple_Pack(3, position, scores.items[t].index, score);
+                Py_DECREF(score);
+            }
+            if (append_new(pairs, pair) < 0)
                 goto fail;
         }
     }
@@ -564,11 +568,12 @@ paper_runs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             else {
                 structural += run_pages;
-                if (run_lines > run_pages
-                    && append_new(spans, Py_BuildValue("(nnnn)", run_first,
-                                                       run_first + run_lines - 1, run_start,
-                                                       offset)) < 0)
-                    goto done;
+                if (run_lines > run_pages) {
+                    const Py_ssize_t span[4] = {run_first, run_first + run_lines - 1, run_start,
+                                                offset};
+                    if (append_new(spans, ints_tuple(4, span)) < 0)
+                        goto done;
+                }
             }
             run_first = -1;
         }

@@ -31,6 +31,11 @@ int field_positions(PyObject *positions, Py_ssize_t count, Py_ssize_t *field, Py
  * released; -1 on error. */
 int append_new(PyObject *list, PyObject *item);
 
+/* A tuple of ``count`` ints (a new reference; NULL with an exception set), made
+ * directly rather than through Py_BuildValue's format, in the loops that make
+ * one per block or pair. */
+PyObject *ints_tuple(Py_ssize_t count, const Py_ssize_t *values);
+
 /* A column of int64 values or of text (int64 offsets into ``data``), growing as
  * values are appended; handed to Polars by column_export (arrow.c). */
 typedef struct {

@@ -290,16 +290,16 @@ def _page_lines(buffer: bytes, starts: np.ndarray) -> list[int]:
     ]
 
 
-def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
-    """The same blocks as :func:`_by_events` for a text whose blank lines are all
-    empty: each run of non-empty lines is one block unless it holds more than
-    two receipts' markers (a lost boundary), which the state machine cuts.
+Runs = tuple[int, list[Span], list[tuple[int, int, int]], int]
 
-    The runs are found by :func:`_runs` (compiled where built); only a run with a
-    lost boundary goes through the state machine.
-    """
-    runs = _runs if _compiled_runs is None else _compiled_runs
-    structural, found, lost = runs(buffer)
+
+def _by_runs(buffer: bytes, runs: Runs, spans: list[Span], lines: _Lines) -> int:
+    """The same blocks as :func:`_by_events` for a text whose blank lines are all
+    empty, from its ``runs`` (:func:`_runs`, compiled where built): each run of
+    non-empty lines is one block unless it holds more than two receipts' markers
+    (a lost boundary); only such a run goes through the state machine, which cuts
+    it."""
+    structural, found, lost, _ = runs
     if not lost:
         spans.extend(found)
         return structural
@@ -310,17 +310,22 @@ def _by_runs(buffer: bytes, spans: list[Span], lines: _Lines) -> int:
     return structural
 
 
-def _runs(buffer: bytes) -> tuple[int, list[Span], list[tuple[int, int, int]]]:
+def _runs(buffer: bytes) -> Runs | None:
     """The runs of non-empty lines of ``buffer`` (which ends with a newline), with
     NumPy over the whole text: the structural lines outside runs with a lost
-    boundary (empty lines, page lines), a span for each run that is one block, and
-    ``(start, end, lines)`` of each run holding more than two receipts' markers."""
+    boundary (empty lines, page lines), a span for each run that is one block,
+    ``(start, end, lines)`` of each run holding more than two receipts' markers,
+    and the number of lines. ``None`` if a line holds only spaces, tabs or
+    carriage returns: such a line is blank to the parser without being empty, so
+    the runs would not be its blocks."""
+    if _has_space_line(buffer):
+        return None
     import numpy as np  # here alone: the compiled paper_runs spares a run NumPy's start-up
 
     ends = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10)
     total = len(ends)
     if not total:
-        return 0, [], []
+        return 0, [], [], 0
     starts = np.empty(total, dtype=np.int64)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
@@ -329,7 +334,7 @@ def _runs(buffer: bytes) -> tuple[int, list[Span], list[tuple[int, int, int]]]:
     first = np.flatnonzero(edges == 1)  # index of a run's first line
     stop = np.flatnonzero(edges == -1)  # one past its last line
     if not len(first):
-        return total, [], []
+        return total, [], [], total
     markers = np.add.reduceat(_line_markers(buffer, starts, ends), first)
     if b"--- PAGE" in buffer:
         page = np.zeros(total, dtype=np.int64)
@@ -355,7 +360,7 @@ def _runs(buffer: bytes) -> tuple[int, list[Span], list[tuple[int, int, int]]]:
     lost_runs = list(
         zip(run_start[lost].tolist(), run_end[lost].tolist(), inside[lost].tolist(), strict=True)
     )
-    return structural, found, lost_runs
+    return structural, found, lost_runs, total
 
 
 def parse_paper(buffer: bytes, *, source: str, terminal_id: str, business_date: str) -> PaperParse:
@@ -378,10 +383,13 @@ def _parse(
         buffer += b"\n"
     spans: list[Span] = []
     lines = _Lines(buffer)
-    if runs and not _has_space_line(buffer):
-        structural = _by_runs(buffer, spans, lines)
+    found = (_runs if _compiled_runs is None else _compiled_runs)(buffer) if runs else None
+    if found is not None:
+        structural = _by_runs(buffer, found, spans, lines)
+        count = found[3]
     else:
         structural = _by_events(buffer, 0, len(buffer), spans, lines)
+        count = buffer.count(b"\n")
     blocks = _blocks(buffer.translate(_LOOKALIKES), spans)
     return PaperParse(
         source,
@@ -389,7 +397,7 @@ def _parse(
         business_date,
         blocks,
         [],
-        buffer.count(b"\n"),
+        count,
         structural,
         size,
     )

@@ -514,11 +514,13 @@ page_line(const unsigned char *line, Py_ssize_t size)
 
 PyDoc_STRVAR(paper_runs_doc,
 "paper_runs(buffer, /)\n--\n\n"
-"reconciliation.paper._runs: the runs of non-empty lines of a paper journal whose\n"
-"blank lines are all empty (``buffer`` ends with a newline). Returns (structural,\n"
-"spans, lost): the structural lines outside the lost runs, a (first line, last line,\n"
-"start, end) span for each run that is one block, and (start, end, lines) of each\n"
-"run holding more than two receipts' markers.");
+"reconciliation.paper._runs: the runs of non-empty lines of a paper journal\n"
+"(``buffer`` ends with a newline). Returns (structural, spans, lost, lines): the\n"
+"structural lines outside the lost runs, a (first line, last line, start, end) span\n"
+"for each run that is one block, (start, end, lines) of each run holding more than\n"
+"two receipts' markers, and the number of lines; None if a line holds only spaces,\n"
+"tabs or carriage returns (blank to the parser, which then reads the structure line\n"
+"by line).");
 
 static PyObject *
 paper_runs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -548,7 +550,17 @@ paper_runs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t end = newline == NULL ? -1 : newline - s;
         Py_ssize_t size = end - offset + 1;
         if (newline != NULL && size > 1) { /* a line of the run */
-            int markers = line_markers(s + offset, size);
+            int markers;
+            if (s[offset] == ' ' || s[offset] == '\t' || s[offset] == '\r') {
+                Py_ssize_t i = offset + 1;
+                while (i < end && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r'))
+                    i++;
+                if (i == end) { /* blank, not empty: not for this reader */
+                    result = Py_NewRef(Py_None);
+                    goto done;
+                }
+            }
+            markers = line_markers(s + offset, size);
             if (markers < 0)
                 goto done;
             if (run_first < 0) {
@@ -584,7 +596,7 @@ paper_runs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             structural++;
         offset = end + 1;
     }
-    result = Py_BuildValue("(nOO)", structural, spans, lost);
+    result = Py_BuildValue("(nOOn)", structural, spans, lost, line);
 done:
     Py_XDECREF(spans);
     Py_XDECREF(lost);

@@ -293,6 +293,20 @@ def test_compiled_runs_equal_the_numpy_ones(lines: list[str]) -> None:
 
 
 @needs_speedups
+@given(st.lists(_PAPER_LINE, max_size=40), st.sampled_from([" ", "\t", "\r", " \t\r "]))
+def test_runs_are_none_where_a_line_is_blank_but_not_empty(lines: list[str], blank: str) -> None:
+    from reconciliation.paper import _runs
+
+    lines = ["" if not line.strip(" \t\r") else line for line in lines]
+    data = "".join(line + "\n" for line in [*lines, blank]).encode()
+    assert speedups is not None
+    assert _runs(data) is None
+    assert speedups.paper_runs(data) is None
+    emptied = "".join(line + "\n" for line in [*lines, ""]).encode()
+    assert speedups.paper_runs(emptied) == _runs(emptied) is not None
+
+
+@needs_speedups
 def test_compiled_runs_equal_the_numpy_ones_on_the_sample(sample: Path) -> None:
     from reconciliation.paper import _runs
 

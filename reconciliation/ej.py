@@ -17,21 +17,28 @@ DIALECTS = ("ndc", "procash")
 
 
 def detect_dialect(buffer: bytes) -> str:
-    """``"ndc"`` or ``"procash"`` from the first recognisable marker in the text."""
-    find, count, head = buffer.find, buffer.count, 65536  # the first 64 KiB, not copied
-    procash = max(
-        find(b"-> TRANSACTION START", 0, head),
-        find(b"CASH COUNTERS", 0, head),
-        find(b"\n" + b"*" * 31 + b"\n", 0, head),
-    )
-    ndc = max(find(b"Card Inserted (", 0, head), find(b" *****START*****", 0, head))
-    if procash == -1 and ndc == -1:
-        return "procash" if count(b"ATM ID", 0, head) > count(b"TERMINAL  :", 0, head) else "ndc"
-    if procash == -1:
-        return "ndc"
-    if ndc == -1:
-        return "procash"
-    return "ndc" if ndc < procash else "procash"
+    """``"ndc"`` or ``"procash"`` from the first recognisable marker in the text (its
+    first 64 KiB, looked at in its first 4 KiB before, where a journal's markers
+    usually are); without any, from its headers."""
+    find = buffer.find
+    for head in (4096, 65536):  # the buffer is not copied
+        found = [
+            (at, dialect) for marker, dialect in _MARKERS if (at := find(marker, 0, head)) >= 0
+        ]
+        if found:
+            return min(found)[1]
+    count = buffer.count
+    return "procash" if count(b"ATM ID", 0, 65536) > count(b"TERMINAL  :", 0, 65536) else "ndc"
+
+
+# the markers that tell the dialects apart
+_MARKERS = (
+    (b"-> TRANSACTION START", "procash"),
+    (b"CASH COUNTERS", "procash"),
+    (b"\n" + b"*" * 31 + b"\n", "procash"),
+    (b"Card Inserted (", "ndc"),
+    (b" *****START*****", "ndc"),
+)
 
 
 def normalise(buffer: bytes) -> bytes:

@@ -63,6 +63,21 @@ def test_fast_and_slow_paths_agree_on_the_sample(sample: Path, dialect: str) -> 
     assert fast_files >= 3
 
 
+@pytest.mark.parametrize(
+    ("text", "dialect"),
+    [
+        (b"08:00:01 Card Inserted (1)\n-> TRANSACTION START\n", "ndc"),
+        (b"-> TRANSACTION START\n08:00:01 Card Inserted (1)\n", "procash"),
+        (b"x" * 5000 + b"\nCASH COUNTERS\n", "procash"),  # past the first 4 KiB
+        (b"x" * 5000 + b" *****START*****\n" + b"CASH COUNTERS\n", "ndc"),
+        (b"x" * 70000 + b" *****START*****\n", "ndc"),  # past 64 KiB: by the headers
+        (b"ATM ID : 1\n" + b"x" * 70000 + b"\n", "procash"),
+    ],
+)
+def test_the_first_marker_tells_the_dialect(text: bytes, dialect: str) -> None:
+    assert detect_dialect(text) == dialect
+
+
 def test_sample_dialects(sample: Path) -> None:
     found = {path.name[:8]: detect_dialect(path.read_bytes()) for path in (sample / "ej").iterdir()}
     assert found == {

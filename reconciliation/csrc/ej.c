@@ -142,19 +142,7 @@ span_has_n(Span span, const char *needle, size_t size)
 static PyObject *
 counts_tuple(const long long counts[4])
 {
-    PyObject *tuple = PyTuple_New(4);
-    int k;
-    if (tuple == NULL)
-        return NULL;
-    for (k = 0; k < 4; k++) {
-        PyObject *value = PyLong_FromLongLong(counts[k]);
-        if (value == NULL) {
-            Py_DECREF(tuple);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(tuple, k, value);
-    }
-    return tuple;
+    return ints_tuple(4, counts);
 }
 
 static PyObject *

@@ -12,14 +12,14 @@ append_new(PyObject *list, PyObject *item)
 }
 
 PyObject *
-ints_tuple(Py_ssize_t count, const Py_ssize_t *values)
+ints_tuple(Py_ssize_t count, const long long *values)
 {
     PyObject *tuple = PyTuple_New(count);
     Py_ssize_t k;
     if (tuple == NULL)
         return NULL;
     for (k = 0; k < count; k++) {
-        PyObject *value = PyLong_FromSsize_t(values[k]);
+        PyObject *value = PyLong_FromLongLong(values[k]);
         if (value == NULL) {
             Py_DECREF(tuple);
             return NULL;

@@ -581,8 +581,8 @@ paper_runs(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             else {
                 structural += run_pages;
                 if (run_lines > run_pages) {
-                    const Py_ssize_t span[4] = {run_first, run_first + run_lines - 1, run_start,
-                                                offset};
+                    const long long span[4] = {run_first, run_first + run_lines - 1, run_start,
+                                               offset};
                     if (append_new(spans, ints_tuple(4, span)) < 0)
                         goto done;
                 }

@@ -34,7 +34,7 @@ int append_new(PyObject *list, PyObject *item);
 /* A tuple of ``count`` ints (a new reference; NULL with an exception set), made
  * directly rather than through Py_BuildValue's format, in the loops that make
  * one per block or pair. */
-PyObject *ints_tuple(Py_ssize_t count, const Py_ssize_t *values);
+PyObject *ints_tuple(Py_ssize_t count, const long long *values);
 
 /* A column of int64 values or of text (int64 offsets into ``data``), growing as
  * values are appended; handed to Polars by column_export (arrow.c). */

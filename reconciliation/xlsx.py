@@ -37,8 +37,6 @@ PLAIN, BOLD, CENTS = 0, 1, 2  # indexes into the cell formats of styles.xml
 
 Cell = str | int | float | bool | None
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
 
 def _column(index: int) -> str:
     name = ""
@@ -54,10 +52,7 @@ _COLUMNS = [_column(index) for index in range(702)]  # A .. ZZ
 
 def _text(value: str) -> str:
     """Text for an XML element: markup escaped, control characters as ``_xHHHH_``."""
-    text = escape(value)
-    if _CONTROL.search(text):
-        text = _CONTROL.sub(_control, text)
-    return text
+    return _text_but_nul(value).replace("\0", "_x0000_")
 
 
 def _control(found: re.Match[str]) -> str:
@@ -87,7 +82,8 @@ def _shared_strings(values: list[str]) -> str:
 
 
 def _text_but_nul(value: str) -> str:
-    """:func:`_text`, leaving NUL as it is (the separator of :func:`escape_each`)."""
+    """:func:`_text`, leaving NUL as it is (the separator of :func:`escape_each`): the
+    other control characters as ``_xHHHH_``."""
     text = escape(value)
     if _CONTROL_BUT_NUL.search(text):
         text = _CONTROL_BUT_NUL.sub(_control, text)

@@ -69,6 +69,9 @@ SETTLEMENT_COLUMNS = (
 )
 
 
+# the files write_csv writes, in its order
+CSV_FILES = ("discrepancies.csv", "settlement.csv")
+
 # a settlement row's values in the order of SETTLEMENT_COLUMNS
 _settlement_values = attrgetter(*SETTLEMENT_COLUMNS)
 
@@ -131,12 +134,11 @@ def _rows(result: RunResult) -> list[list[Any]]:
 def write_csv(
     result: RunResult, folder: Path, *, rows: list[list[Any]] | None = None
 ) -> list[Path]:
-    discrepancies = folder / "discrepancies.csv"
+    discrepancies, settlement = (folder / name for name in CSV_FILES)
     with discrepancies.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(DISCREPANCY_COLUMNS)
         writer.writerows(rows if rows is not None else _rows(result))
-    settlement = folder / "settlement.csv"
     with settlement.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(SETTLEMENT_COLUMNS)
@@ -442,7 +444,7 @@ def write_reports(result: RunResult, folder: Path, *, fork: bool = False) -> lis
     """
     folder.mkdir(parents=True, exist_ok=True)
     xlsx = folder / "report.xlsx"
-    tables = [folder / "discrepancies.csv", folder / "settlement.csv"]
+    tables = [folder / name for name in CSV_FILES]
 
     def write_tables() -> None:
         rows = _rows(result)  # the flat rows of the CSV and the workbook, made once

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from reconciliation.result import Discrepancy, RunResult
+from reconciliation.result import Discrepancy, Evidence, RunResult
 from reconciliation.settlement import by_denomination
 from reconciliation.textutil import escape_each
 from reconciliation.xlsx import BOLD, CENTS, Cell, Workbook
@@ -106,14 +106,30 @@ def _row(item: Discrepancy) -> list[Any]:
 
 def write_jsonl(result: RunResult, path: Path) -> Path:
     """One finding per line, in the shape of :meth:`Discrepancy.to_json` (orjson
-    serialises the dataclasses directly, several times faster than ``json``)."""
+    serialises the dataclasses directly, several times faster than ``json``, and
+    copies the JSON of evidence received from a worker process as it came)."""
     items = result.discrepancies
+    line = orjson.OPT_APPEND_NEWLINE
     with path.open("wb") as handle:
-        for first in range(0, len(items), 4096):
+        # a few hundred lines (about a megabyte) at a time: memory that the next
+        # write reuses, where a larger piece was new pages to fault in each time
+        # (a 2,000-terminal day: 0.08 s instead of 0.2)
+        for first in range(0, len(items), 256):
             handle.write(
-                b"".join(orjson.dumps(item) + b"\n" for item in items[first : first + 4096])
+                b"".join(
+                    orjson.dumps(item, default=_evidence_json, option=line)
+                    for item in items[first : first + 256]
+                )
             )
     return path
+
+
+def _evidence_json(value: object) -> orjson.Fragment:
+    """What orjson does not write itself: evidence that came packed as JSON
+    (:class:`~reconciliation.result.PackedEvidence`)."""
+    if isinstance(value, Evidence):
+        return orjson.Fragment(value.json())
+    raise TypeError(f"{type(value).__name__} is not JSON data")
 
 
 def write_summary(result: RunResult, path: Path) -> Path:

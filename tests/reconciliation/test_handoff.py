@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
 import polars as pl
 import pytest
 
@@ -12,6 +13,7 @@ from reconciliation import Options, RunResult, Sources, UnusableInput, reconcile
 from reconciliation.classify import HOST_SCHEMA
 from reconciliation.errors import HostNotHandedOver
 from reconciliation.handoff import HostHandoff
+from reconciliation.result import Evidence, PackedEvidence
 
 
 def _frame() -> pl.DataFrame:
@@ -106,3 +108,63 @@ def test_findings_and_settlement_cross_processes_whole(sample: Path) -> None:
     assert any(item.evidence.counters for item in result.discrepancies)
     sent = (result.discrepancies, result.settlement)
     assert pickle.loads(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)) == sent  # noqa: S301
+
+
+def _evidence() -> Evidence:
+    return Evidence(
+        "TXN 1\nCASH 20.00",
+        "ej/T1.txt:3-9",
+        "RECEIPT",
+        "paper/T1.txt:40",
+        [{"mti": "0210", "stan": "000123", "actual_minor": None}],
+        {"before": {"cash_units": [{"number": 1, "count": 200}]}},
+    )
+
+
+def test_evidence_crosses_as_its_json_and_is_decoded_on_first_use() -> None:
+    import pickle
+
+    original = _evidence()
+    received = pickle.loads(pickle.dumps(original))  # noqa: S301
+    assert type(received) is PackedEvidence
+    assert received.json() == orjson.dumps(original)  # what the JSON lines copy as it is
+    assert received.ej_location == "ej/T1.txt:3-9"  # at hand without decoding
+    assert received.counters == original.counters
+    assert received == original
+    assert original == received
+    assert received.json() == orjson.dumps(original)  # decoded: written from its fields
+
+
+def test_a_packed_field_set_before_any_read_is_kept() -> None:
+    import pickle
+
+    received = pickle.loads(pickle.dumps(_evidence()))  # noqa: S301
+    received.host_messages = []
+    assert received.host_messages == []
+    assert received.paper_excerpt == "RECEIPT"  # the others decoded, not over it
+    assert orjson.loads(received.json())["host_messages"] == []
+    again = pickle.loads(pickle.dumps(received))  # noqa: S301
+    assert again == received
+
+
+def test_evidence_that_is_not_json_data_crosses_as_its_fields() -> None:
+    import pickle
+
+    odd = Evidence(counters={1: "a number as a key"})
+    received = pickle.loads(pickle.dumps(odd))  # noqa: S301
+    assert type(received) is Evidence
+    assert received == odd
+
+
+def test_jsonl_lines_of_received_evidence_match_those_of_local_evidence(
+    sample: Path, tmp_path: Path
+) -> None:
+    import pickle
+
+    from reconciliation.reports import write_jsonl
+
+    result = reconcile(_sample_sources(sample))
+    local = write_jsonl(result, tmp_path / "local.jsonl").read_bytes()
+    result.discrepancies = pickle.loads(pickle.dumps(result.discrepancies))  # noqa: S301
+    assert any(type(item.evidence) is PackedEvidence for item in result.discrepancies)
+    assert write_jsonl(result, tmp_path / "received.jsonl").read_bytes() == local

@@ -134,22 +134,28 @@ def combine(
     used = pl.concat([iso, csv.filter(~in_iso_days)]) if csv.height else iso
 
     def compare() -> list[str]:
-        covered = csv.filter(in_iso_days)
-        return _compare(iso.filter(pl.col("mti") != "0200"), covered) if covered.height else []
+        # the compared columns only, before any filter copies them
+        covered = csv.select(_COMPARED).filter(in_iso_days)
+        if not covered.height:
+            return []
+        return _compare(iso.select(_COMPARED).filter(pl.col("mti") != "0200"), covered)
 
     return used, sorted(accounts.values(), key=lambda a: a.source), skipped, observations, compare
 
 
+# what the CSV export and the ISO 8583 log must agree on, message by message
+_COMPARED = ["terminal_id", "business_date", "stan", "mti", "response_code", "amount_minor"]
+
+
 def _compare(iso: pl.DataFrame, csv: pl.DataFrame) -> list[str]:
-    key = ["terminal_id", "business_date", "stan", "mti", "response_code", "amount_minor"]
-    if _same_rows(iso.select(key), csv.select(key)):
+    """Observations on the messages of ``iso`` and ``csv`` (both of the columns
+    ``_COMPARED``) that are not on both sides as many times."""
+    key = _COMPARED
+    if _same_rows(iso, csv):
         return []  # the usual case, found without grouping
     # one grouping of both sides, each row marked with its side
     both = pl.concat(
-        [
-            iso.select(key).with_columns(side=pl.lit(True)),
-            csv.select(key).with_columns(side=pl.lit(False)),
-        ]
+        [iso.with_columns(side=pl.lit(True)), csv.with_columns(side=pl.lit(False))]
     )
     counts = both.group_by(key).agg(
         iso=pl.col("side").sum().cast(pl.Int64), csv=(~pl.col("side")).sum().cast(pl.Int64)

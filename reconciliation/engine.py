@@ -13,7 +13,9 @@
 With worker processes (a large input), the batches are handed to them before
 phase 1 starts: parsing a batch's own files needs no host record, so the
 workers parse while this process reads the switch's files, and each batch
-then waits for its host slice (:mod:`reconciliation.handoff`). Each worker's
+then waits for its share of them (:mod:`reconciliation.handoff`): its ISO
+8583 records, gathered whole for its process to read again, and the messages
+read otherwise (:func:`~reconciliation.hostload.route`). Each worker's
 first batch is larger (up to eight batches' worth, sized by the host files),
 so that it is still parsing rather than waiting when the host slices come.
 With one process, phase 1 simply comes first.
@@ -42,8 +44,8 @@ import polars as pl
 
 from reconciliation.batch import BatchResult, run_batch, run_batch_handed
 from reconciliation.errors import UnusableInput
-from reconciliation.handoff import HostHandoff
-from reconciliation.hostload import PieceResult, combine, parse_piece, pieces
+from reconciliation.handoff import HostHandoff, folder_place
+from reconciliation.hostload import PieceResult, combine, parse_piece, pieces, route
 from reconciliation.model import SkippedLine, SourceAccount
 from reconciliation.options import Options, Progress, ProgressCallback
 from reconciliation.result import Discrepancy, RunResult
@@ -182,9 +184,11 @@ def reconcile(
         list[str],
         int,
         Callable[[], list[str]],
+        list[PieceResult],
     ]:
         """Phase 1, in this process: every host file, as one frame (and the CSV
-        exports' comparison with the ISO 8583 logs, to be made once it is handed out)."""
+        exports' comparison with the ISO 8583 logs, to be made once it is handed
+        out), and the pieces it was read in."""
         report(Progress("host", 0, host_total, "bytes"))
         results: list[PieceResult] = []
         done = 0
@@ -203,16 +207,13 @@ def reconcile(
         frame, accounts, skipped, notes, compare = combine(results)
         timings["host"] = time.perf_counter() - started
         unreadable = sum(1 for item in results if item.unreadable)
-        return frame, accounts, skipped, notes, unreadable, compare
+        return frame, accounts, skipped, notes, unreadable, compare, results
+
+    owner = {terminal: index for index, terminals in enumerate(batches) for terminal in terminals}
 
     def slices(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
         """Each batch's host messages, in the frame's order: every message marked
-        with its batch's number, then one partition by that number. (Filtering
-        the first batches' messages out before partitioning the rest handed them
-        over a tenth of a second sooner, but cost a copy of the frame more.)"""
-        owner = {
-            terminal: index for index, terminals in enumerate(batches) for terminal in terminals
-        }
+        with its batch's number, then one partition by that number."""
         number = pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
         parts = frame.with_columns(_batch=number).partition_by(
             "_batch", as_dict=True, include_key=False, maintain_order=True
@@ -226,11 +227,11 @@ def reconcile(
     folder: str | None = None
     if workers > 1:
         try:
-            folder = tempfile.mkdtemp(prefix="atm-recon-")
+            folder = tempfile.mkdtemp(prefix="atm-recon-", dir=folder_place(host_total))
         except OSError:
             folder = None  # nowhere to hand the host messages over: one process does all
     if folder is None:
-        host, host_accounts, host_skipped, observations, host_unreadable, compare = read_host()
+        host, host_accounts, host_skipped, observations, host_unreadable, compare, _ = read_host()
         observations.extend(compare())
         host_days = _host_days(host)
         mark = time.perf_counter()
@@ -253,12 +254,13 @@ def reconcile(
                 for batch_items, handoff in zip(batch_sources, handoffs, strict=True)
             ]
             try:
-                host, host_accounts, host_skipped, observations, host_unreadable, compare = (
+                host, host_accounts, host_skipped, observations, host_unreadable, compare, read = (
                     read_host()
                 )
                 mark = time.perf_counter()
-                for handoff, part in zip(handoffs, slices(host), strict=True):
-                    handoff.publish(part)
+                for handoff, share in zip(handoffs, route(read, owner, len(batches)), strict=True):
+                    handoff.publish(share)
+                del read  # the pieces' bytes
                 observations.extend(compare())  # while the workers match
                 host_days = _host_days(host)
             except BaseException:

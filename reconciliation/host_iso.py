@@ -24,9 +24,11 @@ from reconciliation.model import HostMessage, HostParse, SkippedLine
 
 try:
     from reconciliation._speedups import iso_columns as _compiled_columns
+    from reconciliation._speedups import iso_gather as _compiled_gather
     from reconciliation._speedups import iso_walk as _compiled_walk
 except ImportError:  # built without a C compiler: the Python loops below
     _compiled_columns = None  # type: ignore[assignment]
+    _compiled_gather = None  # type: ignore[assignment]
     _compiled_walk = None  # type: ignore[assignment]
 
 _WANTED = ("2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "49", "90", "95")
@@ -335,7 +337,33 @@ _FRAME_FIELDS = ("2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "
 def parse_iso_frame(
     buffer: bytes, *, source: str, file_date: date, first_record: int = 1, base_offset: int = 0
 ) -> tuple[pl.DataFrame, list[SkippedLine], int]:
-    """The same records as :func:`parse_iso`, as a Polars frame (``HOST_SCHEMA``).
+    """The same records as :func:`parse_iso`, as a Polars frame (``HOST_SCHEMA``),
+    in record order; see :func:`parse_iso_parts`."""
+    columnar, one_by_one, skipped, units = parse_iso_parts(
+        buffer,
+        source=source,
+        file_date=file_date,
+        first_record=first_record,
+        base_offset=base_offset,
+    )
+    return in_record_order(columnar, one_by_one), skipped, units
+
+
+def in_record_order(columnar: pl.DataFrame, one_by_one: pl.DataFrame) -> pl.DataFrame:
+    """The two frames of :func:`parse_iso_parts` as one, in record order."""
+    if not one_by_one.height:
+        return columnar
+    if not columnar.height:
+        return one_by_one
+    return pl.concat([columnar, one_by_one]).sort("seq")
+
+
+def parse_iso_parts(
+    buffer: bytes, *, source: str, file_date: date, first_record: int = 1, base_offset: int = 0
+) -> tuple[pl.DataFrame, pl.DataFrame, list[SkippedLine], int]:
+    """The records of :func:`parse_iso` in two frames (``HOST_SCHEMA``, each in
+    record order): those read by the columnar pass, then those read one by one;
+    the skipped records and the number of records met.
 
     Where the package was built with ``reconciliation/csrc/``, one compiled pass
     splits the records and cuts the fields of every record whose layout the spec
@@ -343,7 +371,8 @@ def parse_iso_frame(
     otherwise :func:`_frame_by_layout` slices them in Polars per layout. Anything
     the layout does not explain (another length, a non-digit where a number
     belongs, an unknown MTI) is decoded one by one by :func:`parse_iso`'s path,
-    which also words the reasons for what it cannot use.
+    which also words the reasons for what it cannot use. A record the columnar
+    pass reads is read by it again wherever it is (:func:`gather_records`).
     """
     from reconciliation.classify import HOST_SCHEMA, host_frame
 
@@ -362,28 +391,44 @@ def parse_iso_frame(
     if stop < length:  # the split stopped at record ``record``
         skipped.append(SkippedLine(source, record, _unusable(buffer, stop, base_offset), ""))
     units = record - first_record + 1
-    if odd:
-        messages = []
-        for index, at, message in sorted(odd):
-            one = parse_iso(
-                len(message).to_bytes(2, "big") + message,
-                source=source,
-                file_date=file_date,
-                first_record=first_record + index,
-                base_offset=base_offset + at,
-            )
-            messages.extend(one.messages)
-            skipped.extend(one.skipped)
-        frames.append(host_frame(messages))
-    frames = [frame for frame in frames if frame.height]
-    if not frames:
-        frame = pl.DataFrame(schema=HOST_SCHEMA)
-    elif len(frames) == 1:  # each one is in record order
-        frame = frames[0]
-    else:
-        frame = pl.concat(frames).sort("seq")
+    messages: list[HostMessage] = []
+    for index, at, message in sorted(odd):
+        one = parse_iso(
+            len(message).to_bytes(2, "big") + message,
+            source=source,
+            file_date=file_date,
+            first_record=first_record + index,
+            base_offset=base_offset + at,
+        )
+        messages.extend(one.messages)
+        skipped.extend(one.skipped)
+    columnar = frames[0] if frames else pl.DataFrame(schema=HOST_SCHEMA)
     skipped.sort(key=lambda item: item.line)
-    return frame, skipped, units
+    return columnar, host_frame(messages), skipped, units
+
+
+def gather_records(buffer: bytes, owners: Any, count: int) -> list[bytes]:
+    """The records of a log (or piece of one) sorted into ``count`` groups:
+    ``owners`` is a buffer of native int32, one per record, the group of each
+    (from 0; any other value leaves the record out). Each group's records come
+    whole (length prefix and message) in the log's order, so that
+    :func:`parse_iso_parts` reads them as it read them here. Compiled where the
+    package was built with ``reconciliation/csrc/``."""
+    if _compiled_gather is not None:
+        return _compiled_gather(buffer, owners, count)
+    groups = [bytearray() for _ in range(count)]
+    offset, length = 0, len(buffer)
+    for owner in memoryview(owners).cast("B").cast("i"):
+        if offset + 2 > length:
+            break
+        size = buffer[offset] << 8 | buffer[offset + 1]
+        end = offset + 2 + size
+        if size == 0 or end > length:
+            break
+        if 0 <= owner < count:
+            groups[owner] += buffer[offset:end]
+        offset = end
+    return [bytes(group) for group in groups]
 
 
 # the compiled pass's columns, in its order

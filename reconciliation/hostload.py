@@ -14,6 +14,7 @@ only a CSV uses the CSV.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -23,7 +24,13 @@ import polars as pl
 from reconciliation.classify import HOST_SCHEMA, host_frame
 from reconciliation.errors import SourceUnreadable
 from reconciliation.host_csv import line_chunks, parse_csv_frame
-from reconciliation.host_iso import parse_iso_frame, record_chunks
+from reconciliation.host_iso import (
+    gather_records,
+    in_record_order,
+    parse_iso_frame,
+    parse_iso_parts,
+    record_chunks,
+)
 from reconciliation.model import SkippedLine, SourceAccount
 from reconciliation.sources import Source
 
@@ -48,6 +55,12 @@ class PieceResult:
     units: int
     size: int
     unreadable: str = ""
+    # an ISO 8583 piece: its bytes, its first record's number and the messages its
+    # columnar pass read (which ``route`` hands over as records, to be read again)
+    data: bytes = b""
+    first: int = 1
+    columnar: pl.DataFrame | None = None
+    one_by_one: pl.DataFrame | None = None
 
 
 def pieces(source: Source, chunk: int) -> list[HostPiece]:
@@ -79,7 +92,7 @@ def parse_piece(piece: HostPiece) -> PieceResult:
             exc.message,
         )
     if source.kind == "iso":
-        frame, skipped, units = parse_iso_frame(
+        columnar, one_by_one, skipped, units = parse_iso_parts(
             data,
             source=source.name,
             file_date=date.fromisoformat(source.business_date),
@@ -87,7 +100,17 @@ def parse_piece(piece: HostPiece) -> PieceResult:
             base_offset=piece.start,
         )
         return PieceResult(
-            source.name, source.kind, source.business_date, frame, skipped, units, len(data)
+            source.name,
+            source.kind,
+            source.business_date,
+            in_record_order(columnar, one_by_one),
+            skipped,
+            units,
+            len(data),
+            data=data,
+            first=piece.first,
+            columnar=columnar,
+            one_by_one=one_by_one,
         )
     frame, skipped, units = parse_csv_frame(data, source=source.name, first_line=piece.first)
     return PieceResult(
@@ -154,9 +177,7 @@ def _compare(iso: pl.DataFrame, csv: pl.DataFrame) -> list[str]:
     if _same_rows(iso, csv):
         return []  # the usual case, found without grouping
     # one grouping of both sides, each row marked with its side
-    both = pl.concat(
-        [iso.with_columns(side=pl.lit(True)), csv.with_columns(side=pl.lit(False))]
-    )
+    both = pl.concat([iso.with_columns(side=pl.lit(True)), csv.with_columns(side=pl.lit(False))])
     counts = both.group_by(key).agg(
         iso=pl.col("side").sum().cast(pl.Int64), csv=(~pl.col("side")).sum().cast(pl.Int64)
     )
@@ -184,3 +205,118 @@ def _same_rows(first: pl.DataFrame, second: pl.DataFrame) -> bool:
         frame.select(pl.struct(pl.all()).hash()).to_series().sort() for frame in (first, second)
     ]
     return hashes[0].equals(hashes[1])
+
+
+# -- handing each batch its messages (a run with worker processes) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedRecords:
+    """Records of one ISO 8583 log for one batch: gathered whole, in the log's
+    order, with their record numbers, to be read again where the batch runs."""
+
+    rank: int  # the log's place among the run's host files (see ``route``)
+    source: str
+    business_date: str  # the log's date, which gives DE13 its year
+    records: bytes
+    numbers: pl.Series  # Int64, one per record
+
+    def frame(self) -> pl.DataFrame:
+        frame, skipped, _units = parse_iso_frame(
+            self.records, source=self.source, file_date=date.fromisoformat(self.business_date)
+        )
+        # the columnar pass read each of them where the log was read first
+        assert frame.height == self.numbers.len()
+        assert not skipped
+        return frame.with_columns(
+            self.numbers.gather(frame.get_column("seq") - 1).alias("seq"),
+            _rank=pl.lit(self.rank, pl.Int32),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHost:
+    """The host messages of one batch, as the run's process hands them over: its
+    ISO 8583 records to read, and the messages already read (decoded one by
+    one, or from the CSV export of a day without a log) with their ``_rank``."""
+
+    records: list[RoutedRecords]
+    others: pl.DataFrame
+
+    def frame(self) -> pl.DataFrame:
+        """The batch's messages (``HOST_SCHEMA``) in the order of the run's host
+        frame: by host file, then record or line number."""
+        frames = [item.frame() for item in self.records]
+        if self.others.height:
+            frames.append(self.others)
+        if not frames:
+            return pl.DataFrame(schema=HOST_SCHEMA)
+        return pl.concat(frames).sort("_rank", "seq", maintain_order=True).drop("_rank")
+
+
+def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list[BatchHost]:
+    """The messages of the pieces for ``count`` batches (``owner``: terminal ->
+    batch), in the shape :func:`combine`'s frame has them (the ISO 8583 logs'
+    messages, then those of the CSV exports of days without a log).
+
+    The records that a piece's columnar pass read go as records, gathered per
+    batch (:func:`~reconciliation.host_iso.gather_records`), for the batch's
+    process to read again: a fraction of what handing over their columns took
+    (cutting the frame by batch, writing and reading it), on a large run the
+    larger part of this process's work after reading the host files. The other
+    messages go as rows. A terminal in no batch gets nothing.
+    """
+    readable = [result for result in results if not result.unreadable]
+    ranks: dict[str, int] = {}
+    for kind in ("iso", "csv"):
+        for result in readable:
+            if result.kind == kind:
+                ranks.setdefault(result.source, len(ranks))
+    records: list[list[RoutedRecords]] = [[] for _ in range(count)]
+    others: list[pl.DataFrame] = []
+    iso = [result for result in readable if result.kind == "iso"]
+    iso_days = (
+        pl.concat([result.frame.select("business_date") for result in iso])
+        .get_column("business_date")
+        .unique()
+        .to_list()
+        if iso
+        else []
+    )
+    batch = pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
+    for result in iso:
+        rank = ranks[result.source]
+        columnar, one_by_one = result.columnar, result.one_by_one
+        if one_by_one is not None and one_by_one.height:
+            others.append(one_by_one.with_columns(_rank=pl.lit(rank, pl.Int32)))
+        if columnar is None or not columnar.height:
+            continue
+        owned = columnar.select("seq", _batch=batch).filter(pl.col("_batch").is_not_null())
+        owners = (
+            pl.repeat(-1, result.units, dtype=pl.Int32, eager=True)
+            .scatter(owned.get_column("seq") - result.first, owned.get_column("_batch"))
+            .to_list()
+        )
+        groups = gather_records(result.data, array("i", owners), count)
+        for (index,), numbers in owned.partition_by(
+            "_batch", as_dict=True, include_key=False, maintain_order=True
+        ).items():
+            records[index].append(
+                RoutedRecords(
+                    rank, result.source, result.business_date, groups[index], numbers["seq"]
+                )
+            )
+    for result in readable:
+        if result.kind == "csv":
+            days = result.frame.filter(~pl.col("business_date").is_in(iso_days))
+            if days.height:
+                others.append(days.with_columns(_rank=pl.lit(ranks[result.source], pl.Int32)))
+    empty = pl.DataFrame(schema={**HOST_SCHEMA, "_rank": pl.Int32})
+    parts = (
+        pl.concat(others)
+        .with_columns(_batch=batch)
+        .partition_by("_batch", as_dict=True, include_key=False, maintain_order=True)
+        if others
+        else {}
+    )
+    return [BatchHost(records[index], parts.get((index,), empty)) for index in range(count)]

@@ -59,6 +59,95 @@ iso_walk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+PyDoc_STRVAR(iso_gather_doc,
+"iso_gather(buffer, owners, count, /)\n--\n\n"
+"The records of a switch log sorted into ``count`` groups: ``owners`` holds one\n"
+"native int32 per record (its group, from 0; any other value leaves it out),\n"
+"as reconciliation.host_iso._gather_records does. Returns a list of ``count``\n"
+"bytes objects, each its records whole (length prefix and message) in the log's\n"
+"order. The walk ends where the records do, or where a record's length does not\n"
+"fit in what remains.");
+
+static PyObject *
+iso_gather(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view, owners_view;
+    const unsigned char *s;
+    const int32_t *owners;
+    Py_ssize_t count, records, record, offset, *sizes = NULL, *filled = NULL;
+    PyObject *result = NULL;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "iso_gather takes three arguments");
+        return NULL;
+    }
+    count = PyLong_AsSsize_t(args[2]);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    if (count < 0) {
+        PyErr_SetString(PyExc_ValueError, "count must not be negative");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &owners_view, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (owners_view.len % (Py_ssize_t)sizeof(int32_t)) {
+        PyErr_SetString(PyExc_ValueError, "owners must hold whole int32 values");
+        goto done;
+    }
+    s = (const unsigned char *)view.buf;
+    owners = (const int32_t *)owners_view.buf;
+    records = owners_view.len / (Py_ssize_t)sizeof(int32_t);
+    sizes = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
+    filled = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
+    if (sizes == NULL || filled == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* first the size of each group, then the bytes */
+    for (record = 0, offset = 0; record < records; record++) {
+        Py_ssize_t size = record_size(s, view.len, offset);
+        int32_t owner = owners[record];
+        if (size < 0)
+            break;
+        if (owner >= 0 && owner < count)
+            sizes[owner] += 2 + size;
+        offset += 2 + size;
+    }
+    result = PyList_New(count);
+    if (result == NULL)
+        goto done;
+    for (record = 0; record < count; record++) {
+        PyObject *group = PyBytes_FromStringAndSize(NULL, sizes[record]);
+        if (group == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, record, group);
+    }
+    for (record = 0, offset = 0; record < records; record++) {
+        Py_ssize_t size = record_size(s, view.len, offset);
+        int32_t owner = owners[record];
+        if (size < 0)
+            break;
+        if (owner >= 0 && owner < count) {
+            char *to = PyBytes_AS_STRING(PyList_GET_ITEM(result, owner));
+            memcpy(to + filled[owner], s + offset, (size_t)(2 + size));
+            filled[owner] += 2 + size;
+        }
+        offset += 2 + size;
+    }
+done:
+    PyMem_Free(sizes);
+    PyMem_Free(filled);
+    PyBuffer_Release(&owners_view);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* -- the whole message, into columns --------------------------------------------------- */
 
 enum {
@@ -458,5 +547,6 @@ early:
 PyMethodDef host_methods[] = {
     {"iso_columns", (PyCFunction)(void (*)(void))iso_columns, METH_FASTCALL, iso_columns_doc},
     {"iso_walk", (PyCFunction)(void (*)(void))iso_walk, METH_FASTCALL, iso_walk_doc},
+    {"iso_gather", (PyCFunction)(void (*)(void))iso_gather, METH_FASTCALL, iso_gather_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import iso8583
 import orjson
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from iso8583.specs import default_ascii
 
 from reconciliation import Options, RunResult, Sources, UnusableInput, reconcile
 from reconciliation.classify import HOST_SCHEMA
 from reconciliation.errors import HostNotHandedOver
 from reconciliation.handoff import HostHandoff
+from reconciliation.hostload import BatchHost
 from reconciliation.result import Evidence, PackedEvidence
 
 
@@ -22,12 +27,111 @@ def _frame() -> pl.DataFrame:
     return pl.DataFrame([row], schema=HOST_SCHEMA)
 
 
-def test_a_published_slice_is_read_back_whole(tmp_path: Path) -> None:
+def test_a_published_share_is_read_back_whole(tmp_path: Path) -> None:
     handoff = HostHandoff(str(tmp_path), 3, os.getppid())
     frame = _frame()
-    handoff.publish(frame)
+    handoff.publish(BatchHost([], frame.with_columns(_rank=pl.lit(0, pl.Int32))))
     assert handoff.wait().equals(frame)
-    assert [path.name for path in tmp_path.iterdir()] == ["host-3.arrow"]
+    assert [path.name for path in tmp_path.iterdir()] == ["host-3.pickle"]
+
+
+def _damaged_host(sample: Path, folder: Path) -> Sources:
+    """The sample's host files with a record the columnar pass leaves to the record
+    path, a truncated tail, and a CSV export of a day without an ISO 8583 log."""
+    iso = (sample / "host" / "20261116.iso").read_bytes()
+    records, offset = [], 0
+    while offset < len(iso):
+        size = int.from_bytes(iso[offset : offset + 2], "big")
+        records.append(iso[offset : offset + 2 + size])
+        offset += 2 + size
+    # DE32, which the columnar pass does not read: a message read one by one
+    fields, _ = iso8583.decode(records[40][2:], default_ascii)
+    fields = {key: value for key, value in fields.items() if key == "t" or key.isdigit()}
+    message, _ = iso8583.encode({**fields, "32": "123456"}, default_ascii)
+    records[40] = len(message).to_bytes(2, "big") + bytes(message)
+    records[41] = records[41][:2] + b"9999" + records[41][6:]  # an unknown MTI: skipped
+    folder.mkdir()
+    (folder / "20261116.iso").write_bytes(b"".join(records) + b"\x01")
+    csv = (sample / "host" / "20261116.csv").read_bytes()
+    (folder / "20261116.csv").write_bytes(csv)
+    (folder / "20261117.csv").write_bytes(csv.replace(b",2026-11-16,", b",2026-11-17,"))
+    return Sources.from_dirs(host=folder)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_each_batch_gets_the_messages_a_cut_of_the_host_frame_gives(
+    sample: Path, tmp_path: Path, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``route`` hands a batch reads back as that batch's rows of the frame
+    the run's process builds, in its order: records read by the columnar pass,
+    those read one by one, and the CSV export of a day without a log."""
+    from reconciliation import host_iso
+    from reconciliation.hostload import combine, parse_piece, pieces, route
+
+    if not compiled:
+        monkeypatch.setattr(host_iso, "_compiled_columns", None)
+        monkeypatch.setattr(host_iso, "_compiled_gather", None)
+    sources = _damaged_host(sample, tmp_path / "host")
+    results = [parse_piece(piece) for source in sources.items for piece in pieces(source, 4096)]
+    frame, _accounts, skipped, *_ = combine(results)
+    assert any(item.one_by_one is not None and item.one_by_one.height for item in results)
+    assert skipped  # the truncated tail
+    terminals = sorted(set(frame.get_column("terminal_id").to_list()))
+    assert len(terminals) > 4
+    assert frame.filter(pl.col("business_date") == "2026-11-17").height
+    owner = {terminal: index % 3 for index, terminal in enumerate(terminals[1:])}  # one in none
+    expected = frame.with_columns(
+        _batch=pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
+    ).partition_by("_batch", as_dict=True, include_key=False, maintain_order=True)
+    handed = route(results, owner, 4)
+    for index, host in enumerate(handed):
+        want = expected.get((index,), HostHandoff.empty())
+        assert host.frame().equals(want), index
+    assert not handed[3].records  # batch 3 owns no terminal
+    assert not handed[3].others.height
+    assert any(host.others.height for host in handed)  # rows read one by one, or from a CSV
+
+
+@given(
+    st.lists(st.sampled_from([b"0200abc", b"x" * 300, b"", b"\x80\x81"]), max_size=10),
+    st.binary(max_size=6),
+    st.lists(st.integers(-2, 3), max_size=14),
+)
+def test_gathering_records_compiled_equals_python(
+    messages: list[bytes], tail: bytes, owners: list[int]
+) -> None:
+    from array import array
+
+    from reconciliation import host_iso
+
+    data = b"".join(len(item).to_bytes(2, "big") + item for item in messages) + tail
+    expected = None
+    for compiled in {host_iso._compiled_gather, None}:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(host_iso, "_compiled_gather", compiled)
+            groups = host_iso.gather_records(data, array("i", owners), 3)
+        assert len(groups) == 3
+        expected = expected or groups
+        assert groups == expected, compiled
+    # a record with no owner, or another group, is in no group; the walk stops at a
+    # zero length or a record longer than what remains
+    walked = []
+    offset = 0
+    for owner in owners:
+        size = int.from_bytes(data[offset : offset + 2], "big") if offset + 2 <= len(data) else 0
+        if size == 0 or offset + 2 + size > len(data):
+            break
+        walked.append((owner, data[offset : offset + 2 + size]))
+        offset += 2 + size
+    assert groups == [b"".join(r for o, r in walked if o == group) for group in range(3)]
+
+
+def test_the_in_memory_file_system_is_used_where_it_has_room(tmp_path: Path) -> None:
+    from reconciliation.handoff import folder_place
+
+    assert folder_place(1, str(tmp_path)) == str(tmp_path)
+    assert folder_place(1 << 62, str(tmp_path)) is None  # no room for twice that
+    assert folder_place(1, str(tmp_path / "none")) is None
 
 
 def test_an_abort_ends_the_wait(tmp_path: Path) -> None:

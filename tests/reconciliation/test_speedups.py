@@ -30,6 +30,7 @@ def test_every_compiled_function_is_in_use() -> None:
         "ej_columns": classify._compiled_ej_columns,
         "ej_note_sums": settlement._compiled_note_sums,
         "iso_walk": host_iso._compiled_walk,
+        "iso_gather": host_iso._compiled_gather,
         "ndc_scan": ej_ndc._compiled_scan,
         "procash_scan": ej_procash._compiled_scan,
         "xlsx_rows": xlsx._compiled_rows,

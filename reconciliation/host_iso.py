@@ -402,9 +402,10 @@ def parse_iso_parts(
         )
         messages.extend(one.messages)
         skipped.extend(one.skipped)
-    columnar = frames[0] if frames else pl.DataFrame(schema=HOST_SCHEMA)
+    empty = pl.DataFrame(schema=HOST_SCHEMA)
+    columnar = frames[0] if frames else empty
     skipped.sort(key=lambda item: item.line)
-    return columnar, host_frame(messages), skipped, units
+    return columnar, host_frame(messages) if messages else empty, skipped, units
 
 
 def gather_records(buffer: bytes, owners: Any, count: int) -> list[bytes]:

@@ -246,11 +246,10 @@ class BatchHost:
     def frame(self) -> pl.DataFrame:
         """The batch's messages (``HOST_SCHEMA``) in the order of the run's host
         frame: by host file, then record or line number."""
-        frames = [item.frame() for item in self.records]
-        if self.others.height:
-            frames.append(self.others)
-        if not frames:
-            return pl.DataFrame(schema=HOST_SCHEMA)
+        frames = [item.frame() for item in self.records]  # each log's, by rank
+        if not self.others.height:
+            return pl.concat(frames).drop("_rank") if frames else pl.DataFrame(schema=HOST_SCHEMA)
+        frames.append(self.others)
         return pl.concat(frames).sort("_rank", "seq", maintain_order=True).drop("_rank")
 
 
@@ -272,7 +271,8 @@ def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list
         for result in readable:
             if result.kind == kind:
                 ranks.setdefault(result.source, len(ranks))
-    records: list[list[RoutedRecords]] = [[] for _ in range(count)]
+    # per batch, per log: the records of each piece, and their numbers
+    gathered: list[dict[int, tuple[list[bytes], list[pl.Series]]]] = [{} for _ in range(count)]
     others: list[pl.DataFrame] = []
     iso = [result for result in readable if result.kind == "iso"]
     iso_days = (
@@ -301,11 +301,23 @@ def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list
         for (index,), numbers in owned.partition_by(
             "_batch", as_dict=True, include_key=False, maintain_order=True
         ).items():
-            records[index].append(
-                RoutedRecords(
-                    rank, result.source, result.business_date, groups[index], numbers["seq"]
-                )
+            pieces_of_log = gathered[index].setdefault(rank, ([], []))
+            pieces_of_log[0].append(groups[index])
+            pieces_of_log[1].append(numbers.get_column("seq"))
+    logs = {ranks[result.source]: result for result in iso}
+    records = [
+        [
+            RoutedRecords(
+                rank,
+                logs[rank].source,
+                logs[rank].business_date,
+                b"".join(data),
+                pl.concat(numbers),
             )
+            for rank, (data, numbers) in sorted(by_log.items())
+        ]
+        for by_log in gathered
+    ]
     for result in readable:
         if result.kind == "csv":
             days = result.frame.filter(~pl.col("business_date").is_in(iso_days))

@@ -34,7 +34,7 @@ class Options:
     workers: int | None = None  # None: up to 2 processes when the input is large
     parallel_threshold_bytes: int = 16 * 1024 * 1024
     batch_bytes: int = 8 * 1024 * 1024  # files per unit of work (all days of a terminal)
-    host_chunk_bytes: int = 8 * 1024 * 1024  # a host file is cut into pieces this size
+    host_chunk_bytes: int = 32 * 1024 * 1024  # a host file is cut into pieces this size
     excerpt_neighbours: int = 1
     currency: str = "USD"
     scheme_rules: tuple[SchemeRule, ...] = DEFAULT_SCHEME_RULES

@@ -17,7 +17,7 @@ then waits for its share of them (:mod:`reconciliation.handoff`): its ISO
 8583 records, gathered whole for its process to read again, and the messages
 read otherwise (:func:`~reconciliation.hostload.route`). Each worker's
 first batch is larger (up to eight batches' worth, sized by the host files),
-so that it is still parsing rather than waiting when the host slices come.
+so that it is still parsing rather than waiting when its host messages come.
 With one process, phase 1 simply comes first.
 
 Blocking by terminal keeps every worker independent and the data that crosses
@@ -167,7 +167,7 @@ def reconcile(
     host_total = sum(source.size() for source in host_sources)  # what the pieces will cover
     # With workers, each one's first batch lasts about as long as this process takes
     # over the host files (read at roughly the speed a worker parses its files), so
-    # that no worker sits waiting for its first host slice; at most eight batches' worth.
+    # that no worker sits waiting for its first host messages; at most eight batches' worth.
     first = min(host_total // workers, 8 * chosen.batch_bytes) if workers > 1 else 0
     batches = _pack(terminal_sources, chosen.batch_bytes, (workers, first))
     batch_sources = [
@@ -244,7 +244,7 @@ def reconcile(
             report(Progress("terminals", done, terminal_total, "bytes"))
     else:
         # Phase 2 starts first: the workers parse their batches' files while this
-        # process reads the host files, then each batch waits for its host slice.
+        # process reads the host files, then each batch waits for its host messages.
         pool = _executor(workers)
         finished = False
         try:

@@ -6,9 +6,9 @@ reads the host files. When the parent has read them it writes each batch's
 share (:class:`~reconciliation.hostload.BatchHost`: its ISO 8583 records, and
 the messages read otherwise) as a file in a private temporary folder (written
 under another name, then renamed, so a reader never sees half a file); a
-worker whose files are parsed waits for it there and reads its messages. If the parent cannot finish
-the host files, it leaves an ``abort`` file and every waiting worker stops; a
-worker whose parent has died stops too.
+worker whose files are parsed waits for it there and reads its messages. If
+the parent cannot finish the host files, it leaves an ``abort`` file and every
+waiting worker stops; a worker whose parent has died stops too.
 """
 
 from __future__ import annotations

@@ -22,7 +22,12 @@ def paper_readings(
     normal: bytes, spans: list[tuple[int, int, int, int]], cls: type[PaperBlock], /
 ) -> list[PaperBlock]: ...
 def iso_columns(
-    buffer: bytes, lengths: tuple[int, ...], dates: list[str | None], first_record: int, /
+    buffer: bytes,
+    lengths: tuple[int, ...],
+    dates: list[str | None],
+    first_record: int,
+    thin: bool = False,
+    /,
 ) -> tuple[tuple[ArrowColumn, ...], list[tuple[int, int, bytes]], int, int]: ...
 def ej_columns(
     days: list[tuple[str, str, list[EjTransaction], int]], fields: tuple[int, ...], /

@@ -28,6 +28,7 @@ passes :class:`Options` and, if it wants them, a progress callback.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import multiprocessing
 import os
@@ -177,7 +178,9 @@ def reconcile(
     batch_bytes = [sum(source.size() for source in items) for items in batch_sources]
     terminal_total = sum(batch_bytes)
 
-    def read_host() -> tuple[
+    def read_host(
+        *, thin: bool = False
+    ) -> tuple[
         pl.DataFrame,
         list[SourceAccount],
         list[SkippedLine],
@@ -188,7 +191,9 @@ def reconcile(
     ]:
         """Phase 1, in this process: every host file, as one frame (and the CSV
         exports' comparison with the ISO 8583 logs, to be made once it is handed
-        out), and the pieces it was read in."""
+        out), and the pieces it was read in. With ``thin``, the frame has only what
+        this process needs when the workers read their messages again
+        (``THIN_COLUMNS``)."""
         report(Progress("host", 0, host_total, "bytes"))
         results: list[PieceResult] = []
         done = 0
@@ -199,12 +204,14 @@ def reconcile(
         # without the GIL, so a second thread reads while the first does
         with ThreadPoolExecutor(max_workers=_HOST_THREADS) as threads:
             for piece, result in zip(
-                host_pieces, threads.map(parse_piece, host_pieces), strict=True
+                host_pieces,
+                threads.map(functools.partial(parse_piece, thin=thin), host_pieces),
+                strict=True,
             ):
                 results.append(result)
                 done += piece.end - piece.start
                 report(Progress("host", done, host_total, "bytes"))
-        frame, accounts, skipped, notes, compare = combine(results)
+        frame, accounts, skipped, notes, compare = combine(results, thin=thin)
         timings["host"] = time.perf_counter() - started
         unreadable = sum(1 for item in results if item.unreadable)
         return frame, accounts, skipped, notes, unreadable, compare, results
@@ -255,7 +262,7 @@ def reconcile(
             ]
             try:
                 host, host_accounts, host_skipped, observations, host_unreadable, compare, read = (
-                    read_host()
+                    read_host(thin=True)
                 )
                 mark = time.perf_counter()
                 for handoff, share in zip(handoffs, route(read, owner, len(batches)), strict=True):

@@ -350,20 +350,30 @@ def parse_iso_frame(
 
 
 def in_record_order(columnar: pl.DataFrame, one_by_one: pl.DataFrame) -> pl.DataFrame:
-    """The two frames of :func:`parse_iso_parts` as one, in record order."""
+    """The two frames of :func:`parse_iso_parts` as one, in record order, of the
+    first one's columns."""
     if not one_by_one.height:
         return columnar
+    one_by_one = one_by_one.select(columnar.columns)
     if not columnar.height:
         return one_by_one
     return pl.concat([columnar, one_by_one]).sort("seq")
 
 
 def parse_iso_parts(
-    buffer: bytes, *, source: str, file_date: date, first_record: int = 1, base_offset: int = 0
+    buffer: bytes,
+    *,
+    source: str,
+    file_date: date,
+    first_record: int = 1,
+    base_offset: int = 0,
+    thin: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[SkippedLine], int]:
     """The records of :func:`parse_iso` in two frames (``HOST_SCHEMA``, each in
     record order): those read by the columnar pass, then those read one by one;
-    the skipped records and the number of records met.
+    the skipped records and the number of records met. With ``thin``, the first
+    frame has only the columns ``THIN_COLUMNS``, which is what the run's
+    process keeps of a log whose records its workers read again.
 
     Where the package was built with ``reconciliation/csrc/``, one compiled pass
     splits the records and cuts the fields of every record whose layout the spec
@@ -376,16 +386,19 @@ def parse_iso_parts(
     """
     from reconciliation.classify import HOST_SCHEMA, host_frame
 
+    wanted = list(THIN_COLUMNS if thin else HOST_SCHEMA)
     if _compiled_columns is not None:
         columns, odd, count, stop = _compiled_columns(
-            buffer, _field_lengths(), _date_table(file_date), first_record
+            buffer, _field_lengths(), _date_table(file_date), first_record, thin
         )
+        names = THIN_COLUMNS if thin else _COLUMNS
         fast = pl.DataFrame(
-            [pl.Series(column).alias(name) for name, column in zip(_COLUMNS, columns, strict=True)]
+            [pl.Series(column).alias(name) for name, column in zip(names, columns, strict=True)]
         )
-        frames = [fast.select(pl.lit(source).alias("source"), pl.all()).select(list(HOST_SCHEMA))]
+        frames = [fast.select(pl.lit(source).alias("source"), pl.all()).select(wanted)]
     else:
         frames, odd, count, stop = _frame_by_layout(buffer, source, file_date, first_record)
+        frames = [frame.select(wanted) for frame in frames]
     skipped: list[SkippedLine] = []
     record, length = first_record - 1 + count, len(buffer)
     if stop < length:  # the split stopped at record ``record``
@@ -403,7 +416,7 @@ def parse_iso_parts(
         messages.extend(one.messages)
         skipped.extend(one.skipped)
     empty = pl.DataFrame(schema=HOST_SCHEMA)
-    columnar = frames[0] if frames else empty
+    columnar = frames[0] if frames else empty.select(wanted)
     skipped.sort(key=lambda item: item.line)
     return columnar, host_frame(messages) if messages else empty, skipped, units
 
@@ -431,6 +444,18 @@ def gather_records(buffer: bytes, owners: Any, count: int) -> list[bytes]:
         offset = end
     return [bytes(group) for group in groups]
 
+
+# what a thin pass keeps (see parse_iso_parts), in the order of HOST_SCHEMA and of
+# the compiled pass's thin columns
+THIN_COLUMNS = (
+    "seq",
+    "mti",
+    "terminal_id",
+    "business_date",
+    "stan",
+    "amount_minor",
+    "response_code",
+)
 
 # the compiled pass's columns, in its order
 _COLUMNS = (

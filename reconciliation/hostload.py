@@ -25,6 +25,7 @@ from reconciliation.classify import HOST_SCHEMA, host_frame
 from reconciliation.errors import SourceUnreadable
 from reconciliation.host_csv import line_chunks, parse_csv_frame
 from reconciliation.host_iso import (
+    THIN_COLUMNS,
     gather_records,
     in_record_order,
     parse_iso_frame,
@@ -76,7 +77,10 @@ def pieces(source: Source, chunk: int) -> list[HostPiece]:
     return [HostPiece(source, start, end, first) for start, end, first in ranges]
 
 
-def parse_piece(piece: HostPiece) -> PieceResult:
+def parse_piece(piece: HostPiece, *, thin: bool = False) -> PieceResult:
+    """Read one piece. With ``thin``, its frame keeps only the columns
+    ``THIN_COLUMNS`` of the records that the columnar pass read: what the run's
+    process needs of the messages that its workers read again (:func:`route`)."""
     source = piece.source
     try:
         data = source.read_raw(piece.start, piece.end)
@@ -98,6 +102,7 @@ def parse_piece(piece: HostPiece) -> PieceResult:
             file_date=date.fromisoformat(source.business_date),
             first_record=piece.first,
             base_offset=piece.start,
+            thin=thin,
         )
         return PieceResult(
             source.name,
@@ -119,12 +124,13 @@ def parse_piece(piece: HostPiece) -> PieceResult:
 
 
 def combine(
-    results: list[PieceResult],
+    results: list[PieceResult], *, thin: bool = False
 ) -> tuple[
     pl.DataFrame, list[SourceAccount], list[SkippedLine], list[str], Callable[[], list[str]]
 ]:
     """One frame of the messages to use, per-file accounts, skipped lines, observations,
     and the comparison of the CSV exports with the ISO 8583 logs of the same days.
+    With ``thin`` (pieces read so), the frame has the columns ``THIN_COLUMNS``.
 
     The comparison is returned to be called later (it only adds observations), so
     that a caller may first hand the frame to those waiting for it.
@@ -149,9 +155,10 @@ def combine(
         account.records += result.frame.height
         skipped.extend(result.skipped)
         (iso_frames if result.kind == "iso" else csv_frames).append(result.frame)
-    empty = pl.DataFrame(schema=HOST_SCHEMA)
+    columns = list(THIN_COLUMNS if thin else HOST_SCHEMA)
+    empty = pl.DataFrame(schema=HOST_SCHEMA).select(columns)
     iso = pl.concat(iso_frames) if iso_frames else empty
-    csv = pl.concat(csv_frames) if csv_frames else empty
+    csv = pl.concat([frame.select(columns) for frame in csv_frames]) if csv_frames else empty
     iso_days = iso.get_column("business_date").unique().to_list()
     in_iso_days = pl.col("business_date").is_in(iso_days)
     used = pl.concat([iso, csv.filter(~in_iso_days)]) if csv.height else iso

@@ -303,9 +303,15 @@ put(Column *column, Field field)
     return column_text(column, (const char *)field.at, field.size);
 }
 
+/* The columns of a thin pass (what the run's process keeps of a log that its
+ * workers read again), in the order it returns them. */
+static const int thin_columns[] = {COL_SEQ, COL_MTI, COL_TERMINAL, COL_DATE,
+                                   COL_STAN, COL_AMOUNT, COL_RESPONSE};
+#define THIN_COLUMNS ((Py_ssize_t)(sizeof(thin_columns) / sizeof(thin_columns[0])))
+
 static int
 put_row(Column *columns, const unsigned char *m, Field *fields, int64_t seq,
-        const char *business_date, Py_ssize_t date_size)
+        const char *business_date, Py_ssize_t date_size, int thin)
 {
     int reversal = m[2] == '2';
     Field mti = {m, 4}, terminal = fields[41], time = fields[12], pan = fields[2];
@@ -320,7 +326,13 @@ put_row(Column *columns, const unsigned char *m, Field *fields, int64_t seq,
     if (column_int(&columns[COL_SEQ], seq) < 0 || put(&columns[COL_MTI], mti) < 0
         || put(&columns[COL_TERMINAL], terminal) < 0
         || column_text(&columns[COL_DATE], business_date, date_size) < 0
-        || put(&columns[COL_STAN], fields[11]) < 0 || put(&columns[COL_RRN], fields[37]) < 0)
+        || put(&columns[COL_STAN], fields[11]) < 0
+        || column_int(&columns[COL_AMOUNT], number(fields[4])) < 0
+        || put(&columns[COL_RESPONSE], fields[39]) < 0)
+        return -1;
+    if (thin)
+        return 0;
+    if (put(&columns[COL_RRN], fields[37]) < 0)
         return -1;
     /* HH:MM:SS from HHMMSS */
     {
@@ -337,8 +349,7 @@ put_row(Column *columns, const unsigned char *m, Field *fields, int64_t seq,
         memcpy(at, seconds.at, (size_t)seconds.size);
     }
     if (put(&columns[COL_SENT], fields[7]) < 0 || put(&columns[COL_PROCESSING], fields[3]) < 0
-        || column_int(&columns[COL_AMOUNT], number(fields[4])) < 0
-        || put(&columns[COL_RESPONSE], fields[39]) < 0 || put(&columns[COL_AUTH], fields[38]) < 0)
+        || put(&columns[COL_AUTH], fields[38]) < 0)
         return -1;
     if (pan.size >= 10) {
         at = column_space(&columns[COL_PAN], 16);
@@ -363,7 +374,7 @@ put_row(Column *columns, const unsigned char *m, Field *fields, int64_t seq,
 }
 
 PyDoc_STRVAR(iso_columns_doc,
-"iso_columns(buffer, lengths, dates, first_record, /)\n--\n\n"
+"iso_columns(buffer, lengths, dates, first_record, thin=False, /)\n--\n\n"
 "The records of a switch log as columns, as reconciliation.host_iso's columnar\n"
 "path (_frame_by_layout) reads them: ``lengths`` gives each field's length by\n"
 "number (0 to 128; -1 for DE2's two-digit length, 0 for a field this path does\n"
@@ -371,8 +382,10 @@ PyDoc_STRVAR(iso_columns_doc,
 "None). Returns (columns, odd, count, stop): 15 ArrowColumn objects (seq, mti,\n"
 "terminal_id, business_date, stan, rrn, time, sent, processing_code,\n"
 "amount_minor, response_code, auth_code, pan_masked, original_stan,\n"
-"actual_minor), the records left for the record path as (index, offset,\n"
-"bytes), the number of records met and the offset where the split stopped.");
+"actual_minor; with ``thin``, only seq, mti, terminal_id, business_date,\n"
+"stan, amount_minor and response_code), the records left for the record path\n"
+"as (index, offset, bytes), the number of records met and the offset where\n"
+"the split stopped.");
 
 /* A record the compiled pass leaves to the record path. */
 typedef struct {
@@ -389,7 +402,7 @@ typedef struct {
  * without the GIL. 0, or -1 when out of memory. */
 static int
 iso_pass(const unsigned char *s, Py_ssize_t length, const int *lengths, const Dates *dates,
-         int64_t first, Column *columns, Odd **odd, Py_ssize_t *odd_count,
+         int64_t first, int thin, Column *columns, Odd **odd, Py_ssize_t *odd_count,
          Py_ssize_t *count_out, Py_ssize_t *stop)
 {
     Field fields[129];
@@ -411,7 +424,7 @@ iso_pass(const unsigned char *s, Py_ssize_t length, const int *lengths, const Da
                         + (day.at[2] - '0') * 10 + (day.at[3] - '0');
             if (dates->size[index]) {
                 if (put_row(columns, m, fields, first + count - 1, dates->text[index],
-                            dates->size[index]) < 0) {
+                            dates->size[index], thin) < 0) {
                     failed = 1;
                     break;
                 }
@@ -452,12 +465,14 @@ iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *odd = NULL, *made = NULL, *result = NULL;
     Py_ssize_t count = 0, stop = 0, odd_count = 0, j;
     int64_t first;
-    int ready = 0, failed;
+    int ready = 0, failed, thin = 0;
 
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "iso_columns takes four arguments");
+    if (nargs != 4 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "iso_columns takes four or five arguments");
         return NULL;
     }
+    if (nargs == 5 && (thin = PyObject_IsTrue(args[4])) < 0)
+        return NULL;
     if (!PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 129) {
         PyErr_SetString(PyExc_TypeError, "lengths must be a tuple of 129 ints");
         return NULL;
@@ -501,8 +516,8 @@ iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (column_init(&columns[ready], column_is_text[ready], view.len / 100, view.len / 6) < 0)
             goto done;
     Py_BEGIN_ALLOW_THREADS
-    failed = iso_pass((const unsigned char *)view.buf, view.len, lengths, dates, first, columns,
-                      &odd_records, &odd_count, &count, &stop);
+    failed = iso_pass((const unsigned char *)view.buf, view.len, lengths, dates, first, thin,
+                      columns, &odd_records, &odd_count, &count, &stop);
     Py_END_ALLOW_THREADS
     if (failed)
         goto done;
@@ -520,11 +535,11 @@ iso_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         PyList_SET_ITEM(odd, j, entry);
     }
-    made = PyTuple_New(COLUMNS);
+    made = PyTuple_New(thin ? THIN_COLUMNS : COLUMNS);
     if (made == NULL)
         goto done;
-    for (j = 0; j < COLUMNS; j++) {
-        PyObject *column = column_export(&columns[j]);
+    for (j = 0; j < PyTuple_GET_SIZE(made); j++) {
+        PyObject *column = column_export(&columns[thin ? thin_columns[j] : j]);
         if (column == NULL)
             goto done;
         PyTuple_SET_ITEM(made, j, column);

@@ -66,14 +66,17 @@ def test_each_batch_gets_the_messages_a_cut_of_the_host_frame_gives(
     the run's process builds, in its order: records read by the columnar pass,
     those read one by one, and the CSV export of a day without a log."""
     from reconciliation import host_iso
+    from reconciliation.host_iso import THIN_COLUMNS
     from reconciliation.hostload import combine, parse_piece, pieces, route
 
     if not compiled:
         monkeypatch.setattr(host_iso, "_compiled_columns", None)
         monkeypatch.setattr(host_iso, "_compiled_gather", None)
     sources = _damaged_host(sample, tmp_path / "host")
-    results = [parse_piece(piece) for source in sources.items for piece in pieces(source, 4096)]
-    frame, _accounts, skipped, *_ = combine(results)
+    cut = [piece for source in sources.items for piece in pieces(source, 4096)]
+    frame, _accounts, skipped, *_ = combine([parse_piece(piece) for piece in cut])
+    results = [parse_piece(piece, thin=True) for piece in cut]  # as a run with workers reads
+    assert combine(results, thin=True)[0].equals(frame.select(THIN_COLUMNS))
     assert any(item.one_by_one is not None and item.one_by_one.height for item in results)
     assert skipped  # the truncated tail
     terminals = sorted(set(frame.get_column("terminal_id").to_list()))
@@ -150,7 +153,7 @@ def test_workers_stop_when_the_host_files_cannot_be_read(
 ) -> None:
     import reconciliation.engine as engine
 
-    def broken(_pieces: object) -> object:
+    def broken(_pieces: object, **_options: object) -> object:
         raise UnusableInput("the host files vanished")
 
     monkeypatch.setattr(engine, "parse_piece", broken)

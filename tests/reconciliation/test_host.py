@@ -398,3 +398,23 @@ def test_compiled_pass_reads_every_well_formed_record_itself(sample: Path) -> No
         assert odd == []
         assert stop == len(data)
         assert len(columns[0]) == count > 0
+
+
+def test_a_thin_pass_keeps_the_columns_of_the_full_one(sample: Path) -> None:
+    """What the run's process keeps of a log its workers read again: the same rows
+    and values as the full pass, of the columns ``THIN_COLUMNS`` (compiled where
+    built, and in Polars); the records read one by one stay whole."""
+    from reconciliation import host_iso
+
+    data = bytearray((sample / "host" / "20261116.iso").read_bytes())
+    data[700:704] = b"ZZZZ"
+    for compiled in {host_iso._compiled_columns, None}:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(host_iso, "_compiled_columns", compiled)
+            full = host_iso.parse_iso_parts(bytes(data), source="h.iso", file_date=DAY)
+            thin = host_iso.parse_iso_parts(bytes(data), source="h.iso", file_date=DAY, thin=True)
+        assert thin[0].columns == list(host_iso.THIN_COLUMNS)
+        assert thin[0].height > 400
+        assert thin[0].equals(full[0].select(host_iso.THIN_COLUMNS)), compiled
+        assert thin[1].equals(full[1])
+        assert thin[2:] == full[2:]

@@ -159,8 +159,7 @@ def combine(
     empty = pl.DataFrame(schema=HOST_SCHEMA).select(columns)
     iso = pl.concat(iso_frames) if iso_frames else empty
     csv = pl.concat([frame.select(columns) for frame in csv_frames]) if csv_frames else empty
-    iso_days = iso.get_column("business_date").unique().to_list()
-    in_iso_days = pl.col("business_date").is_in(iso_days)
+    in_iso_days = pl.col("business_date").is_in(_days_with_a_log(iso_frames))
     used = pl.concat([iso, csv.filter(~in_iso_days)]) if csv.height else iso
 
     def compare() -> list[str]:
@@ -171,6 +170,15 @@ def combine(
         return _compare(iso.select(_COMPARED).filter(pl.col("mti") != "0200"), covered)
 
     return used, sorted(accounts.values(), key=lambda a: a.source), skipped, observations, compare
+
+
+def _days_with_a_log(iso_frames: list[pl.DataFrame]) -> list[str]:
+    """The business days of the messages of the ISO 8583 logs: the days whose CSV
+    export is compared with them rather than used."""
+    if not iso_frames:
+        return []
+    days = pl.concat([frame.select("business_date") for frame in iso_frames])
+    return days.get_column("business_date").unique().to_list()
 
 
 # what the CSV export and the ISO 8583 log must agree on, message by message
@@ -282,14 +290,7 @@ def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list
     gathered: list[dict[int, tuple[list[bytes], list[pl.Series]]]] = [{} for _ in range(count)]
     others: list[pl.DataFrame] = []
     iso = [result for result in readable if result.kind == "iso"]
-    iso_days = (
-        pl.concat([result.frame.select("business_date") for result in iso])
-        .get_column("business_date")
-        .unique()
-        .to_list()
-        if iso
-        else []
-    )
+    iso_days = _days_with_a_log([result.frame for result in iso])
     batch = pl.col("terminal_id").replace_strict(owner, default=None, return_dtype=pl.Int32)
     for result in iso:
         rank = ranks[result.source]

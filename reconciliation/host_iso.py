@@ -12,7 +12,7 @@ the run goes on; a truncated last record is reported too.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -431,18 +431,25 @@ def gather_records(buffer: bytes, owners: Any, count: int) -> list[bytes]:
     if _compiled_gather is not None:
         return _compiled_gather(buffer, owners, count)
     groups = [bytearray() for _ in range(count)]
+    each = memoryview(owners).cast("B").cast("i")
+    for owner, (start, end) in zip(each, _whole_records(buffer), strict=False):
+        if 0 <= owner < count:
+            groups[owner] += buffer[start:end]
+    return [bytes(group) for group in groups]
+
+
+def _whole_records(buffer: bytes) -> Iterator[tuple[int, int]]:
+    """Where each length-prefixed record of ``buffer`` starts and ends, from the
+    first until one's length prefix is cut off, or its length is zero or more
+    than remains (where the split stops)."""
     offset, length = 0, len(buffer)
-    for owner in memoryview(owners).cast("B").cast("i"):
-        if offset + 2 > length:
-            break
+    while offset + 2 <= length:
         size = buffer[offset] << 8 | buffer[offset + 1]
         end = offset + 2 + size
         if size == 0 or end > length:
-            break
-        if 0 <= owner < count:
-            groups[owner] += buffer[offset:end]
+            return
+        yield offset, end
         offset = end
-    return [bytes(group) for group in groups]
 
 
 # what a thin pass keeps (see parse_iso_parts), in the order of HOST_SCHEMA and of
@@ -638,24 +645,18 @@ def _split_records(
     indexes: list[int] = []
     offsets: list[int] = []
     odd: list[tuple[int, int, bytes]] = []
-    offset, count, length = 0, 0, len(buffer)
-    while offset < length:
-        count += 1
-        if offset + 2 > length:
-            break
-        size = buffer[offset] << 8 | buffer[offset + 1]
-        end = offset + 2 + size
-        if size == 0 or end > length:
-            break
-        message = buffer[offset + 2 : end]
+    whole = stop = 0
+    for whole, (start, end) in enumerate(_whole_records(buffer), 1):
+        message = buffer[start + 2 : end]
         if message.isascii():
             texts.append(message.decode("ascii"))
-            indexes.append(count - 1)
-            offsets.append(offset)
+            indexes.append(whole - 1)
+            offsets.append(start)
         else:
-            odd.append((count - 1, offset, message))
-        offset = end
-    return texts, indexes, offsets, odd, count, offset
+            odd.append((whole - 1, start, message))
+        stop = end
+    # the record where the split stopped counts as met
+    return texts, indexes, offsets, odd, whole + (stop < len(buffer)), stop
 
 
 def _business_date(month_day: str, year_hint: date) -> str | None:

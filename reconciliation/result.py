@@ -112,11 +112,6 @@ class PackedEvidence(Evidence):
             return self._packed
         return orjson.dumps(dict(zip(_EVIDENCE_FIELDS, _evidence_values(self), strict=True)))
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        if self._packed is not None:
-            return PackedEvidence, (self.ej_location, self.paper_location, self._packed)
-        return Evidence.__reduce__(self)
-
 
 _EVIDENCE_FIELDS = tuple(item.name for item in fields(Evidence))
 _evidence_values = attrgetter(*_EVIDENCE_FIELDS)

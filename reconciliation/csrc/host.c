@@ -63,7 +63,7 @@ PyDoc_STRVAR(iso_gather_doc,
 "iso_gather(buffer, owners, count, /)\n--\n\n"
 "The records of a switch log sorted into ``count`` groups: ``owners`` holds one\n"
 "native int32 per record (its group, from 0; any other value leaves it out),\n"
-"as reconciliation.host_iso._gather_records does. Returns a list of ``count``\n"
+"as reconciliation.host_iso.gather_records does. Returns a list of ``count``\n"
 "bytes objects, each its records whole (length prefix and message) in the log's\n"
 "order. The walk ends where the records do, or where a record's length does not\n"
 "fit in what remains.");

@@ -72,11 +72,13 @@ class _Day:
     def position(self, stan: str) -> int | None:
         """Index of the EJ block with this STAN (not truncated)."""
         if self.stan_positions is None:
-            self.stan_positions = {}
-            if self.ej is not None:
-                for index, txn in enumerate(self.ej.transactions):
-                    if txn.stan and not txn.truncated:
-                        self.stan_positions.setdefault(txn.stan, index)
+            transactions = self.ej.transactions if self.ej is not None else []
+            keys = [txn.stan if not txn.truncated else "" for txn in transactions]
+            # from the last block to the first, so that the first block of a STAN wins
+            self.stan_positions = dict(
+                zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True)
+            )
+            self.stan_positions.pop("", None)
         return self.stan_positions.get(stan)
 
     def expected_position(self, stan: str) -> int | None:
@@ -171,6 +173,7 @@ class TerminalBatch:
         self.discrepancies: list[Discrepancy] = []
         self.settlement: list[SettlementRow] = []
         self.host_by_key: dict[tuple[str, str, str], list[HostMessage]] | None = None
+        self.groups: pl.DataFrame | None = None  # host_groups(host), from the match stage
         self._evidence_refs: dict[int, tuple[int | None, bool]] = {}
         self.unreadable = 0
 
@@ -259,7 +262,7 @@ class TerminalBatch:
                 if day.ej is not None
             ]
         )
-        groups = host_groups(self.host)
+        groups = self.groups = host_groups(self.host)
         found, odd = classify(ej, groups, self.options.time_window_seconds)
         for row in found.iter_rows(named=True):
             self._finding(row)
@@ -430,15 +433,9 @@ class TerminalBatch:
 
     def paper(self) -> None:
         # per terminal-day, the first request/response of each STAN: what the paper shows
-        firsts = (
-            self.host.filter(pl.col("mti") != "0420")
-            .group_by(KEY, maintain_order=True)
-            .agg(
-                pl.col("rrn").first(),
-                pl.col("time").first(),
-                pl.col("amount_minor").first(),
-                pl.col("pan_masked").first(),
-            )
+        groups = self.groups if self.groups is not None else host_groups(self.host)
+        firsts = groups.filter(pl.col("requests") > 0).select(
+            *KEY, "host_rrn", "host_time", "host_amount", "host_pan"
         )
         host_by_day = _host_by_day(firsts)
         paper_days = [day for day in self.days.values() if day.paper is not None]
@@ -635,7 +632,7 @@ def _host_by_day(
     firsts: pl.DataFrame,
 ) -> dict[tuple[str, str], dict[str, tuple[str, str, int, str]]]:
     """Per terminal-day, STAN -> (RRN, time, amount, PAN) of the first messages."""
-    ordered = firsts.sort(["terminal_id", "business_date"], maintain_order=True)
+    ordered = firsts.sort(["terminal_id", "business_date"])
     sizes = ordered.group_by(["terminal_id", "business_date"], maintain_order=True).len()
     stans, *fields = (ordered.get_column(name).to_list() for name in firsts.columns[2:])
     values = list(zip(*fields, strict=True))
@@ -715,19 +712,20 @@ def _paper_excerpt(day: _Day, stan: str) -> tuple[str, str]:
     position = day.expected_position(stan)
     if position is None:
         return "", ""
+    expected, found = day.expected, day.paper_found
     before = next(
         (
-            day.paper_found[item.stan]
-            for item in reversed(day.expected[:position])
-            if item.stan in day.paper_found
+            found[expected[index].stan]
+            for index in range(position - 1, -1, -1)
+            if expected[index].stan in found
         ),
         None,
     )
     after = next(
         (
-            day.paper_found[item.stan]
-            for item in day.expected[position + 1 :]
-            if item.stan in day.paper_found
+            found[expected[index].stan]
+            for index in range(position + 1, len(expected))
+            if expected[index].stan in found
         ),
         None,
     )

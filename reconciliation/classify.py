@@ -154,7 +154,11 @@ def host_frame(messages: list[HostMessage]) -> pl.DataFrame:
 
 
 def host_groups(host: pl.DataFrame) -> pl.DataFrame:
-    """One row per (terminal, day, STAN) with what the switch saw."""
+    """One row per (terminal, day, STAN) with what the switch saw.
+
+    ``host_rrn``, ``host_time``, ``host_amount`` and ``host_pan`` are the first
+    request or response's (what the paper's receipt shows), ``requests`` how
+    many messages other than reversals there are."""
     mti = pl.col("mti")
     rc = pl.col("response_code")
     approved = (mti == "0210") & (rc == "00")
@@ -178,6 +182,8 @@ def host_groups(host: pl.DataFrame) -> pl.DataFrame:
             host_time=pl.col("time").filter(request_like).first(),
             host_seconds=pl.col("host_seconds").filter(request_like).first(),
             host_card=pl.col("pan_masked").first(),
+            host_pan=pl.col("pan_masked").filter(request_like).first(),
+            requests=request_like.sum(),
             processing_code=pl.col("processing_code").first(),
             reversal_reason=rc.filter(mti == "0420").first(),
             reversal_actual=pl.col("actual_minor").filter(mti == "0420").first(),

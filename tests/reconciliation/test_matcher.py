@@ -6,11 +6,15 @@ import random
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciliation import Sources, reconcile
+from reconciliation.batch import _Day
+from reconciliation.classify import HOST_SCHEMA, host_groups
 from reconciliation.host_iso import parse_iso
+from reconciliation.model import EjParse, EjTransaction
 from reconciliation.sources import Source
 
 
@@ -162,3 +166,59 @@ def test_a_scanned_folder_knows_each_file_in_name_order_with_its_size(sample: Pa
     for source in sources.items:
         assert source.path is not None
         assert source.scanned_size == source.path.stat().st_size == source.size()
+
+
+def _txn(stan: str, *, truncated: bool = False) -> EjTransaction:
+    return EjTransaction(
+        stan, "", "", "10:00:00", "", "withdrawal", "00", 1000, "taken",
+        (1, 0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0), "", truncated, 0, 0, 1, 1,
+    )  # fmt: skip
+
+
+def test_a_stan_positions_at_its_first_whole_block() -> None:
+    transactions = [
+        _txn("000007", truncated=True),
+        _txn(""),
+        _txn("000007"),
+        _txn("000008"),
+        _txn("000007"),
+    ]
+    day = _Day("T1", "2026-11-16")
+    day.ej = EjParse("ej", "T1", "2026-11-16", "ndc", transactions, [], [], 5, 0, True)
+    assert day.position("000007") == 2  # the truncated block before it does not count
+    assert day.position("000008") == 3
+    assert day.position("") is None
+    assert day.position("000009") is None
+    assert _Day("T1", "2026-11-16").position("000007") is None  # no EJ
+
+
+def test_host_groups_take_the_first_request_for_the_receipt() -> None:
+    rows = [
+        # seq, mti, stan, rrn, time, amount, pan
+        (1, "0420", "000001", "R-REV", "10:00:09", 500, "4111********0009"),
+        (2, "0200", "000001", "R-REQ", "10:00:01", 2000, "4111********0001"),
+        (3, "0210", "000001", "R-RSP", "10:00:02", 2000, "4111********0002"),
+        (4, "0420", "000002", "R-ONLY", "11:00:00", 700, "4111********0003"),
+    ]
+    records = [
+        ("iso", seq, mti, "T1", "2026-11-16", stan, rrn, at, "", "010000", amount,
+         "00", "", pan, "", -1)
+        for seq, mti, stan, rrn, at, amount, pan in rows
+    ]  # fmt: skip
+    host = pl.DataFrame(
+        records,
+        schema=HOST_SCHEMA,
+        orient="row",
+    )
+    groups = {row["stan"]: row for row in host_groups(host).iter_rows(named=True)}
+    first = groups["000001"]
+    assert (first["host_rrn"], first["host_time"], first["host_amount"]) == (
+        "R-REQ",
+        "10:00:01",
+        2000,
+    )
+    assert first["host_pan"] == "4111********0001"
+    assert first["host_card"] == "4111********0009"  # the first message's, reversal or not
+    assert first["requests"] == 2
+    assert groups["000002"]["requests"] == 0
+    assert groups["000002"]["host_pan"] is None

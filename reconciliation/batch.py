@@ -23,7 +23,14 @@ from typing import Any
 
 import polars as pl
 
-from reconciliation.classify import KEY, classify, ej_frame, host_groups
+from reconciliation.classify import (
+    KEY,
+    classify,
+    ej_frame,
+    host_groups,
+    join_sides,
+    receipt_hosts,
+)
 from reconciliation.ej import normalise
 from reconciliation.errors import SourceUnreadable
 from reconciliation.handoff import HostHandoff
@@ -41,7 +48,7 @@ from reconciliation.model import (
 )
 from reconciliation.options import Options
 from reconciliation.paper import block_lines, block_text
-from reconciliation.paper_match import Expected, match_paper, receipts
+from reconciliation.paper_match import Expected, HostFirsts, match_paper, receipts
 from reconciliation.parsing import Parsed, parse_bytes
 from reconciliation.result import Discrepancy, Evidence, SettlementRow
 from reconciliation.schemes import dispute_deadline, scheme_for
@@ -173,7 +180,7 @@ class TerminalBatch:
         self.discrepancies: list[Discrepancy] = []
         self.settlement: list[SettlementRow] = []
         self.host_by_key: dict[tuple[str, str, str], list[HostMessage]] | None = None
-        self.groups: pl.DataFrame | None = None  # host_groups(host), from the match stage
+        self.receipt_hosts = pl.DataFrame()  # classify.receipt_hosts, from the match stage
         self._evidence_refs: dict[int, tuple[int | None, bool]] = {}
         self.unreadable = 0
 
@@ -262,8 +269,9 @@ class TerminalBatch:
                 if day.ej is not None
             ]
         )
-        groups = self.groups = host_groups(self.host)
-        found, odd = classify(ej, groups, self.options.time_window_seconds)
+        joined = join_sides(ej, host_groups(self.host))
+        self.receipt_hosts = receipt_hosts(joined)
+        found, odd = classify(joined, self.options.time_window_seconds)
         for row in found.iter_rows(named=True):
             self._finding(row)
         for terminal, business_date, stan, note, ej_amount, host_amount in odd.sort(
@@ -432,12 +440,9 @@ class TerminalBatch:
     # -- stage 3 -------------------------------------------------------------------------
 
     def paper(self) -> None:
-        # per terminal-day, the first request/response of each STAN: what the paper shows
-        groups = self.groups if self.groups is not None else host_groups(self.host)
-        firsts = groups.filter(pl.col("requests") > 0).select(
-            *KEY, "host_rrn", "host_time", "host_amount", "host_pan"
-        )
-        host_by_day = _host_by_day(firsts)
+        # per terminal-day, what the receipts need of the host beyond the EJ (the match
+        # stage found it)
+        host_by_day = _host_by_day(self.receipt_hosts)
         paper_days = [day for day in self.days.values() if day.paper is not None]
         for day in paper_days:
             assert day.paper is not None
@@ -628,22 +633,11 @@ class TerminalBatch:
         )
 
 
-def _host_by_day(
-    firsts: pl.DataFrame,
-) -> dict[tuple[str, str], dict[str, tuple[str, str, int, str]]]:
-    """Per terminal-day, STAN -> (RRN, time, amount, PAN) of the first messages."""
-    ordered = firsts.sort(["terminal_id", "business_date"])
-    sizes = ordered.group_by(["terminal_id", "business_date"], maintain_order=True).len()
-    stans, *fields = (ordered.get_column(name).to_list() for name in firsts.columns[2:])
-    values = list(zip(*fields, strict=True))
-    days: dict[tuple[str, str], dict[str, tuple[str, str, int, str]]] = {}
-    start = 0
-    for terminal, business_date, size in sizes.iter_rows():
-        end = start + size
-        days[(terminal, business_date)] = dict(
-            zip(stans[start:end], values[start:end], strict=True)
-        )
-        start = end
+def _host_by_day(hosts: pl.DataFrame) -> dict[tuple[str, str], HostFirsts]:
+    """Per terminal-day, STAN -> (RRN, time, amount, PAN) (:func:`classify.receipt_hosts`)."""
+    days: dict[tuple[str, str], HostFirsts] = defaultdict(dict)
+    for terminal, business_date, stan, rrn, at, amount, pan in hosts.iter_rows():
+        days[(terminal, business_date)][stan] = (rrn, at, amount, pan)
     return days
 
 

@@ -195,10 +195,27 @@ def host_groups(host: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def classify(
-    ej: pl.DataFrame, groups: pl.DataFrame, window: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rows that carry a transaction kind, and rows that are inconsistent otherwise.
+def join_sides(ej: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+    """The EJ rows (:func:`ej_frame`) and the host groups (:func:`host_groups`) by
+    key, full outer: a key that only one side knows has the other's columns null."""
+    return ej.join(groups, on=KEY, how="full", coalesce=True)
+
+
+def receipt_hosts(joined: pl.DataFrame) -> pl.DataFrame:
+    """What the paper's receipts need from the host beyond the EJ (:func:`join_sides`):
+    the first request of each key (``KEY``, ``host_rrn``, ``host_time``,
+    ``host_amount``, ``host_pan``) that no EJ block shows, or that an EJ block shows
+    with another amount. A receipt the EJ shows otherwise reads as the EJ has it."""
+    needed = (pl.col("requests") > 0) & (
+        pl.col("ej_ref").is_null() | (pl.col("ej_amount") != pl.col("host_amount")).fill_null(True)
+    )
+    # (a key with two EJ blocks may come twice, with the same values)
+    return joined.filter(needed).select(*KEY, "host_rrn", "host_time", "host_amount", "host_pan")
+
+
+def classify(joined: pl.DataFrame, window: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows that carry a transaction kind, and rows that are inconsistent otherwise,
+    of the two sides joined by key (:func:`join_sides`).
 
     The first frame has ``kind`` plus the columns behind it. ``ej_gap``
     candidates (host without an EJ block) come back with kind
@@ -208,7 +225,6 @@ def classify(
     not pass unseen: the host approved what the terminal declined, a reversal
     of cash that was taken, an approved amount that differs.
     """
-    joined = ej.join(groups, on=KEY, how="full", coalesce=True)
     rrn_known = pl.col("host_rrn").is_not_null() | pl.col("any_rrn").is_not_null()
     host_rrn = pl.coalesce(pl.col("host_rrn"), pl.col("any_rrn"))
     host_seconds = pl.coalesce(pl.col("host_seconds"), pl.col("any_seconds"))

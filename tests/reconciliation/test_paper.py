@@ -378,3 +378,40 @@ def test_compiled_chain_equals_the_python_one(pairs: list[tuple[int, int, int]])
         python = paper_match._chain(pairs)
     assert compiled == python
     assert all(a[1] < b[1] and a[0] <= b[0] for a, b in itertools.pairwise(python))
+
+
+@given(_receipts_case(), st.lists(st.booleans(), min_size=5, max_size=5))
+def test_receipts_need_only_the_host_messages_the_ej_does_not_show_as_they_are(
+    case: tuple[list[EjTransaction], dict[str, tuple[str, str, int, str]]],
+    same_amount: list[bool],
+) -> None:
+    """``classify.receipt_hosts`` leaves out a STAN whose every EJ block shows the
+    host's amount: the receipts come out the same as with every host message."""
+    import polars as pl
+
+    from reconciliation.batch import _host_by_day
+    from reconciliation.classify import (
+        HOST_SCHEMA,
+        ej_frame,
+        host_groups,
+        join_sides,
+        receipt_hosts,
+    )
+    from reconciliation.paper_match import receipts
+
+    transactions, host = case
+    ej_amounts = {txn.stan: txn.amount_minor for txn in transactions if not txn.truncated}
+    for flag, stan in zip(same_amount, sorted(host), strict=False):
+        if flag and stan in ej_amounts:  # the host's amount as the (last) EJ block shows it
+            rrn_, at, _, pan = host[stan]
+            host[stan] = (rrn_, at, ej_amounts[stan], pan)
+    rows = [
+        ("h", seq, "0200", "T1", "2026-11-16", stan, rrn_, at, "", "010000", amount,
+         "", "", pan, "", -1)
+        for seq, (stan, (rrn_, at, amount, pan)) in enumerate(host.items())
+    ]  # fmt: skip
+    messages = pl.DataFrame(rows, schema=HOST_SCHEMA, orient="row")
+    joined = join_sides(ej_frame([("T1", "2026-11-16", transactions, 0)]), host_groups(messages))
+    needed = _host_by_day(receipt_hosts(joined)).get(("T1", "2026-11-16"), {})
+    assert needed.items() <= host.items()
+    assert receipts(transactions, needed) == receipts(transactions, host)

@@ -160,38 +160,56 @@ def host_groups(host: pl.DataFrame) -> pl.DataFrame:
     request or response's (what the paper's receipt shows), ``requests`` how
     many messages other than reversals there are."""
     mti = pl.col("mti")
-    rc = pl.col("response_code")
-    approved = (mti == "0210") & (rc == "00")
-    request_like = mti != "0420"
-    seconds = (
-        pl.col("time").str.slice(0, 2).cast(pl.Int64, strict=False) * 3600
-        + pl.col("time").str.slice(3, 2).cast(pl.Int64, strict=False) * 60
-        + pl.col("time").str.slice(6, 2).cast(pl.Int64, strict=False)
+    # two marks per message, so that the aggregations below share them
+    marked = host.with_columns(
+        _request=mti != "0420", _approved=(mti == "0210") & (pl.col("response_code") == "00")
     )
+    request, approved = pl.col("_request"), pl.col("_approved")
+    # the first value where ``mark`` holds; with a null among them, a null there must
+    # count too, which the (faster) first non-null after ``when`` would pass over
+    nullable = {name for name, count in host.null_count().row(0, named=True).items() if count}
+
+    def first(name: str, mark: pl.Expr) -> pl.Expr:
+        if name in nullable:
+            return pl.col(name).filter(mark).first()
+        return pl.when(mark).then(pl.col(name)).first(ignore_nulls=True)
+
     return (
-        host.with_columns(host_seconds=seconds)
-        .group_by(KEY)
+        marked.group_by(KEY)
         .agg(
             n200=(mti == "0200").sum(),
             n210=(mti == "0210").sum(),
             n210_ok=approved.sum(),
-            n420=(mti == "0420").sum(),
-            host_amount=pl.col("amount_minor").filter(request_like).first(),
-            approved_amount=pl.col("amount_minor").filter(approved).first(),
-            host_rrn=pl.col("rrn").filter(request_like).first(),
-            host_time=pl.col("time").filter(request_like).first(),
-            host_seconds=pl.col("host_seconds").filter(request_like).first(),
+            messages=pl.len(),
+            host_amount=first("amount_minor", request),
+            approved_amount=first("amount_minor", approved),
+            host_rrn=first("rrn", request),
+            host_time=first("time", request),
             host_card=pl.col("pan_masked").first(),
-            host_pan=pl.col("pan_masked").filter(request_like).first(),
-            requests=request_like.sum(),
+            host_pan=first("pan_masked", request),
+            requests=request.sum(),
             processing_code=pl.col("processing_code").first(),
-            reversal_reason=rc.filter(mti == "0420").first(),
-            reversal_actual=pl.col("actual_minor").filter(mti == "0420").first(),
+            reversal_reason=first("response_code", ~request),
+            reversal_actual=first("actual_minor", ~request),
             any_rrn=pl.col("rrn").first(),
             any_time=pl.col("time").first(),
-            any_seconds=pl.col("host_seconds").first(),
             any_amount=pl.col("amount_minor").first(),
         )
+        .with_columns(
+            n420=(pl.col("messages") - pl.col("requests")).cast(pl.UInt32),
+            host_seconds=_seconds(pl.col("host_time")),
+            any_seconds=_seconds(pl.col("any_time")),
+        )
+        .drop("messages")
+    )
+
+
+def _seconds(clock: pl.Expr) -> pl.Expr:
+    """``"08:39:56"`` -> seconds since midnight, null where a part is not a number."""
+    return (
+        clock.str.slice(0, 2).cast(pl.Int64, strict=False) * 3600
+        + clock.str.slice(3, 2).cast(pl.Int64, strict=False) * 60
+        + clock.str.slice(6, 2).cast(pl.Int64, strict=False)
     )
 
 

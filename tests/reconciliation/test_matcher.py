@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from reconciliation import Sources, reconcile
 from reconciliation.batch import _Day
-from reconciliation.classify import HOST_SCHEMA, host_groups
+from reconciliation.classify import HOST_SCHEMA, KEY, host_groups
 from reconciliation.host_iso import parse_iso
 from reconciliation.model import EjParse, EjTransaction
 from reconciliation.sources import Source
@@ -222,3 +222,69 @@ def test_host_groups_take_the_first_request_for_the_receipt() -> None:
     assert first["requests"] == 2
     assert groups["000002"]["requests"] == 0
     assert groups["000002"]["host_pan"] is None
+
+
+def _reference_groups(host: pl.DataFrame) -> pl.DataFrame:
+    """host_groups written plainly: each value the first one where its rows' mark holds."""
+    mti, rc = pl.col("mti"), pl.col("response_code")
+    request, approved, reversal = mti != "0420", (mti == "0210") & (rc == "00"), mti == "0420"
+    seconds = (
+        pl.col("time").str.slice(0, 2).cast(pl.Int64, strict=False) * 3600
+        + pl.col("time").str.slice(3, 2).cast(pl.Int64, strict=False) * 60
+        + pl.col("time").str.slice(6, 2).cast(pl.Int64, strict=False)
+    )
+    return (
+        host.with_columns(seconds=seconds)
+        .group_by(KEY)
+        .agg(
+            n200=(mti == "0200").sum(),
+            n210=(mti == "0210").sum(),
+            n210_ok=approved.sum(),
+            n420=reversal.sum(),
+            requests=request.sum(),
+            host_amount=pl.col("amount_minor").filter(request).first(),
+            approved_amount=pl.col("amount_minor").filter(approved).first(),
+            host_rrn=pl.col("rrn").filter(request).first(),
+            host_time=pl.col("time").filter(request).first(),
+            host_seconds=pl.col("seconds").filter(request).first(),
+            host_card=pl.col("pan_masked").first(),
+            host_pan=pl.col("pan_masked").filter(request).first(),
+            processing_code=pl.col("processing_code").first(),
+            reversal_reason=rc.filter(reversal).first(),
+            reversal_actual=pl.col("actual_minor").filter(reversal).first(),
+            any_rrn=pl.col("rrn").first(),
+            any_time=pl.col("time").first(),
+            any_seconds=pl.col("seconds").first(),
+            any_amount=pl.col("amount_minor").first(),
+        )
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["0200", "0210", "0420", "0100"]),
+            st.sampled_from(["000001", "000002", "000003"]),
+            st.sampled_from(["00", "05", "17", None]),
+            st.sampled_from(["10:00:01", "10:0x:02", "", None]),
+            st.one_of(st.none(), st.integers(0, 9)),
+            st.sampled_from(["R1", "R2", None]),
+        ),
+        max_size=14,
+    )
+)
+def test_host_groups_equal_the_plain_first_where_reading(
+    rows: list[tuple[str, str, str | None, str | None, int | None, str | None]],
+) -> None:
+    """With nulls or without, as the switch's files never give them."""
+    records = [
+        ("iso", seq, mti, "T1", "2026-11-16", stan, rrn, at, "", "010000", amount,
+         rc, "", f"PAN{seq}" if rrn else None, "", amount)
+        for seq, (mti, stan, rc, at, amount, rrn) in enumerate(rows)
+    ]  # fmt: skip
+    host = pl.DataFrame(records, schema=HOST_SCHEMA, orient="row")
+    for frame in (host, host.drop_nulls()):
+        groups = host_groups(frame)
+        expected = _reference_groups(frame).select(groups.columns)
+        assert groups.sort(KEY).equals(expected.sort(KEY))

@@ -57,6 +57,12 @@ def paper_chain(pairs: list[tuple[int, int, int]], /) -> list[tuple[int, int, in
 def paper_runs(
     buffer: bytes, /
 ) -> tuple[int, list[tuple[int, int, int, int]], list[tuple[int, int, int]], int] | None: ...
+def ej_tiles(
+    items: list[tuple[int, int, int, EjTransaction | re.Match[bytes]]],
+    cls: type[EjTransaction],
+    size: int,
+    /,
+) -> tuple[list[EjTransaction], list[tuple[int, int, re.Match[bytes]]], int] | None: ...
 def ndc_scan(
     buffer: bytes, cls: type[EjTransaction], pattern: re.Pattern[bytes], /
 ) -> list[tuple[int, int, int, EjTransaction | re.Match[bytes]]]: ...

@@ -8,10 +8,17 @@ by line only when it needs to be.
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 
 from reconciliation import ej_ndc, ej_procash
+from reconciliation.ej_assembly import Scanned
 from reconciliation.model import EjEvent, EjParse, EjTransaction, SkippedLine
+
+try:
+    from reconciliation._speedups import ej_tiles as _compiled_tiles
+except ImportError:  # built without a C compiler: the Python loop of tiles()
+    _compiled_tiles = None  # type: ignore[assignment]
 
 DIALECTS = ("ndc", "procash")
 
@@ -65,9 +72,56 @@ def _shift_event(event: EjEvent, offset: int, lines: int) -> EjEvent:
     )
 
 
-def _tile(
-    module: ModuleType, buffer: bytes, source: str
-) -> tuple[list[EjTransaction], list[EjEvent], list[SkippedLine], int, bool]:
+Tiles = tuple[list[EjTransaction], list[tuple[int, int, re.Match[bytes]]], int]
+
+
+def tiles(items: list[Scanned], size: int) -> Tiles | None:
+    """Of a scan's items, when they tile a buffer of ``size`` bytes without a gap:
+    the records the compiled reader made, in order, every other item as ``(line,
+    lines, found)`` with the number of its first line, and the number of lines;
+    otherwise ``None``. Compiled where the package was built with
+    ``reconciliation/csrc/``."""
+    if _compiled_tiles is not None:
+        return _compiled_tiles(items, EjTransaction, size)
+    records: list[EjTransaction] = []
+    others: list[tuple[int, int, re.Match[bytes]]] = []
+    position, line = 0, 1
+    for start, end, lines, found in items:
+        if start != position:
+            return None
+        if type(found) is EjTransaction:
+            records.append(found)
+        else:
+            others.append((line, lines, found))
+        line += lines
+        position = end
+    if position != size:
+        return None
+    return records, others, line - 1
+
+
+Tiled = tuple[list[EjTransaction], list[EjEvent], list[SkippedLine], int, bool]
+
+
+def _tiled(module: ModuleType, buffer: bytes, items: list[Scanned]) -> Tiled | None:
+    """The common case of :func:`_tile`, without a loop over the blocks in Python: the
+    scan tiles the buffer, every block was read by the compiled reader and every other
+    piece is a device line or printout that converts. ``None`` otherwise."""
+    found = tiles(items, len(buffer))
+    if found is None:
+        return None
+    transactions, others, lines = found
+    events: list[EjEvent] = []
+    convert = module.convert
+    for line, lines_in, match in others:
+        if match.group("stan") is not None:  # a block left to the dialect's Python reader
+            return None
+        if not convert(match, buffer, line, lines_in, transactions, events):
+            return None
+    return transactions, events, [], lines, True
+
+
+def _tile(module: ModuleType, buffer: bytes, source: str) -> Tiled:
     """Fast scan where the text is well formed, the state machine where it is not.
 
     Matches of the whole-buffer scan are used as they come; a stretch they do
@@ -75,6 +129,10 @@ def _tile(
     is widened to the next complete transaction block, so that any device
     line caught up in it is seen in context, and parsed line by line.
     """
+    items = module.scan(buffer)
+    quick = _tiled(module, buffer, items)
+    if quick is not None:
+        return quick
     transactions: list[EjTransaction] = []
     events: list[EjEvent] = []
     skipped: list[SkippedLine] = []
@@ -98,7 +156,7 @@ def _tile(
 
     previous_block: tuple[int, int, int, int] | None = None  # offset, line, records before
 
-    for start, end, lines_in, found in module.scan(buffer):
+    for start, end, lines_in, found in items:
         if start != position:
             if region is None:
                 if previous_block is not None:

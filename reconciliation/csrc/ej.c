@@ -909,7 +909,75 @@ procash_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return scan(args, nargs, 1);
 }
 
+PyDoc_STRVAR(ej_tiles_doc,
+"ej_tiles(items, cls, size, /)\n--\n\n"
+"Of a scan's items (ndc_scan, procash_scan), when they tile a buffer of ``size``\n"
+"bytes without a gap: the ``cls`` records in order, every other item as (line,\n"
+"lines, found) with the number of its first line, and the number of lines;\n"
+"otherwise None.");
+
+static PyObject *
+ej_tiles(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *items, *records = NULL, *others = NULL;
+    PyTypeObject *cls;
+    Py_ssize_t size, count, k, position = 0, line = 1;
+
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "expected (items: list, cls: type, size: int)");
+        return NULL;
+    }
+    items = args[0];
+    cls = (PyTypeObject *)args[1];
+    size = PyLong_AsSsize_t(args[2]);
+    if (size == -1 && PyErr_Occurred())
+        return NULL;
+    count = PyList_GET_SIZE(items);
+    records = PyList_New(0);
+    others = PyList_New(0);
+    if (records == NULL || others == NULL)
+        goto fail;
+    for (k = 0; k < count; k++) {
+        PyObject *item = PyList_GET_ITEM(items, k), *found;
+        Py_ssize_t start, end, lines;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4) {
+            PyErr_SetString(PyExc_TypeError, "an item is not a (start, end, lines, found) tuple");
+            goto fail;
+        }
+        start = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 0));
+        end = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
+        lines = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 2));
+        if ((start == -1 || end == -1 || lines == -1) && PyErr_Occurred())
+            goto fail;
+        if (start != position) { /* a gap: not for this shortcut */
+            Py_DECREF(records);
+            Py_DECREF(others);
+            Py_RETURN_NONE;
+        }
+        found = PyTuple_GET_ITEM(item, 3);
+        if (Py_IS_TYPE(found, cls)) {
+            if (PyList_Append(records, found) < 0)
+                goto fail;
+        }
+        else if (append_new(others, Py_BuildValue("(nnO)", line, lines, found)) < 0)
+            goto fail;
+        line += lines;
+        position = end;
+    }
+    if (position != size) {
+        Py_DECREF(records);
+        Py_DECREF(others);
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(NNn)", records, others, line - 1);
+fail:
+    Py_XDECREF(records);
+    Py_XDECREF(others);
+    return NULL;
+}
+
 PyMethodDef ej_methods[] = {
+    {"ej_tiles", (PyCFunction)(void (*)(void))ej_tiles, METH_FASTCALL, ej_tiles_doc},
     {"ndc_scan", (PyCFunction)(void (*)(void))ndc_scan, METH_FASTCALL, ndc_scan_doc},
     {"procash_scan", (PyCFunction)(void (*)(void))procash_scan, METH_FASTCALL,
      procash_scan_doc},

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciliation import ej_assembly, ej_ndc, ej_procash
+from reconciliation import ej, ej_assembly, ej_ndc, ej_procash
 from reconciliation.ej import detect_dialect, normalise, parse_ej
 from reconciliation.model import EjParse
 from tests.reconciliation.builders import Txn, ndc_block
@@ -337,3 +337,53 @@ def _parse_without_compiled_scan(data: bytes) -> EjParse:
         patch.setattr(ej_ndc, "_compiled_scan", None)
         patch.setattr(ej_procash, "_compiled_scan", None)
         return _parse(data)
+
+
+@needs_speedups
+@pytest.mark.parametrize("name", ["T1000001_20261117.txt", "T1000004_20261117.txt"])
+@given(edits=_EDITS)
+def test_compiled_tiles_equal_the_python_ones_on_damaged_journals(
+    sample: Path, name: str, edits: list[tuple[int, str, bytes]]
+) -> None:
+    """What ej_tiles makes of a scan, gaps or not, is what its Python twin makes."""
+    data = bytearray((sample / "ej" / name).read_bytes()[:6000])
+    for where, how, byte in edits:
+        at = where % len(data)
+        if how == "delete":
+            del data[at]
+        elif how == "insert":
+            data[at:at] = byte
+        else:
+            data[at : at + 1] = byte
+    text = bytes(data) if data.endswith(b"\n") else bytes(data) + b"\n"
+    module = ej_ndc if detect_dialect(text) == "ndc" else ej_procash
+    items = module.scan(text)
+    compiled = ej.tiles(items, len(text))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ej, "_compiled_tiles", None)
+        assert ej.tiles(items, len(text)) == compiled
+        assert ej.tiles(items, len(text) + 1) is None  # not up to the end
+        if len(items) > 1:  # a gap between two pieces
+            assert ej.tiles([items[0], *items[2:]], len(text)) is None
+
+
+def test_the_shortcut_over_a_clean_journal_equals_the_block_by_block_reading(
+    sample: Path, generated_ej: list[Path]
+) -> None:
+    """Where the scan tiles the journal, records and events come as from the loop
+    that handles gaps; where it does not (a damaged journal), the loop reads it."""
+    paths = [*sorted((sample / "ej").iterdir()), *generated_ej]
+    texts = [normalise(path.read_bytes()) for path in paths]
+    texts.append(texts[0].replace(b"\n", b"\n\x00garbage\n", 1))
+    quick = [_parse(text) for text in texts]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ej, "_tiled", lambda module, buffer, items: None)
+        assert [_parse(text) for text in texts] == quick
+    shortcut = [
+        ej._tiled(module, text, module.scan(text)) is not None
+        for text in texts
+        for module in [ej_ndc if detect_dialect(text) == "ndc" else ej_procash]
+    ]
+    assert sum(shortcut) >= 3
+    assert not shortcut[-1]
+    assert any(parse.events for parse, short in zip(quick, shortcut, strict=True) if short)

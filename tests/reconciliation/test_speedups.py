@@ -11,6 +11,7 @@ def test_every_compiled_function_is_in_use() -> None:
     user on the Python version without a word; the module must be current."""
     from reconciliation import (
         classify,
+        ej,
         ej_ndc,
         ej_procash,
         host_iso,
@@ -31,6 +32,7 @@ def test_every_compiled_function_is_in_use() -> None:
         "ej_note_sums": settlement._compiled_note_sums,
         "iso_walk": host_iso._compiled_walk,
         "iso_gather": host_iso._compiled_gather,
+        "ej_tiles": ej._compiled_tiles,
         "ndc_scan": ej_ndc._compiled_scan,
         "procash_scan": ej_procash._compiled_scan,
         "xlsx_rows": xlsx._compiled_rows,

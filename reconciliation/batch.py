@@ -15,10 +15,12 @@ process for a small one; it reads nothing global. Stages:
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 import polars as pl
@@ -56,6 +58,9 @@ from reconciliation.settlement import settle_terminal
 from reconciliation.sources import Source
 from reconciliation.textutil import printable
 
+_STAN = operator.itemgetter(EjTransaction._fields.index("stan"))
+_TRUNCATED = operator.itemgetter(EjTransaction._fields.index("truncated"))
+
 
 @dataclass(slots=True)
 class _Day:
@@ -72,6 +77,8 @@ class _Day:
     expected: list[Expected] = field(default_factory=list)  # by time; one per STAN
     expected_positions: dict[str, int] | None = None
     stan_positions: dict[str, int] | None = None
+    block_stans: list[str] | None = None  # per EJ block its STAN, "" if cut (power failure)
+    cut_blocks: list[tuple[int, EjTransaction]] | None = None  # (index, block) of those cut
     buffers: dict[str, bytes] = field(default_factory=dict)  # normalised, by source name
     raw: dict[str, bytes] = field(default_factory=dict)  # as read, until first needed
     snapshot_views: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id()
@@ -79,14 +86,30 @@ class _Day:
     def position(self, stan: str) -> int | None:
         """Index of the EJ block with this STAN (not truncated)."""
         if self.stan_positions is None:
-            transactions = self.ej.transactions if self.ej is not None else []
-            keys = [txn.stan if not txn.truncated else "" for txn in transactions]
+            keys = self.stans()
             # from the last block to the first, so that the first block of a STAN wins
             self.stan_positions = dict(
                 zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True)
             )
             self.stan_positions.pop("", None)
         return self.stan_positions.get(stan)
+
+    def stans(self) -> list[str]:
+        """Per EJ block, its STAN; "" for a block a power failure cut."""
+        if self.block_stans is None:
+            transactions = self.ej.transactions if self.ej is not None else []
+            keys = list(map(_STAN, transactions))
+            for index, _ in self.cut():
+                keys[index] = ""
+            self.block_stans = keys
+        return self.block_stans
+
+    def cut(self) -> list[tuple[int, EjTransaction]]:
+        """The EJ blocks a power failure cut, with their indexes."""
+        if self.cut_blocks is None:
+            transactions = self.ej.transactions if self.ej is not None else []
+            self.cut_blocks = list(compress(enumerate(transactions), map(_TRUNCATED, transactions)))
+        return self.cut_blocks
 
     def expected_position(self, stan: str) -> int | None:
         """Index of the receipt with this STAN among those the paper should show."""
@@ -373,15 +396,14 @@ class TerminalBatch:
         assert day.ej is not None
         stan = row["stan"]
         card = row["host_card"] or ""
-        truncated = [(index, txn) for index, txn in enumerate(day.ej.transactions) if txn.truncated]
         variant = "lost"
         where: int | None = None
-        for index, txn in truncated:
+        for index, txn in day.cut():
             if txn.stan == stan or (txn.card and txn.card == card and not txn.stan):
                 variant, where = "truncated", index
                 break
         if where is None:
-            where = _hole_position(day.ej.transactions, stan)
+            where = _hole_position(day.stans(), stan)
         amount = row["host_amount"] if row["host_amount"] is not None else row["any_amount"]
         detail = {"variant": variant}
         local_time = row["host_time"] or row["any_time"]
@@ -663,12 +685,13 @@ def _index_of(txn: EjTransaction | None, day: _Day) -> int | None:
 _CASH_KINDS = frozenset(kind.value for kind in Kind if kind is not Kind.PAPER_GAP)
 
 
-def _hole_position(transactions: list[EjTransaction], stan: str) -> int | None:
-    """Index of the first block after where ``stan`` would have been."""
-    for index, txn in enumerate(transactions):
-        if txn.stan and not txn.truncated and txn.stan > stan:
-            return index
-    return len(transactions) - 1 if transactions else None
+def _hole_position(stans: list[str], stan: str) -> int | None:
+    """Index of the first block after where ``stan`` would have been, of a day's
+    blocks' STANs (:meth:`_Day.stans`: "" never comes after)."""
+    return next(
+        (index for index, other in enumerate(stans) if other > stan),
+        len(stans) - 1 if stans else None,
+    )
 
 
 def _paper_out_windows(parse: EjParse | None) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciliation import Sources, reconcile
-from reconciliation.batch import _Day
+from reconciliation.batch import _Day, _hole_position
 from reconciliation.classify import HOST_SCHEMA, KEY, host_groups
 from reconciliation.host_iso import parse_iso
 from reconciliation.model import EjParse, EjTransaction
@@ -190,6 +190,13 @@ def test_a_stan_positions_at_its_first_whole_block() -> None:
     assert day.position("") is None
     assert day.position("000009") is None
     assert _Day("T1", "2026-11-16").position("000007") is None  # no EJ
+    assert day.stans() == ["", "", "000007", "000008", "000007"]
+    assert day.cut() == [(0, transactions[0])]
+    # where a lost STAN would have been: before the first whole block with a greater one
+    assert _hole_position(day.stans(), "000006") == 2
+    assert _hole_position(day.stans(), "000007") == 3
+    assert _hole_position(day.stans(), "000009") == 4  # after them all: the last block
+    assert _hole_position([], "000001") is None
 
 
 def test_host_groups_take_the_first_request_for_the_receipt() -> None:

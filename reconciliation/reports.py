@@ -74,6 +74,10 @@ CSV_FILES = ("discrepancies.csv", "settlement.csv")
 
 # a settlement row's values in the order of SETTLEMENT_COLUMNS
 _settlement_values = attrgetter(*SETTLEMENT_COLUMNS)
+# the same in two parts: its texts, then its counts (int, bool or None)
+_SETTLEMENT_TEXTS = ("terminal_id", "cycle_start", "cycle_end")
+_settlement_texts = attrgetter(*_SETTLEMENT_TEXTS)
+_settlement_counts = attrgetter(*SETTLEMENT_COLUMNS[len(_SETTLEMENT_TEXTS) :])
 
 
 def money(minor: int, currency: str = "USD") -> str:
@@ -81,6 +85,10 @@ def money(minor: int, currency: str = "USD") -> str:
     sign = "-" if minor < 0 else ""
     whole, cents = divmod(abs(minor), 100)
     return f"{sign}{whole:,}.{cents:02d} {currency}"
+
+
+# json.dumps(value, sort_keys=True), without making an encoder per call
+_detail_json = json.JSONEncoder(sort_keys=True).encode
 
 
 def _row(item: Discrepancy) -> list[Any]:
@@ -98,7 +106,7 @@ def _row(item: Discrepancy) -> list[Any]:
         item.dispute_deadline or "",
         item.scheme or "",
         item.local_time or "",
-        json.dumps(detail, sort_keys=True),
+        _detail_json(detail),
         item.evidence.ej_location,
         item.evidence.paper_location,
     ]
@@ -195,7 +203,7 @@ def write_xlsx(result: RunResult, path: Path, *, rows: list[list[Any]] | None = 
     sheet.row(list(DISCREPANCY_COLUMNS), style=BOLD)
     cells: list[list[Cell]] = []
     for row in rows if rows is not None else _rows(result):
-        values: list[Cell] = [str(value) for value in row]
+        values: list[Cell] = list(map(str, row))
         values[5] = row[5]  # amount_minor, a number
         cells.append(values)
     sheet.extend(cells)
@@ -322,20 +330,20 @@ def render_html(
         + "".join(f"<th>{esc(name)}</th>" for name in SETTLEMENT_COLUMNS)
         + "</tr>"
     )
-    settlement_row = "<tr>" + "<td>{}</td>" * len(SETTLEMENT_COLUMNS) + "</tr>"
-    settlement_cells = escape_each(
-        [
-            value if isinstance(value, str) else "" if value is None else str(value)
-            for row in result.settlement
-            for value in _settlement_values(row)
-        ],
-        html.escape,
+    # the texts escaped; the counts (numbers, flags or None) written by repr() per row
+    texts = escape_each(
+        [text for row in result.settlement for text in _settlement_texts(row)], html.escape
     )
-    width = len(SETTLEMENT_COLUMNS)
-    out.extend(
-        settlement_row.format(*settlement_cells[start : start + width])
-        for start in range(0, len(settlement_cells), width)
-    )
+    width = len(_SETTLEMENT_TEXTS)
+    for index, row in enumerate(result.settlement):
+        numbers = repr(_settlement_counts(row))[1:-1].replace(", ", "</td><td>")
+        out.append(
+            "<tr><td>"
+            + "</td><td>".join(texts[index * width : (index + 1) * width])
+            + "</td><td>"
+            + numbers.replace("None", "")
+            + "</td></tr>"
+        )
     out.append("</table></details>")
     out.append(
         "<h2>Findings</h2><table><tr><th>terminal</th><th>date</th><th>time</th>"

@@ -202,7 +202,7 @@ class TerminalBatch:
         self.ej_days: list[_Day] = []  # the days with an EJ, in ej_ref's numbering
         self.discrepancies: list[Discrepancy] = []
         self.settlement: list[SettlementRow] = []
-        self.host_by_key: dict[tuple[str, str, str], list[HostMessage]] | None = None
+        self.host_by_key: dict[tuple[str, str, str], list[dict[str, Any]]] | None = None
         self.receipt_hosts = pl.DataFrame()  # classify.receipt_hosts, from the match stage
         self._evidence_refs: dict[int, tuple[int | None, bool]] = {}
         self.unreadable = 0
@@ -305,8 +305,13 @@ class TerminalBatch:
                 f"(EJ amount {ej_amount}, host approved {host_amount})"
             )
 
-    def _host_messages(self, terminal_id: str, business_date: str, stan: str) -> list[HostMessage]:
-        """The host messages of one key (an index over the findings' keys only)."""
+    def _host_messages(
+        self, terminal_id: str, business_date: str, stan: str
+    ) -> list[dict[str, Any]]:
+        """The host messages of one key as evidence (an index over the findings' keys
+        only): JSON-ready, fields as :class:`HostMessage` has them but DE95's actual
+        amount ``None`` where there is none; made once per message and shared by the
+        findings that show it (read-only)."""
         if self.host_by_key is None:
             keys = pl.DataFrame(
                 {
@@ -316,11 +321,17 @@ class TerminalBatch:
                 },
                 schema={"terminal_id": pl.Utf8, "business_date": pl.Utf8, "stan": pl.Utf8},
             ).unique()
-            wanted = self.host.join(keys, on=KEY, how="semi").sort("seq")
-            index: dict[tuple[str, str, str], list[HostMessage]] = defaultdict(list)
-            for row in wanted.iter_rows():
-                message = HostMessage(*row)
-                index[(message.terminal_id, message.business_date, message.stan)].append(message)
+            actual = pl.col("actual_minor")
+            wanted = (
+                self.host.join(keys, on=KEY, how="semi")
+                .sort("seq")
+                .select(*HostMessage._fields)
+                .with_columns(actual_minor=pl.when(actual >= 0).then(actual))
+            )
+            index: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+            for message in wanted.iter_rows(named=True):
+                key = (message["terminal_id"], message["business_date"], message["stan"])
+                index[key].append(message)
             self.host_by_key = index
         return self.host_by_key.get((terminal_id, business_date, stan), [])
 
@@ -582,12 +593,9 @@ class TerminalBatch:
                 evidence.paper_excerpt, evidence.paper_location = _paper_excerpt(
                     day, item.stan or ""
                 )
-                evidence.host_messages = [
-                    _message_json(message)
-                    for message in self._host_messages(
-                        item.terminal_id, item.business_date, item.stan or ""
-                    )
-                ]
+                evidence.host_messages = list(
+                    self._host_messages(item.terminal_id, item.business_date, item.stan or "")
+                )
                 if item.kind in _CASH_KINDS:
                     evidence.counters = _counters_around(day, item.local_time or "")
 
@@ -764,13 +772,6 @@ def _paper_text(day: _Day, block: PaperBlock) -> str:
     if day.paper_source is None:
         return ""
     return block_text(day.text(day.paper_source, block.start, block.end))
-
-
-def _message_json(message: HostMessage) -> dict[str, Any]:
-    data = message._asdict()
-    if data["actual_minor"] < 0:
-        data["actual_minor"] = None
-    return data
 
 
 def _snapshot_json(day: _Day, snapshot: Snapshot) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def host_groups(host: pl.DataFrame) -> pl.DataFrame:
             n200=(mti == "0200").sum(),
             n210=(mti == "0210").sum(),
             n210_ok=approved.sum(),
-            messages=pl.len(),
+            n420=(~request).sum(),
             host_amount=first("amount_minor", request),
             approved_amount=first("amount_minor", approved),
             host_rrn=first("rrn", request),
@@ -196,11 +196,9 @@ def host_groups(host: pl.DataFrame) -> pl.DataFrame:
             any_amount=pl.col("amount_minor").first(),
         )
         .with_columns(
-            n420=(pl.col("messages") - pl.col("requests")).cast(pl.UInt32),
             host_seconds=_seconds(pl.col("host_time")),
             any_seconds=_seconds(pl.col("any_time")),
         )
-        .drop("messages")
     )
 
 

@@ -271,7 +271,7 @@ def _reference_groups(host: pl.DataFrame) -> pl.DataFrame:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["0200", "0210", "0420", "0100"]),
+            st.sampled_from(["0200", "0210", "0420", "0100", None]),
             st.sampled_from(["000001", "000002", "000003"]),
             st.sampled_from(["00", "05", "17", None]),
             st.sampled_from(["10:00:01", "10:0x:02", "", None]),
@@ -282,7 +282,7 @@ def _reference_groups(host: pl.DataFrame) -> pl.DataFrame:
     )
 )
 def test_host_groups_equal_the_plain_first_where_reading(
-    rows: list[tuple[str, str, str | None, str | None, int | None, str | None]],
+    rows: list[tuple[str | None, str, str | None, str | None, int | None, str | None]],
 ) -> None:
     """With nulls or without, as the switch's files never give them."""
     records = [

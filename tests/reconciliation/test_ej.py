@@ -307,14 +307,9 @@ _EDITS = st.lists(
 )
 
 
-@needs_speedups
-@pytest.mark.parametrize("name", ["T1000001_20261117.txt", "T1000004_20261117.txt"])
-@given(edits=_EDITS)
-def test_compiled_scan_equals_the_pattern_on_damaged_journals(
-    sample: Path, name: str, edits: list[tuple[int, str, bytes]]
-) -> None:
-    """The compiled block readers take only what the pattern takes, read alike."""
-    data = bytearray((sample / "ej" / name).read_bytes()[:6000])
+def _damaged(journal: bytes, edits: list[tuple[int, str, bytes]]) -> bytes:
+    """``journal`` with bytes deleted, inserted or replaced, ending with a newline."""
+    data = bytearray(journal)
     for where, how, byte in edits:
         at = where % len(data)
         if how == "delete":
@@ -323,7 +318,17 @@ def test_compiled_scan_equals_the_pattern_on_damaged_journals(
             data[at:at] = byte
         else:
             data[at : at + 1] = byte
-    text = bytes(data) if data.endswith(b"\n") else bytes(data) + b"\n"
+    return bytes(data) if data.endswith(b"\n") else bytes(data) + b"\n"
+
+
+@needs_speedups
+@pytest.mark.parametrize("name", ["T1000001_20261117.txt", "T1000004_20261117.txt"])
+@given(edits=_EDITS)
+def test_compiled_scan_equals_the_pattern_on_damaged_journals(
+    sample: Path, name: str, edits: list[tuple[int, str, bytes]]
+) -> None:
+    """The compiled block readers take only what the pattern takes, read alike."""
+    text = _damaged((sample / "ej" / name).read_bytes()[:6000], edits)
     module = ej_ndc if detect_dialect(text) == "ndc" else ej_procash
     assert module._compiled_scan is not None
     compiled = module.scan(text)
@@ -346,16 +351,7 @@ def test_compiled_tiles_equal_the_python_ones_on_damaged_journals(
     sample: Path, name: str, edits: list[tuple[int, str, bytes]]
 ) -> None:
     """What ej_tiles makes of a scan, gaps or not, is what its Python twin makes."""
-    data = bytearray((sample / "ej" / name).read_bytes()[:6000])
-    for where, how, byte in edits:
-        at = where % len(data)
-        if how == "delete":
-            del data[at]
-        elif how == "insert":
-            data[at:at] = byte
-        else:
-            data[at : at + 1] = byte
-    text = bytes(data) if data.endswith(b"\n") else bytes(data) + b"\n"
+    text = _damaged((sample / "ej" / name).read_bytes()[:6000], edits)
     module = ej_ndc if detect_dialect(text) == "ndc" else ej_procash
     items = module.scan(text)
     compiled = ej.tiles(items, len(text))

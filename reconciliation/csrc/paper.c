@@ -65,30 +65,76 @@ match_number(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, char *digits,
     return i;
 }
 
-int
-append_ascii(PyObject *list, const char *text, Py_ssize_t size)
+/* Readings of one kind found in a block so far: references, moved into a tuple
+ * once the block is read (one array per kind, reused from block to block). */
+typedef struct {
+    PyObject **items;
+    Py_ssize_t size, capacity;
+} Found;
+
+/* Appends a new ASCII string of text[:size]; -1 on error. */
+static int
+found_ascii(Found *found, const char *text, Py_ssize_t size)
 {
-    PyObject *item = PyUnicode_New(size, 127);
-    if (item != NULL)
-        memcpy(PyUnicode_DATA(item), text, (size_t)size);
-    return append_new(list, item);
+    PyObject *item;
+    if (found->size == found->capacity) {
+        Py_ssize_t capacity = found->capacity ? found->capacity * 2 : 16;
+        PyObject **grown = PyMem_Realloc(found->items, (size_t)capacity * sizeof(PyObject *));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        found->items = grown;
+        found->capacity = capacity;
+    }
+    item = PyUnicode_New(size, 127);
+    if (item == NULL)
+        return -1;
+    memcpy(PyUnicode_DATA(item), text, (size_t)size);
+    found->items[found->size++] = item;
+    return 0;
 }
 
-/* The readings of s[start:end]: (numbers, rrns, times) as three tuples. */
+/* The readings found so far as a new tuple (the references move into it). */
 static PyObject *
-block_readings(const unsigned char *s, Py_ssize_t start, Py_ssize_t end)
+found_tuple(Found *found)
 {
-    PyObject *lists[3] = {NULL, NULL, NULL}; /* numbers, rrns, times */
-    PyObject *result = NULL;
+    PyObject *items = PyTuple_New(found->size);
+    Py_ssize_t k;
+    if (items == NULL)
+        return NULL;
+    for (k = 0; k < found->size; k++)
+        PyTuple_SET_ITEM(items, k, found->items[k]);
+    found->size = 0;
+    return items;
+}
+
+static void
+found_clear(Found *found)
+{
+    while (found->size > 0)
+        Py_DECREF(found->items[--found->size]);
+}
+
+static void
+found_free(Found *found)
+{
+    found_clear(found);
+    PyMem_Free(found->items);
+    found->items = NULL;
+    found->capacity = 0;
+}
+
+/* The readings of s[start:end] (numbers, rrns, times) into out[0..2] as three new
+ * tuples; -1 on error (out untouched). ``kinds`` holds three empty Found. */
+static int
+block_readings(const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Found *kinds,
+               PyObject **out)
+{
     char digits[KEEP_MAX + 2];
     Py_ssize_t i = start;
     int k;
 
-    for (k = 0; k < 3; k++) {
-        lists[k] = PyList_New(0);
-        if (lists[k] == NULL)
-            goto done;
-    }
     while (i < end) {
         Py_ssize_t stop, count;
         int star;
@@ -103,8 +149,8 @@ block_readings(const unsigned char *s, Py_ssize_t start, Py_ssize_t end)
             for (j = i; j < stop; j++)
                 if (IS_DIGIT(s[j]))
                     compact[size++] = (char)s[j];
-            if (append_ascii(lists[2], compact, size) < 0)
-                goto done;
+            if (found_ascii(&kinds[2], compact, size) < 0)
+                goto fail;
             i = stop;
             continue;
         }
@@ -115,31 +161,29 @@ block_readings(const unsigned char *s, Py_ssize_t start, Py_ssize_t end)
         }
         if (!star) {
             if (count <= 7) {
-                if (append_ascii(lists[0], digits, count) < 0)
-                    goto done;
+                if (found_ascii(&kinds[0], digits, count) < 0)
+                    goto fail;
             }
             else if (count >= 11 && count <= 13) {
-                if (append_ascii(lists[1], digits, count) < 0)
-                    goto done;
+                if (found_ascii(&kinds[1], digits, count) < 0)
+                    goto fail;
             }
         }
         i = stop;
     }
-    result = PyTuple_New(3);
-    if (result == NULL)
-        goto done;
     for (k = 0; k < 3; k++) {
-        PyObject *items = PyList_AsTuple(lists[k]);
-        if (items == NULL) {
-            Py_CLEAR(result);
-            goto done;
+        out[k] = found_tuple(&kinds[k]);
+        if (out[k] == NULL) {
+            while (k-- > 0)
+                Py_CLEAR(out[k]);
+            goto fail;
         }
-        PyTuple_SET_ITEM(result, k, items);
     }
-done:
+    return 0;
+fail:
     for (k = 0; k < 3; k++)
-        Py_XDECREF(lists[k]);
-    return result;
+        found_clear(&kinds[k]);
+    return -1;
 }
 
 PyDoc_STRVAR(paper_readings_doc,
@@ -155,7 +199,7 @@ paper_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer view;
     PyObject *spans, *result = NULL;
     Py_ssize_t count, index;
-
+    Found kinds[3] = {{NULL, 0, 0}, {NULL, 0, 0}, {NULL, 0, 0}}; /* numbers, rrns, times */
     PyTypeObject *cls = NULL;
 
     if (nargs != 2 && nargs != 3) {
@@ -181,8 +225,8 @@ paper_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (result == NULL)
         goto done;
     for (index = 0; index < count; index++) {
-        PyObject *span = PyList_GET_ITEM(spans, index), *found;
-        Py_ssize_t start, end;
+        PyObject *span = PyList_GET_ITEM(spans, index), *found[3], *item;
+        Py_ssize_t start, end, k;
         if (!PyTuple_Check(span) || PyTuple_GET_SIZE(span) != 4) {
             PyErr_SetString(PyExc_TypeError, "a span must be a tuple of four integers");
             goto fail;
@@ -195,35 +239,41 @@ paper_readings(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_ValueError, "a span lies outside the text");
             goto fail;
         }
-        found = block_readings((const unsigned char *)view.buf, start, end);
-        if (found == NULL)
+        if (block_readings((const unsigned char *)view.buf, start, end, kinds, found) < 0)
             goto fail;
         if (cls != NULL) {
-            PyObject *block = cls->tp_alloc(cls, 8), *position;
-            Py_ssize_t k;
-            if (block == NULL) {
-                Py_DECREF(found);
+            PyObject *position = PyLong_FromSsize_t(index);
+            item = position == NULL ? NULL : cls->tp_alloc(cls, 8);
+            if (item == NULL) {
+                Py_XDECREF(position);
+                for (k = 0; k < 3; k++)
+                    Py_DECREF(found[k]);
                 goto fail;
             }
-            position = PyLong_FromSsize_t(index);
-            if (position == NULL) {
-                Py_DECREF(block);
-                Py_DECREF(found);
-                goto fail;
-            }
-            PyTuple_SET_ITEM(block, 0, position);
+            PyTuple_SET_ITEM(item, 0, position);
             for (k = 0; k < 4; k++)
-                PyTuple_SET_ITEM(block, 1 + k, Py_NewRef(PyTuple_GET_ITEM(span, k)));
+                PyTuple_SET_ITEM(item, 1 + k, Py_NewRef(PyTuple_GET_ITEM(span, k)));
             for (k = 0; k < 3; k++)
-                PyTuple_SET_ITEM(block, 5 + k, Py_NewRef(PyTuple_GET_ITEM(found, k)));
-            Py_SETREF(found, block);
+                PyTuple_SET_ITEM(item, 5 + k, found[k]);
         }
-        PyList_SET_ITEM(result, index, found);
+        else {
+            item = PyTuple_New(3);
+            if (item == NULL) {
+                for (k = 0; k < 3; k++)
+                    Py_DECREF(found[k]);
+                goto fail;
+            }
+            for (k = 0; k < 3; k++)
+                PyTuple_SET_ITEM(item, k, found[k]);
+        }
+        PyList_SET_ITEM(result, index, item);
     }
     goto done;
 fail:
     Py_CLEAR(result);
 done:
+    for (index = 0; index < 3; index++)
+        found_free(&kinds[index]);
     PyBuffer_Release(&view);
     return result;
 }

@@ -19,9 +19,6 @@
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
-/* A new str of ``size`` ASCII characters appended to ``list``; -1 on error. */
-int append_ascii(PyObject *list, const char *text, Py_ssize_t size);
-
 /* The ``count`` record field positions of the tuple ``positions`` into ``field``,
  * and one past the largest into ``width`` (the records' least length); 0, or -1
  * with an exception set. */

@@ -26,9 +26,11 @@ if TYPE_CHECKING:  # NumPy is imported where _runs needs it: without the compile
     import numpy as np
 
 try:
+    from reconciliation._speedups import paper_events as _compiled_events
     from reconciliation._speedups import paper_readings as _compiled_readings
     from reconciliation._speedups import paper_runs as _compiled_runs
-except ImportError:  # built without a C compiler: the NumPy and Polars versions below
+except ImportError:  # built without a C compiler: the Python, NumPy and Polars versions below
+    _compiled_events = None  # type: ignore[assignment]
     _compiled_readings = None  # type: ignore[assignment]
     _compiled_runs = None  # type: ignore[assignment]
 
@@ -178,7 +180,12 @@ Span = tuple[int, int, int, int]  # first line, last line, start, end
 
 def _by_events(buffer: bytes, low: int, high: int, spans: list[Span], lines: _Lines) -> int:
     """The structure state machine over ``buffer[low:high]`` (whole lines, starting
-    after an empty line or at the start); returns the structural lines it saw."""
+    after an empty line or at the start); returns the structural lines it saw.
+    Compiled where the package was built with ``reconciliation/csrc/``."""
+    if _compiled_events is not None:
+        structural, found = _compiled_events(buffer, low, high, lines.of(low))
+        spans.extend(found)
+        return structural
     count = buffer.count
     structural = 0
     block_start = -1  # offset of the block's first line, -1 when none is open

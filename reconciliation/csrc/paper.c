@@ -654,7 +654,147 @@ done:
     return result;
 }
 
+/* the kinds of line reconciliation.paper._STRUCTURE tells apart */
+enum { LINE_TEXT, LINE_BLANK, LINE_PAGE, LINE_MARKER };
+
+/* The kind of line[0:size] (its newline included), and its asterisks. */
+static int
+line_kind(const unsigned char *line, Py_ssize_t size, Py_ssize_t *stars)
+{
+    Py_ssize_t i = 0, text = size - 1; /* without the newline */
+    while (i < text && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+        i++;
+    if (i == text)
+        return LINE_BLANK;
+    if (page_line(line, size))
+        return LINE_PAGE;
+    if (text < 2 || memmem(line, (size_t)text, "**", 2) == NULL)
+        return LINE_TEXT;
+    *stars = 0;
+    for (i = 0; i < text; i++)
+        *stars += line[i] == '*';
+    return LINE_MARKER;
+}
+
+/* The blocks paper_events cuts, and the one being read. */
+typedef struct {
+    const unsigned char *s;
+    PyObject *spans;
+    Py_ssize_t line, counted; /* the number of the line at offset ``counted`` */
+    Py_ssize_t block_start;   /* offset of the open block's first line, -1 when none */
+    Py_ssize_t page_lines, markers;
+} Cutter;
+
+/* The open block, if any, ends at ``end``: kept unless page lines are all it has. */
+static int
+cut_close(Cutter *cut, Py_ssize_t end)
+{
+    if (cut->block_start >= 0) {
+        Py_ssize_t inside = 0, k;
+        for (k = cut->block_start; k < end; k++)
+            inside += cut->s[k] == '\n';
+        if (inside > cut->page_lines) {
+            long long span[4];
+            for (k = cut->counted; k < cut->block_start; k++)
+                cut->line += cut->s[k] == '\n';
+            cut->counted = cut->block_start;
+            span[0] = cut->line;
+            span[1] = cut->line + inside - 1;
+            span[2] = cut->block_start;
+            span[3] = end;
+            if (append_new(cut->spans, ints_tuple(4, span)) < 0)
+                return -1;
+        }
+    }
+    cut->block_start = -1;
+    cut->page_lines = cut->markers = 0;
+    return 0;
+}
+
+PyDoc_STRVAR(paper_events_doc,
+"paper_events(buffer, low, high, first_line, /)\n--\n\n"
+"reconciliation.paper._by_events over buffer[low:high] (whole lines, starting after\n"
+"an empty line or at the start; ``first_line`` is the number of the line at\n"
+"``low``): (structural lines, [(first line, last line, start, end) of each block]).");
+
+static PyObject *
+paper_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    PyObject *result = NULL;
+    Py_ssize_t low, high, line, offset, position, structural = 0;
+    Cutter cut = {NULL, NULL, 0, 0, -1, 0, 0};
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "paper_events takes four arguments");
+        return NULL;
+    }
+    low = PyLong_AsSsize_t(args[1]);
+    high = PyLong_AsSsize_t(args[2]);
+    line = PyLong_AsSsize_t(args[3]);
+    if ((low == -1 || high == -1 || line == -1) && PyErr_Occurred())
+        return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (low < 0 || high > view.len || low > high) {
+        PyErr_SetString(PyExc_ValueError, "low and high must lie within the buffer, in order");
+        goto done;
+    }
+    cut.s = (const unsigned char *)view.buf;
+    cut.spans = PyList_New(0);
+    if (cut.spans == NULL)
+        goto done;
+    cut.line = line;
+    cut.counted = low;
+    position = offset = low; /* position: the end of the last line handled */
+    while (offset < high) {
+        const unsigned char *newline = memchr(cut.s + offset, '\n', (size_t)(high - offset));
+        Py_ssize_t end, stars = 0;
+        int kind, found;
+        if (newline == NULL)
+            break; /* bytes after the last newline are no line */
+        end = newline - cut.s + 1;
+        kind = line_kind(cut.s + offset, end - offset, &stars);
+        if (kind == LINE_TEXT || (kind == LINE_MARKER && stars < 8)) {
+            offset = end; /* block text ("**" in a card number, say) */
+            continue;
+        }
+        if (cut.block_start < 0 && offset > position)
+            cut.block_start = position;
+        if (kind == LINE_BLANK) {
+            structural++;
+            if (cut_close(&cut, offset) < 0)
+                goto done;
+        }
+        else if (kind == LINE_PAGE) {
+            structural++;
+            if (cut.block_start < 0)
+                cut.block_start = offset;
+            cut.page_lines++;
+        }
+        else {
+            found = marker_count(cut.s + offset, end - offset);
+            if (found < 0 || (found && cut.markers >= 2 && cut_close(&cut, offset) < 0))
+                goto done;
+            if (cut.block_start < 0)
+                cut.block_start = offset;
+            cut.markers += found;
+        }
+        position = offset = end;
+    }
+    if (position < high && cut.block_start < 0)
+        cut.block_start = position;
+    if (cut_close(&cut, high) == 0)
+        result = Py_BuildValue("(nO)", structural, cut.spans);
+done:
+    Py_XDECREF(cut.spans);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 PyMethodDef paper_methods[] = {
+    {"paper_events", (PyCFunction)(void (*)(void))paper_events, METH_FASTCALL,
+     paper_events_doc},
     {"paper_readings", (PyCFunction)(void (*)(void))paper_readings, METH_FASTCALL,
      paper_readings_doc},
     {"paper_exact_pairs", (PyCFunction)(void (*)(void))paper_exact_pairs, METH_FASTCALL,

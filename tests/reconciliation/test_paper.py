@@ -191,6 +191,34 @@ def test_cutting_by_runs_equals_the_state_machine(
     assert by_runs == by_events
 
 
+@needs_speedups
+@given(
+    st.lists(st.one_of(_PAPER_LINE, st.sampled_from(["x\r", " \r", "** 1234"])), max_size=40),
+    st.booleans(),
+    st.integers(0, 40),
+    st.integers(0, 40),
+)
+@example(["*****START*****", "a", "*****END*****", "*****START*****", "b"], True, 0, 40)
+@example(["a", "--- PAGE 2 ---", "", "*" * 60, "*****START*****", "b"], False, 2, 5)
+def test_compiled_state_machine_equals_the_python_one(
+    lines: list[str], final_newline: bool, first: int, last: int
+) -> None:
+    """Over the whole text, and over a stretch of whole lines of it."""
+    from reconciliation import paper
+
+    data = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
+    starts = [0, *(index + 1 for index, byte in enumerate(data) if byte == 10)]
+    low, high = sorted((min(first, len(starts) - 1), min(last, len(starts) - 1)))
+    for start, end in [(0, len(data)), (starts[low], starts[high])]:
+        spans: list[tuple[int, int, int, int]] = []
+        structural = paper._by_events(data, start, end, spans, paper._Lines(data))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(paper, "_compiled_events", None)
+            python: list[tuple[int, int, int, int]] = []
+            assert paper._by_events(data, start, end, python, paper._Lines(data)) == structural
+        assert spans == python
+
+
 def test_sample_paper_cut_by_runs_equals_the_state_machine(sample: Path) -> None:
     from reconciliation.paper import _parse as cut
 

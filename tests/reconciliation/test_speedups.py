@@ -22,6 +22,7 @@ def test_every_compiled_function_is_in_use() -> None:
     )
 
     in_use = {
+        "paper_events": paper._compiled_events,
         "paper_readings": paper._compiled_readings,
         "paper_runs": paper._compiled_runs,
         "paper_exact_pairs": paper_match._compiled_exact_pairs,

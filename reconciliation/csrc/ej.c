@@ -768,16 +768,6 @@ procash_record(PyTypeObject *cls, const Span *g, Py_ssize_t start, Py_ssize_t en
 
 /* --- the scan ------------------------------------------------------------------------- */
 
-static Py_ssize_t
-newlines(const char *s, Py_ssize_t start, Py_ssize_t end)
-{
-    Py_ssize_t count = 0;
-    const char *at = s + start, *stop = s + end;
-    for (; at < stop; at++) /* lines are short: a plain loop, which the compiler widens */
-        count += *at == '\n';
-    return count;
-}
-
 /* (at, end, lines, found) appended to ``items``, ``found`` released; -1 on error. */
 static int
 take(PyObject *items, Py_ssize_t at, Py_ssize_t end, Py_ssize_t lines, PyObject *found)

@@ -481,7 +481,8 @@ is_ascii_letter(unsigned char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-/* reconciliation.paper._marker_count of line[0:size] (its newline included) */
+/* reconciliation.paper._marker_count of line[0:size] (its newline included); -1 with
+ * MemoryError set */
 static int
 marker_count(const unsigned char *line, Py_ssize_t size)
 {
@@ -501,8 +502,10 @@ marker_count(const unsigned char *line, Py_ssize_t size)
         if (letters > 12)
             return 1;
         upper = PyMem_Malloc((size_t)size + 1);
-        if (upper == NULL)
+        if (upper == NULL) {
+            PyErr_NoMemory();
             return -1;
+        }
         for (i = 0; i < size; i++) {
             unsigned char c = line[i];
             if (c == ' ')
@@ -657,9 +660,9 @@ done:
 /* the kinds of line reconciliation.paper._STRUCTURE tells apart */
 enum { LINE_TEXT, LINE_BLANK, LINE_PAGE, LINE_MARKER };
 
-/* The kind of line[0:size] (its newline included), and its asterisks. */
+/* The kind of line[0:size] (its newline included). */
 static int
-line_kind(const unsigned char *line, Py_ssize_t size, Py_ssize_t *stars)
+line_kind(const unsigned char *line, Py_ssize_t size)
 {
     Py_ssize_t i = 0, text = size - 1; /* without the newline */
     while (i < text && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
@@ -670,9 +673,6 @@ line_kind(const unsigned char *line, Py_ssize_t size, Py_ssize_t *stars)
         return LINE_PAGE;
     if (text < 2 || memmem(line, (size_t)text, "**", 2) == NULL)
         return LINE_TEXT;
-    *stars = 0;
-    for (i = 0; i < text; i++)
-        *stars += line[i] == '*';
     return LINE_MARKER;
 }
 
@@ -690,13 +690,11 @@ static int
 cut_close(Cutter *cut, Py_ssize_t end)
 {
     if (cut->block_start >= 0) {
-        Py_ssize_t inside = 0, k;
-        for (k = cut->block_start; k < end; k++)
-            inside += cut->s[k] == '\n';
+        const char *s = (const char *)cut->s;
+        Py_ssize_t inside = newlines(s, cut->block_start, end);
         if (inside > cut->page_lines) {
             long long span[4];
-            for (k = cut->counted; k < cut->block_start; k++)
-                cut->line += cut->s[k] == '\n';
+            cut->line += newlines(s, cut->counted, cut->block_start);
             cut->counted = cut->block_start;
             span[0] = cut->line;
             span[1] = cut->line + inside - 1;
@@ -749,13 +747,18 @@ paper_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     position = offset = low; /* position: the end of the last line handled */
     while (offset < high) {
         const unsigned char *newline = memchr(cut.s + offset, '\n', (size_t)(high - offset));
-        Py_ssize_t end, stars = 0;
-        int kind, found;
+        Py_ssize_t end;
+        int kind, found = 0;
         if (newline == NULL)
             break; /* bytes after the last newline are no line */
         end = newline - cut.s + 1;
-        kind = line_kind(cut.s + offset, end - offset, &stars);
-        if (kind == LINE_TEXT || (kind == LINE_MARKER && stars < 8)) {
+        kind = line_kind(cut.s + offset, end - offset);
+        if (kind == LINE_MARKER) { /* no marker under eight asterisks */
+            found = marker_count(cut.s + offset, end - offset);
+            if (found < 0)
+                goto done;
+        }
+        if (kind == LINE_TEXT || (kind == LINE_MARKER && found == 0)) {
             offset = end; /* block text ("**" in a card number, say) */
             continue;
         }
@@ -773,8 +776,7 @@ paper_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             cut.page_lines++;
         }
         else {
-            found = marker_count(cut.s + offset, end - offset);
-            if (found < 0 || (found && cut.markers >= 2 && cut_close(&cut, offset) < 0))
+            if (cut.markers >= 2 && cut_close(&cut, offset) < 0)
                 goto done;
             if (cut.block_start < 0)
                 cut.block_start = offset;

@@ -19,6 +19,18 @@
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
+/* The newlines in s[start:end]: lines are short, so a plain loop, which the
+ * compiler widens. */
+static inline Py_ssize_t
+newlines(const char *s, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t count = 0;
+    const char *at = s + start, *stop = s + end;
+    for (; at < stop; at++)
+        count += *at == '\n';
+    return count;
+}
+
 /* The ``count`` record field positions of the tuple ``positions`` into ``field``,
  * and one past the largest into ``width`` (the records' least length); 0, or -1
  * with an exception set. */

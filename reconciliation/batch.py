@@ -676,11 +676,16 @@ def run_batch(sources: list[Source], host: pl.DataFrame, options: Options) -> Ba
     return TerminalBatch(sources, host, options).run()
 
 
-def run_batch_handed(sources: list[Source], handoff: HostHandoff, options: Options) -> BatchResult:
+def run_batch_handed(
+    sources: list[Source], handoff: HostHandoff, options: Options
+) -> BatchResult | None:
     """Reconcile one batch whose host messages the parent hands over while the
-    batch's own files are being parsed (:class:`~reconciliation.handoff.HostHandoff`).
-    This runs in a worker process of the run (see ``engine._start_worker``)."""
-    return TerminalBatch(sources, handoff.empty(), options).run(handoff.wait)
+    batch's own files are being parsed, and hand its result back the same way
+    (:class:`~reconciliation.handoff.HostHandoff`): ``None``, or the result
+    itself where it could not be left there. This runs in a worker process of
+    the run (see ``engine._start_worker``)."""
+    result = TerminalBatch(sources, handoff.empty(), options).run(handoff.wait)
+    return None if handoff.hand_back(result) else result
 
 
 def _index_of(txn: EjTransaction | None, day: _Day) -> int | None:

@@ -278,8 +278,10 @@ def reconcile(
             report(Progress("terminals", 0, terminal_total, "bytes"))
             batch_results = []
             done = 0
-            for size, result in zip(batch_bytes, _as_completed_in_order(futures), strict=True):
-                batch_results.append(result)
+            for size, handoff, result in zip(
+                batch_bytes, handoffs, _as_completed_in_order(futures), strict=True
+            ):
+                batch_results.append(handoff.take_back() if result is None else result)
                 done += size
                 report(Progress("terminals", done, terminal_total, "bytes"))
             finished = True

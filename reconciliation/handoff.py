@@ -9,6 +9,10 @@ under another name, then renamed, so a reader never sees half a file); a
 worker whose files are parsed waits for it there and reads its messages. If
 the parent cannot finish the host files, it leaves an ``abort`` file and every
 waiting worker stops; a worker whose parent has died stops too.
+
+The worker hands the batch's result back the same way, and the parent takes
+it when the batch's future is done (through the pool instead, where the file
+cannot be written).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -62,8 +67,43 @@ class HostHandoff:
     def publish(self, host: BatchHost) -> None:
         """Parent: hand over this batch's host messages."""
         partial = self.path.with_suffix(".partial")
-        partial.write_bytes(pickle.dumps(host, protocol=pickle.HIGHEST_PROTOCOL))
+        # written as it is pickled: the records go to the file from where they are,
+        # without a copy of the whole share in memory first
+        with partial.open("wb") as file:
+            pickle.dump(host, file, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(partial, self.path)
+
+    @property
+    def result_path(self) -> Path:
+        return Path(self.folder) / f"result-{self.index}.pickle"
+
+    def hand_back(self, result: object) -> bool:
+        """Worker: leave the batch's result for the parent (:meth:`take_back`);
+        ``False`` when it cannot be written (the folder is full, say), and then
+        the result goes back through the pool as usual.
+
+        Through the folder rather than the pool's pipe: a large run's findings
+        cross as tens of megabytes of evidence, which the pipe carried in pieces
+        of 64 KiB, copied in and out and then once more when unpickled; a file is
+        pickled into as it goes and read straight back into its objects."""
+        partial = self.result_path.with_suffix(".partial")
+        try:
+            with partial.open("wb") as file:
+                pickle.dump(result, file, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(partial, self.result_path)
+        except OSError:
+            partial.unlink(missing_ok=True)
+            return False
+        return True
+
+    def take_back(self) -> Any:
+        """Parent: what the batch's worker handed back; its file is removed."""
+        path = self.result_path
+        with path.open("rb") as file:
+            # written by the run's own worker into a folder only the run uses
+            result = pickle.load(file)  # noqa: S301
+        path.unlink()
+        return result
 
     @staticmethod
     def abort(folder: str) -> None:
@@ -79,5 +119,6 @@ class HostHandoff:
                 raise HostNotHandedOver("the run stopped before the host files were read")
             time.sleep(_POLL_SECONDS)
         # written by the run's own process into a folder only it and its workers use
-        host: BatchHost = pickle.loads(path.read_bytes())  # noqa: S301
+        with path.open("rb") as file:
+            host: BatchHost = pickle.load(file)  # noqa: S301
         return host.frame()

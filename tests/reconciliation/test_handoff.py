@@ -204,6 +204,55 @@ def test_a_batch_of_unreadable_files_does_not_stop_the_run(sample: Path, workers
     assert sum("not read" in note for note in result.observations) == 3
 
 
+def test_a_result_handed_back_is_taken_back_whole_and_its_file_removed(
+    sample: Path, tmp_path: Path
+) -> None:
+    result = reconcile(_sample_sources(sample))
+    handoff = HostHandoff(str(tmp_path), 5, os.getpid())
+    sent = (result.discrepancies, result.settlement)
+    assert handoff.hand_back(sent)
+    assert [path.name for path in tmp_path.iterdir()] == ["result-5.pickle"]
+    assert handoff.take_back() == sent
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_result_that_cannot_be_left_in_the_folder_goes_back_through_the_pool(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full or vanished folder: the worker returns its result, the run's answer
+    is the same, and no partial file is left behind."""
+    gone = HostHandoff(str(tmp_path / "gone"), 0, os.getpid())
+    assert not gone.hand_back(["a result"])
+    full = HostHandoff(str(tmp_path), 0, os.getpid())
+
+    def no_room(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("pickle.dump", no_room)
+        assert not full.hand_back(["a result"])
+    assert not list(tmp_path.iterdir())
+
+    import reconciliation.handoff as handoff_module
+
+    expected = _answer(reconcile(_sample_sources(sample)))
+    monkeypatch.setattr(handoff_module, "HostHandoff", _Refusing)
+    monkeypatch.setattr("reconciliation.engine.HostHandoff", _Refusing)
+    result = reconcile(_sample_sources(sample), options=Options(workers=2, batch_bytes=50_000))
+    assert _answer(result) == expected
+
+
+class _Refusing(HostHandoff):
+    """A handoff whose results never fit in the folder (pickled by reference: the
+    workers import this module)."""
+
+    def hand_back(self, result: object) -> bool:
+        return False
+
+    def take_back(self) -> object:
+        raise AssertionError("nothing was left to take back")
+
+
 def test_findings_and_settlement_cross_processes_whole(sample: Path) -> None:
     """What a worker sends back is read back equal, evidence and all."""
     import pickle

@@ -9,6 +9,7 @@ in by a caller (the service's stored journals) are sources too.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ _TERMINAL_DAY = re.compile(r"^(?P<tid>[A-Za-z0-9]{8})_(?P<date>\d{8})\.(?P<ext>t
 _HOST_DAY = re.compile(r"^(?P<date>\d{8})\.(?P<ext>iso|csv)$")
 
 
+@functools.lru_cache(maxsize=64)  # a folder's files share a few days
 def _iso_date(compact: str) -> str | None:
     try:
         return date(int(compact[:4]), int(compact[4:6]), int(compact[6:])).isoformat()

@@ -66,12 +66,7 @@ class HostHandoff:
 
     def publish(self, host: BatchHost) -> None:
         """Parent: hand over this batch's host messages."""
-        partial = self.path.with_suffix(".partial")
-        # written as it is pickled: the records go to the file from where they are,
-        # without a copy of the whole share in memory first
-        with partial.open("wb") as file:
-            pickle.dump(host, file, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(partial, self.path)
+        _put(self.path, host)
 
     @property
     def result_path(self) -> Path:
@@ -86,23 +81,16 @@ class HostHandoff:
         cross as tens of megabytes of evidence, which the pipe carried in pieces
         of 64 KiB, copied in and out and then once more when unpickled; a file is
         pickled into as it goes and read straight back into its objects."""
-        partial = self.result_path.with_suffix(".partial")
         try:
-            with partial.open("wb") as file:
-                pickle.dump(result, file, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(partial, self.result_path)
+            _put(self.result_path, result)
         except OSError:
-            partial.unlink(missing_ok=True)
             return False
         return True
 
     def take_back(self) -> Any:
         """Parent: what the batch's worker handed back; its file is removed."""
-        path = self.result_path
-        with path.open("rb") as file:
-            # written by the run's own worker into a folder only the run uses
-            result = pickle.load(file)  # noqa: S301
-        path.unlink()
+        result = _take(self.result_path)
+        self.result_path.unlink()
         return result
 
     @staticmethod
@@ -118,7 +106,26 @@ class HostHandoff:
             if abort.exists() or os.getppid() != self.parent:
                 raise HostNotHandedOver("the run stopped before the host files were read")
             time.sleep(_POLL_SECONDS)
-        # written by the run's own process into a folder only it and its workers use
-        with path.open("rb") as file:
-            host: BatchHost = pickle.load(file)  # noqa: S301
+        host: BatchHost = _take(path)
         return host.frame()
+
+
+def _put(path: Path, value: object) -> None:
+    """``value`` pickled into ``path``: written under another name as it is pickled
+    (no copy of the whole in memory first), then renamed, so that a reader never
+    sees half a file; on an error the partial file is removed and the error raised."""
+    partial = path.with_suffix(".partial")
+    try:
+        with partial.open("wb") as file:
+            pickle.dump(value, file, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _take(path: Path) -> Any:
+    """What :func:`_put` wrote into ``path``, read straight back into its objects."""
+    with path.open("rb") as file:
+        # written by the run's own processes into a folder only they use
+        return pickle.load(file)  # noqa: S301

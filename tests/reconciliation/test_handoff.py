@@ -233,10 +233,7 @@ def test_a_result_that_cannot_be_left_in_the_folder_goes_back_through_the_pool(
         assert not full.hand_back(["a result"])
     assert not list(tmp_path.iterdir())
 
-    import reconciliation.handoff as handoff_module
-
     expected = _answer(reconcile(_sample_sources(sample)))
-    monkeypatch.setattr(handoff_module, "HostHandoff", _Refusing)
     monkeypatch.setattr("reconciliation.engine.HostHandoff", _Refusing)
     result = reconcile(_sample_sources(sample), options=Options(workers=2, batch_bytes=50_000))
     assert _answer(result) == expected

@@ -6,7 +6,8 @@ for input the run cannot use at all, and for wrong arguments.
 
     ReconciliationError
     ├── UnusableInput          nothing usable was given (missing folder, no files, bad names)
-    │   └── SourceUnreadable   a file exists but cannot be read at all (permissions, I/O)
+    │   └── SourceUnreadable   a file exists but cannot be read at all (permissions, I/O),
+    │                          or changed while the run read it
     ├── InvalidOption          an option has a value that makes no sense (names it)
     └── HostNotHandedOver      (inside a run) a worker's batch lost its parent before
                                the host messages came; the parent's own error is raised

@@ -12,6 +12,7 @@ the run goes on; a truncated last record is reported too.
 from __future__ import annotations
 
 import functools
+from array import array
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
@@ -23,12 +24,16 @@ from iso8583.specs import default_ascii
 from reconciliation.model import HostMessage, HostParse, SkippedLine
 
 try:
+    from reconciliation._speedups import iso_collect as _compiled_collect
     from reconciliation._speedups import iso_columns as _compiled_columns
     from reconciliation._speedups import iso_gather as _compiled_gather
+    from reconciliation._speedups import iso_locate as _compiled_locate
     from reconciliation._speedups import iso_walk as _compiled_walk
 except ImportError:  # built without a C compiler: the Python loops below
     _compiled_columns = None  # type: ignore[assignment]
+    _compiled_collect = None  # type: ignore[assignment]
     _compiled_gather = None  # type: ignore[assignment]
+    _compiled_locate = None  # type: ignore[assignment]
     _compiled_walk = None  # type: ignore[assignment]
 
 _WANTED = ("2", "3", "4", "7", "11", "12", "13", "37", "38", "39", "41", "49", "90", "95")
@@ -436,6 +441,42 @@ def gather_records(buffer: bytes, owners: Any, count: int) -> list[bytes]:
         if 0 <= owner < count:
             groups[owner] += buffer[start:end]
     return [bytes(group) for group in groups]
+
+
+def locate_records(buffer: bytes, owners: Any, count: int, base: int) -> list[bytes]:
+    """Where the records of a log (or of a piece of one starting at byte ``base``)
+    lie, sorted into ``count`` groups as :func:`gather_records` sorts them: each
+    group's offsets in the log of its records' length prefixes, in the log's
+    order, as native int64 values, for :func:`collect_records` to take the
+    records from the log itself. Compiled where the package was built with
+    ``reconciliation/csrc/``."""
+    if _compiled_locate is not None:
+        return _compiled_locate(buffer, owners, count, base)
+    groups = [array("q") for _ in range(count)]
+    each = memoryview(owners).cast("B").cast("i")
+    for owner, (start, _end) in zip(each, _whole_records(buffer), strict=False):
+        if 0 <= owner < count:
+            groups[owner].append(base + start)
+    return [group.tobytes() for group in groups]
+
+
+def collect_records(buffer: Any, offsets: Any) -> bytes:
+    """The records whose length prefixes lie at ``offsets`` (native int64) of
+    ``buffer`` (a log, or a map of its file), whole and in that order: what
+    :func:`parse_iso_parts` reads. ``ValueError`` where an offset does not hold a
+    whole record (the file is not the one located). Compiled where the package
+    was built with ``reconciliation/csrc/``."""
+    if _compiled_collect is not None:
+        return _compiled_collect(buffer, offsets)
+    view = memoryview(buffer).cast("B")
+    length = len(view)
+    out = bytearray()
+    for at in memoryview(offsets).cast("B").cast("q"):
+        size = view[at] << 8 | view[at + 1] if at >= 0 and at + 2 <= length else 0
+        if size == 0 or at + 2 + size > length:
+            raise ValueError(f"no whole record at offset {at}")
+        out += view[at : at + 2 + size]
+    return bytes(out)
 
 
 def _whole_records(buffer: bytes) -> Iterator[tuple[int, int]]:

@@ -14,7 +14,10 @@ only a CSV uses the CSV.
 
 from __future__ import annotations
 
+import mmap
+import os
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -26,14 +29,81 @@ from reconciliation.errors import SourceUnreadable
 from reconciliation.host_csv import line_chunks, parse_csv_frame
 from reconciliation.host_iso import (
     THIN_COLUMNS,
+    collect_records,
     gather_records,
     in_record_order,
+    locate_records,
     parse_iso_frame,
     parse_iso_parts,
     record_chunks,
 )
 from reconciliation.model import SkippedLine, SourceAccount
 from reconciliation.sources import Source
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    """An ISO 8583 log on disk as the run found it when it cut it into pieces: what
+    a worker process maps to take its batch's records from (:class:`RoutedRecords`)."""
+
+    path: str
+    size: int
+    modified: int  # st_mtime_ns
+
+    @classmethod
+    def of(cls, source: Source) -> LogFile | None:
+        """The log file of ``source``; ``None`` for bytes in memory, or where it
+        cannot be looked at (its pieces then fail to read, as they would anyway)."""
+        if source.kind != "iso" or source.path is None:
+            return None
+        try:
+            stat = source.path.stat()
+        except OSError:
+            return None
+        return cls(str(source.path), stat.st_size, stat.st_mtime_ns)
+
+    def collect(self, offsets: bytes, name: str) -> bytes:
+        """The records at ``offsets`` (native int64) of the file, from this
+        process's map of it (:func:`_mapped`). :class:`SourceUnreadable` where
+        the file cannot be mapped, or is no longer the one the run located them in."""
+        try:
+            return collect_records(_mapped(self, name), offsets)
+        except ValueError as exc:  # an offset that holds no whole record
+            raise SourceUnreadable(f"{name} changed while the run read it ({exc})") from exc
+
+
+# the logs this process has mapped, most recently used last: a worker takes the
+# records of each of its batches from the same map
+_MAPS: OrderedDict[LogFile, mmap.mmap] = OrderedDict()
+_MAPS_KEPT = 8
+
+
+def _mapped(file: LogFile, name: str) -> mmap.mmap:
+    """This process's read-only map of ``file``, made once and kept for the batches
+    that follow (at most ``_MAPS_KEPT`` files, the least recently used unmapped).
+
+    Mapped rather than read: its pages are the system's file cache, which the
+    run's processes share, with nothing zeroed or copied to make them."""
+    changed = SourceUnreadable(f"{name} changed while the run read it")
+    found = _MAPS.get(file)
+    try:
+        if found is not None:
+            # (a file cut short since would fault where its pages were: SIGBUS)
+            if found.size() != file.size:
+                raise changed
+            _MAPS.move_to_end(file)
+            return found
+        with open(file.path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            if (stat.st_size, stat.st_mtime_ns) != (file.size, file.modified):
+                raise changed
+            found = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:  # ValueError: an empty file, which maps nothing
+        raise SourceUnreadable(f"cannot read {name}: {exc}") from exc
+    _MAPS[file] = found
+    while len(_MAPS) > _MAPS_KEPT:
+        _MAPS.popitem(last=False)[1].close()
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +114,7 @@ class HostPiece:
     start: int
     end: int
     first: int
+    file: LogFile | None = None  # an ISO 8583 log on disk
 
 
 @dataclass(slots=True)
@@ -60,6 +131,8 @@ class PieceResult:
     # columnar pass read (which ``route`` hands over as records, to be read again)
     data: bytes = b""
     first: int = 1
+    start: int = 0  # the piece's first byte in its log
+    file: LogFile | None = None  # the log on disk (None: bytes in memory)
     columnar: pl.DataFrame | None = None
     one_by_one: pl.DataFrame | None = None
 
@@ -74,7 +147,8 @@ def pieces(source: Source, chunk: int) -> list[HostPiece]:
             ranges = line_chunks(source.read_raw, size, chunk)
     except SourceUnreadable:
         ranges = [(0, size, 1)]
-    return [HostPiece(source, start, end, first) for start, end, first in ranges]
+    file = LogFile.of(source)
+    return [HostPiece(source, start, end, first, file) for start, end, first in ranges]
 
 
 def parse_piece(piece: HostPiece, *, thin: bool = False) -> PieceResult:
@@ -114,6 +188,8 @@ def parse_piece(piece: HostPiece, *, thin: bool = False) -> PieceResult:
             len(data),
             data=data,
             first=piece.first,
+            start=piece.start,
+            file=piece.file,
             columnar=columnar,
             one_by_one=one_by_one,
         )
@@ -227,18 +303,25 @@ def _same_rows(first: pl.DataFrame, second: pl.DataFrame) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RoutedRecords:
-    """Records of one ISO 8583 log for one batch: gathered whole, in the log's
-    order, with their record numbers, to be read again where the batch runs."""
+    """Records of one ISO 8583 log for one batch, in the log's order, with their
+    record numbers, to be read again where the batch runs: where they lie in the
+    log's file (``file`` and ``offsets``), or, for a log held in memory, gathered
+    whole (``records``)."""
 
     rank: int  # the log's place among the run's host files (see ``route``)
     source: str
     business_date: str  # the log's date, which gives DE13 its year
-    records: bytes
+    records: bytes  # b"" where ``file`` is given
     numbers: pl.Series  # Int64, one per record
+    file: LogFile | None = None
+    offsets: bytes = b""  # native int64: each record's length prefix in ``file``
 
     def frame(self) -> pl.DataFrame:
+        records = (
+            self.records if self.file is None else self.file.collect(self.offsets, self.source)
+        )
         frame, skipped, _units = parse_iso_frame(
-            self.records, source=self.source, file_date=date.fromisoformat(self.business_date)
+            records, source=self.source, file_date=date.fromisoformat(self.business_date)
         )
         # the columnar pass read each of them where the log was read first
         assert frame.height == self.numbers.len()
@@ -273,11 +356,13 @@ def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list
     batch), in the shape :func:`combine`'s frame has them (the ISO 8583 logs'
     messages, then those of the CSV exports of days without a log).
 
-    The records that a piece's columnar pass read go as records, gathered per
-    batch (:func:`~reconciliation.host_iso.gather_records`), for the batch's
-    process to read again: a fraction of what handing over their columns took
-    (cutting the frame by batch, writing and reading it), on a large run the
-    larger part of this process's work after reading the host files. The other
+    The records that a piece's columnar pass read go to the batch's process to
+    be read again, which took a fraction of what handing over their columns did
+    (cutting the frame by batch, writing and reading it). From a log on disk they
+    go as where they lie in it (:func:`~reconciliation.host_iso.locate_records`),
+    eight bytes a record, and the batch's process takes them from its map of the
+    file; this process then copies none of them. From a log in memory they go
+    gathered whole (:func:`~reconciliation.host_iso.gather_records`). The other
     messages go as rows. A terminal in no batch gets nothing.
     """
     readable = [result for result in results if not result.unreadable]
@@ -286,7 +371,7 @@ def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list
         for result in readable:
             if result.kind == kind:
                 ranks.setdefault(result.source, len(ranks))
-    # per batch, per log: the records of each piece, and their numbers
+    # per batch, per log: the records (or their offsets) of each piece, and their numbers
     gathered: list[dict[int, tuple[list[bytes], list[pl.Series]]]] = [{} for _ in range(count)]
     others: list[pl.DataFrame] = []
     iso = [result for result in readable if result.kind == "iso"]
@@ -305,7 +390,10 @@ def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list
             .scatter(owned.get_column("seq") - result.first, owned.get_column("_batch"))
             .to_list()
         )
-        groups = gather_records(result.data, array("i", owners), count)
+        if result.file is not None:
+            groups = locate_records(result.data, array("i", owners), count, result.start)
+        else:
+            groups = gather_records(result.data, array("i", owners), count)
         for (index,), numbers in owned.partition_by(
             "_batch", as_dict=True, include_key=False, maintain_order=True
         ).items():
@@ -319,8 +407,10 @@ def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list
                 rank,
                 logs[rank].source,
                 logs[rank].business_date,
-                b"".join(data),
+                b"" if logs[rank].file is not None else b"".join(data),
                 pl.concat(numbers),
+                logs[rank].file,
+                b"".join(data) if logs[rank].file is not None else b"",
             )
             for rank, (data, numbers) in sorted(by_log.items())
         ]

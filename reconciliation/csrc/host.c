@@ -148,6 +148,159 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(iso_locate_doc,
+"iso_locate(buffer, owners, count, base, /)\n--\n\n"
+"Where the records of a switch log lie, sorted into ``count`` groups as\n"
+"iso_gather sorts them (``owners``: one native int32 per record). Returns a list\n"
+"of ``count`` bytes objects, each the native int64 offsets of its records' length\n"
+"prefixes, plus ``base``, in the log's order, as\n"
+"reconciliation.host_iso.locate_records does. The walk ends where iso_gather's does.");
+
+static PyObject *
+iso_locate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view, owners_view;
+    const unsigned char *s;
+    const int32_t *owners;
+    Py_ssize_t count, records, record, offset, base, *sizes = NULL, *filled = NULL;
+    PyObject *result = NULL;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "iso_locate takes four arguments");
+        return NULL;
+    }
+    count = PyLong_AsSsize_t(args[2]);
+    base = PyLong_AsSsize_t(args[3]);
+    if ((count == -1 || base == -1) && PyErr_Occurred())
+        return NULL;
+    if (count < 0 || base < 0) {
+        PyErr_SetString(PyExc_ValueError, "count and base must not be negative");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &owners_view, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (owners_view.len % (Py_ssize_t)sizeof(int32_t)) {
+        PyErr_SetString(PyExc_ValueError, "owners must hold whole int32 values");
+        goto done;
+    }
+    s = (const unsigned char *)view.buf;
+    owners = (const int32_t *)owners_view.buf;
+    records = owners_view.len / (Py_ssize_t)sizeof(int32_t);
+    sizes = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
+    filled = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
+    if (sizes == NULL || filled == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* first how many records each group has, then their offsets */
+    for (record = 0, offset = 0; record < records; record++) {
+        Py_ssize_t size = record_size(s, view.len, offset);
+        int32_t owner = owners[record];
+        if (size < 0)
+            break;
+        if (owner >= 0 && owner < count)
+            sizes[owner]++;
+        offset += 2 + size;
+    }
+    result = PyList_New(count);
+    if (result == NULL)
+        goto done;
+    for (record = 0; record < count; record++) {
+        PyObject *group = PyBytes_FromStringAndSize(
+            NULL, sizes[record] * (Py_ssize_t)sizeof(int64_t));
+        if (group == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, record, group);
+    }
+    for (record = 0, offset = 0; record < records; record++) {
+        Py_ssize_t size = record_size(s, view.len, offset);
+        int32_t owner = owners[record];
+        if (size < 0)
+            break;
+        if (owner >= 0 && owner < count) {
+            int64_t at = (int64_t)(base + offset);
+            char *to = PyBytes_AS_STRING(PyList_GET_ITEM(result, owner));
+            memcpy(to + filled[owner] * (Py_ssize_t)sizeof(int64_t), &at, sizeof(int64_t));
+            filled[owner]++;
+        }
+        offset += 2 + size;
+    }
+done:
+    PyMem_Free(sizes);
+    PyMem_Free(filled);
+    PyBuffer_Release(&owners_view);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(iso_collect_doc,
+"iso_collect(buffer, offsets, /)\n--\n\n"
+"The records whose length prefixes lie at ``offsets`` (native int64) of\n"
+"``buffer``, whole and in that order, as one bytes object, as\n"
+"reconciliation.host_iso.collect_records does. ValueError where an offset does\n"
+"not hold a whole record of ``buffer``.");
+
+static PyObject *
+iso_collect(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view, offsets_view;
+    const unsigned char *s;
+    const char *at_bytes;
+    Py_ssize_t records, record, total = 0, filled = 0;
+    PyObject *result = NULL;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "iso_collect takes two arguments");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &offsets_view, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (offsets_view.len % (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "offsets must hold whole int64 values");
+        goto done;
+    }
+    s = (const unsigned char *)view.buf;
+    at_bytes = (const char *)offsets_view.buf;
+    records = offsets_view.len / (Py_ssize_t)sizeof(int64_t);
+    /* first every record checked and the total, then the bytes */
+    for (record = 0; record < records; record++) {
+        int64_t at;
+        Py_ssize_t size;
+        memcpy(&at, at_bytes + record * (Py_ssize_t)sizeof(int64_t), sizeof(int64_t));
+        size = at < 0 || at > view.len ? -1 : record_size(s, view.len, (Py_ssize_t)at);
+        if (size < 0) {
+            PyErr_Format(PyExc_ValueError, "no whole record at offset %lld", (long long)at);
+            goto done;
+        }
+        total += 2 + size;
+    }
+    result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL)
+        goto done;
+    for (record = 0; record < records; record++) {
+        int64_t at;
+        Py_ssize_t size;
+        memcpy(&at, at_bytes + record * (Py_ssize_t)sizeof(int64_t), sizeof(int64_t));
+        size = record_size(s, view.len, (Py_ssize_t)at);
+        memcpy(PyBytes_AS_STRING(result) + filled, s + at, (size_t)(2 + size));
+        filled += 2 + size;
+    }
+done:
+    PyBuffer_Release(&offsets_view);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* -- the whole message, into columns --------------------------------------------------- */
 
 enum {
@@ -563,5 +716,7 @@ PyMethodDef host_methods[] = {
     {"iso_columns", (PyCFunction)(void (*)(void))iso_columns, METH_FASTCALL, iso_columns_doc},
     {"iso_walk", (PyCFunction)(void (*)(void))iso_walk, METH_FASTCALL, iso_walk_doc},
     {"iso_gather", (PyCFunction)(void (*)(void))iso_gather, METH_FASTCALL, iso_gather_doc},
+    {"iso_locate", (PyCFunction)(void (*)(void))iso_locate, METH_FASTCALL, iso_locate_doc},
+    {"iso_collect", (PyCFunction)(void (*)(void))iso_collect, METH_FASTCALL, iso_collect_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -58,21 +58,29 @@ def _damaged_host(sample: Path, folder: Path) -> Sources:
     return Sources.from_dirs(host=folder)
 
 
+@pytest.mark.parametrize("on_disk", [True, False])
 @pytest.mark.parametrize("compiled", [True, False])
 def test_each_batch_gets_the_messages_a_cut_of_the_host_frame_gives(
-    sample: Path, tmp_path: Path, compiled: bool, monkeypatch: pytest.MonkeyPatch
+    sample: Path, tmp_path: Path, compiled: bool, on_disk: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What ``route`` hands a batch reads back as that batch's rows of the frame
-    the run's process builds, in its order: records read by the columnar pass,
-    those read one by one, and the CSV export of a day without a log."""
+    the run's process builds, in its order: records read by the columnar pass
+    (located in the log's file, or gathered from a log in memory), those read
+    one by one, and the CSV export of a day without a log."""
     from reconciliation import host_iso
     from reconciliation.host_iso import THIN_COLUMNS
     from reconciliation.hostload import combine, parse_piece, pieces, route
 
     if not compiled:
-        monkeypatch.setattr(host_iso, "_compiled_columns", None)
-        monkeypatch.setattr(host_iso, "_compiled_gather", None)
+        for name in ("_compiled_columns", "_compiled_gather", "_compiled_locate"):
+            monkeypatch.setattr(host_iso, name, None)
+        monkeypatch.setattr(host_iso, "_compiled_collect", None)
     sources = _damaged_host(sample, tmp_path / "host")
+    if not on_disk:
+        held = Sources()
+        for item in sources.items:
+            held.add_bytes(item.kind, item.name, item.read(), business_date=item.business_date)
+        sources = held
     cut = [piece for source in sources.items for piece in pieces(source, 4096)]
     frame, _accounts, skipped, *_ = combine([parse_piece(piece) for piece in cut])
     results = [parse_piece(piece, thin=True) for piece in cut]  # as a run with workers reads
@@ -90,6 +98,12 @@ def test_each_batch_gets_the_messages_a_cut_of_the_host_frame_gives(
     for index, host in enumerate(handed):
         want = expected.get((index,), HostHandoff.empty())
         assert host.frame().equals(want), index
+    logs = [records for host in handed for records in host.records]
+    assert logs
+    for records in logs:  # each log's records located in its file, or gathered whole
+        assert (records.file is not None) is on_disk
+        assert bool(records.offsets) is on_disk
+        assert bool(records.records) is not on_disk
     assert not handed[3].records  # batch 3 owns no terminal
     assert not handed[3].others.height
     assert any(host.others.height for host in handed)  # rows read one by one, or from a CSV
@@ -127,6 +141,86 @@ def test_gathering_records_compiled_equals_python(
         walked.append((owner, data[offset : offset + 2 + size]))
         offset += 2 + size
     assert groups == [b"".join(r for o, r in walked if o == group) for group in range(3)]
+
+
+@given(
+    st.lists(st.sampled_from([b"0200abc", b"x" * 300, b"", b"\x80\x81"]), max_size=10),
+    st.binary(max_size=6),
+    st.lists(st.integers(-2, 3), max_size=14),
+    st.integers(0, 1 << 40),
+)
+def test_records_located_and_collected_are_those_gathered(
+    messages: list[bytes], tail: bytes, owners: list[int], base: int
+) -> None:
+    """Each group's offsets, taken from the log again, give the group's records
+    as gathering them does, compiled or not; the offsets count from ``base``."""
+    from array import array
+
+    from reconciliation import host_iso
+
+    data = b"".join(len(item).to_bytes(2, "big") + item for item in messages) + tail
+    groups = host_iso.gather_records(data, array("i", owners), 3)
+    placed = b"\0" * min(base, 64) + data  # the piece at byte ``base`` of its log
+    expected = None
+    for compiled in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            if not compiled:
+                patch.setattr(host_iso, "_compiled_locate", None)
+                patch.setattr(host_iso, "_compiled_collect", None)
+            located = host_iso.locate_records(data, array("i", owners), 3, base)
+            expected = expected or located
+            assert located == expected, compiled
+            for group, offsets in zip(groups, located, strict=True):
+                at = array("q", offsets)
+                assert all(value >= base for value in at)
+                shifted = array("q", [value - base + min(base, 64) for value in at])
+                assert host_iso.collect_records(placed, shifted) == group
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("offset", [-1, 1, 8, 9, 1 << 40])
+def test_an_offset_that_holds_no_whole_record_is_refused(
+    compiled: bool, offset: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An offset outside the log, in the middle of a record (whose bytes then
+    read as a length beyond the end) or at the end is an error, not garbage."""
+    from array import array
+
+    from reconciliation import host_iso
+
+    if not compiled:
+        monkeypatch.setattr(host_iso, "_compiled_collect", None)
+    data = b"\x00\x03abc\x00\x01d"  # records at 0 and 5; 9 bytes
+    assert host_iso.collect_records(data, array("q", [5, 0])) == b"\x00\x01d\x00\x03abc"
+    with pytest.raises(ValueError, match=f"no whole record at offset {offset}"):
+        host_iso.collect_records(data, array("q", [0, offset]))
+
+
+def test_a_log_changed_after_it_was_located_is_an_unreadable_source(tmp_path: Path) -> None:
+    """A worker maps the log the run's process located the records in; a file of
+    another size or time is refused with the log's name, not read as records."""
+    from array import array
+
+    from reconciliation.errors import SourceUnreadable
+    from reconciliation.hostload import LogFile
+
+    log = tmp_path / "20261116.iso"
+    log.write_bytes(b"\x00\x03abc\x00\x01d")
+    source = Sources.from_dirs(host=tmp_path).items[0]
+    located = LogFile.of(source)
+    assert located is not None
+    assert located.collect(array("q", [5]).tobytes(), source.name) == b"\x00\x01d"
+    log.write_bytes(b"\x00\x01d")
+    os.utime(log, ns=(located.modified + 10**9, located.modified + 10**9))
+    moved = LogFile.of(source)
+    assert moved is not None
+    with pytest.raises(SourceUnreadable, match="changed while the run read it"):
+        moved.collect(array("q", [5]).tobytes(), source.name)  # not in its map
+    with pytest.raises(SourceUnreadable, match=f"{source.name} changed while the run read it"):
+        LogFile(str(log), located.size, located.modified).collect(b"", source.name)
+    log.unlink()
+    with pytest.raises(SourceUnreadable, match="cannot read"):
+        LogFile(str(log), 1, 1).collect(b"", source.name)
 
 
 def test_the_in_memory_file_system_is_used_where_it_has_room(tmp_path: Path) -> None:
@@ -237,6 +331,33 @@ def test_a_result_that_cannot_be_left_in_the_folder_goes_back_through_the_pool(
     monkeypatch.setattr("reconciliation.engine.HostHandoff", _Refusing)
     result = reconcile(_sample_sources(sample), options=Options(workers=2, batch_bytes=50_000))
     assert _answer(result) == expected
+
+
+def test_a_log_cut_short_while_the_workers_wait_stops_the_run_with_its_name(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers take their records from the log's file: one that changed after
+    the run's process read it is reported as unreadable, naming it, rather than
+    read as other records (or faulting where its pages were)."""
+    import shutil
+
+    from reconciliation.errors import SourceUnreadable
+
+    copy = tmp_path / "sample"
+    shutil.copytree(sample, copy)
+    monkeypatch.setattr("reconciliation.engine.HostHandoff", _CuttingTheLog)
+    with pytest.raises(SourceUnreadable, match=r"20261116\.iso changed while the run read it"):
+        reconcile(_sample_sources(copy), options=Options(workers=2, batch_bytes=50_000))
+
+
+class _CuttingTheLog(HostHandoff):
+    """A handoff whose parent cuts the ISO 8583 log short before handing over."""
+
+    def publish(self, host: BatchHost) -> None:
+        for records in host.records:
+            if records.file is not None:
+                Path(records.file.path).write_bytes(b"\x00\x01x")
+        super().publish(host)
 
 
 class _Refusing(HostHandoff):

@@ -33,6 +33,8 @@ def test_every_compiled_function_is_in_use() -> None:
         "ej_note_sums": settlement._compiled_note_sums,
         "iso_walk": host_iso._compiled_walk,
         "iso_gather": host_iso._compiled_gather,
+        "iso_locate": host_iso._compiled_locate,
+        "iso_collect": host_iso._compiled_collect,
         "ej_tiles": ej._compiled_tiles,
         "ndc_scan": ej_ndc._compiled_scan,
         "procash_scan": ej_procash._compiled_scan,

@@ -55,7 +55,7 @@ from reconciliation.parsing import Parsed, parse_bytes
 from reconciliation.result import Discrepancy, Evidence, SettlementRow
 from reconciliation.schemes import dispute_deadline, scheme_for
 from reconciliation.settlement import settle_terminal
-from reconciliation.sources import Source
+from reconciliation.sources import Source, prefetch
 from reconciliation.textutil import printable
 
 _STAN = operator.itemgetter(EjTransaction._fields.index("stan"))
@@ -217,6 +217,7 @@ class TerminalBatch:
         return found
 
     def load(self) -> None:
+        prefetch(self.sources)
         for source in self.sources:
             try:
                 buffer = source.read()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,49 @@ def test_a_worker_ends_when_its_run_is_killed() -> None:
     while not _ended(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _ended(worker), "the worker outlived its killed run"
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no file read-ahead advice here")
+def test_a_batch_asks_for_its_files_to_be_read_ahead_before_it_reads_them(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file of a batch is advised to the system (WILLNEED) before the first
+    is read, so that the disk reads them while the first ones are parsed; bytes in
+    memory and files that cannot be opened are passed over, and the batch's
+    findings are those of a batch without the advice."""
+    from reconciliation import Sources
+    from reconciliation.batch import run_batch
+    from reconciliation.handoff import HostHandoff
+    from reconciliation.options import Options
+    from reconciliation.sources import prefetch
+
+    sources = Sources.from_dirs(
+        ej=sample / "ej", paper=sample / "paper", counters=sample / "counters"
+    )
+    files = [item for item in sources.items if item.terminal_id == "T1000001"]
+    assert len(files) >= 2
+    held = Source("ej", "held", "T1000001", "2026-11-16", data=b"")
+    gone = Source("paper", "gone", "T1000001", "2026-11-16", path=tmp_path / "gone.txt")
+    advised: list[tuple[str, int]] = []
+    reads: list[str] = []
+
+    def advise(handle: int, offset: int, length: int, advice: int) -> None:
+        assert (offset, length) == (0, 0)
+        advised.append((os.readlink(f"/proc/self/fd/{handle}"), advice))
+
+    original = Source.read
+
+    def read(source: Source) -> bytes:
+        reads.append(source.name)
+        assert len(advised) == len(files)  # every file advised before any is read
+        return original(source)
+
+    expected = run_batch(files, HostHandoff.empty(), Options())
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    monkeypatch.setattr(Source, "read", read)
+    prefetch([held, gone])
+    assert not advised
+    found = run_batch(files, HostHandoff.empty(), Options())
+    assert advised == [(str(item.path.resolve()), os.POSIX_FADV_WILLNEED) for item in files]
+    assert reads
+    assert found.discrepancies == expected.discrepancies

@@ -11,6 +11,8 @@ The library API the service and the CLI share::
     write_reports(result, out_folder)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from reconciliation.engine import reconcile
 from reconciliation.errors import (
     InvalidOption,
@@ -20,10 +22,12 @@ from reconciliation.errors import (
 )
 from reconciliation.kinds import Action, Kind, Owed
 from reconciliation.options import Options, Progress, ProgressCallback
-from reconciliation.reports import write_reports
 from reconciliation.result import Discrepancy, Evidence, RunResult, SettlementRow
 from reconciliation.schemes import DEFAULT_SCHEME_RULES, SchemeRule
 from reconciliation.sources import Source, Sources
+
+if TYPE_CHECKING:
+    from reconciliation.reports import write_reports
 
 __version__ = "0.1.0"
 
@@ -50,3 +54,13 @@ __all__ = [
     "reconcile",
     "write_reports",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the reports are imported when first asked for: a worker process of a run,
+    # which imports this package, writes none
+    if name == "write_reports":
+        from reconciliation.reports import write_reports
+
+        return write_reports
+    raise AttributeError(f"module 'reconciliation' has no attribute {name!r}")

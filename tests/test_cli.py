@@ -130,3 +130,37 @@ def test_migrate_create_user_and_refusals(tmp_path: Path) -> None:
     )
     assert bad_role.returncode == 2
     assert "janitor" in bad_role.stderr
+
+
+# what a reconciliation worker process has no use for: the web application and
+# its database layer, and the command-line libraries
+_NOT_FOR_WORKERS = ("fastapi", "starlette", "sqlalchemy", "sqlmodel", "uvicorn", "typer", "rich")
+
+
+@pytest.mark.parametrize("script", ["atm-service", "atm-recon"])
+def test_a_reconciliation_worker_imports_nothing_of_the_command_that_started_it(
+    script: str, tmp_path: Path
+) -> None:
+    """A run's worker processes are spawned, and spawning runs the parent's main
+    script again in each before its first batch: the console scripts of the
+    service (which runs reconciliations from its pages) and of ``atm-recon``
+    import only a light entry module, not the application or the command line."""
+    source = Path(_script(script)).read_text()
+    assert "if __name__ == '__main__':" in source
+    main = tmp_path / script  # the console script itself, asking its worker what it loaded
+    main.write_text(
+        source.replace(
+            "if __name__ == '__main__':",
+            "def _loaded(names):\n"
+            "    return sorted(name for name in names if name in sys.modules)\n"
+            "\n"
+            "if __name__ == '__main__':\n"
+            "    from reconciliation.engine import _executor\n"
+            "    with _executor(1) as pool:\n"
+            f"        print(pool.submit(_loaded, {_NOT_FOR_WORKERS!r}).result())\n"
+            "    sys.exit(0)",
+        )
+    )
+    result = _run(sys.executable, str(main))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"a worker of {script} imported {result.stdout}"

@@ -59,38 +59,26 @@ iso_walk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
-PyDoc_STRVAR(iso_gather_doc,
-"iso_gather(buffer, owners, count, /)\n--\n\n"
-"The records of a switch log sorted into ``count`` groups: ``owners`` holds one\n"
-"native int32 per record (its group, from 0; any other value leaves it out),\n"
-"as reconciliation.host_iso.gather_records does. Returns a list of ``count``\n"
-"bytes objects, each its records whole (length prefix and message) in the log's\n"
-"order. The walk ends where the records do, or where a record's length does not\n"
-"fit in what remains.");
-
+/* The records of a log sorted into ``count`` groups by ``owners`` (one native int32
+ * per record): each group's records whole (``locate`` 0), or the int64 offsets of
+ * their length prefixes plus ``base`` (``locate`` 1), as one bytes object per group. */
 static PyObject *
-iso_gather(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+sort_records(PyObject *buffer, PyObject *owners_object, Py_ssize_t count, int locate,
+             Py_ssize_t base)
 {
     Py_buffer view, owners_view;
     const unsigned char *s;
     const int32_t *owners;
-    Py_ssize_t count, records, record, offset, *sizes = NULL, *filled = NULL;
+    Py_ssize_t records, record, offset, *sizes = NULL, *filled = NULL;
     PyObject *result = NULL;
 
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "iso_gather takes three arguments");
+    if (count < 0 || base < 0) {
+        PyErr_SetString(PyExc_ValueError, "count and base must not be negative");
         return NULL;
     }
-    count = PyLong_AsSsize_t(args[2]);
-    if (count == -1 && PyErr_Occurred())
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    if (count < 0) {
-        PyErr_SetString(PyExc_ValueError, "count must not be negative");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    if (PyObject_GetBuffer(args[1], &owners_view, PyBUF_SIMPLE) < 0) {
+    if (PyObject_GetBuffer(owners_object, &owners_view, PyBUF_SIMPLE) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -107,14 +95,14 @@ iso_gather(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_NoMemory();
         goto done;
     }
-    /* first the size of each group, then the bytes */
+    /* first the size of each group, then its bytes */
     for (record = 0, offset = 0; record < records; record++) {
         Py_ssize_t size = record_size(s, view.len, offset);
         int32_t owner = owners[record];
         if (size < 0)
             break;
         if (owner >= 0 && owner < count)
-            sizes[owner] += 2 + size;
+            sizes[owner] += locate ? (Py_ssize_t)sizeof(int64_t) : 2 + size;
         offset += 2 + size;
     }
     result = PyList_New(count);
@@ -134,9 +122,16 @@ iso_gather(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (size < 0)
             break;
         if (owner >= 0 && owner < count) {
-            char *to = PyBytes_AS_STRING(PyList_GET_ITEM(result, owner));
-            memcpy(to + filled[owner], s + offset, (size_t)(2 + size));
-            filled[owner] += 2 + size;
+            char *to = PyBytes_AS_STRING(PyList_GET_ITEM(result, owner)) + filled[owner];
+            if (locate) {
+                int64_t at = (int64_t)(base + offset);
+                memcpy(to, &at, sizeof(int64_t));
+                filled[owner] += (Py_ssize_t)sizeof(int64_t);
+            }
+            else {
+                memcpy(to, s + offset, (size_t)(2 + size));
+                filled[owner] += 2 + size;
+            }
         }
         offset += 2 + size;
     }
@@ -146,6 +141,30 @@ done:
     PyBuffer_Release(&owners_view);
     PyBuffer_Release(&view);
     return result;
+}
+
+PyDoc_STRVAR(iso_gather_doc,
+"iso_gather(buffer, owners, count, /)\n--\n\n"
+"The records of a switch log sorted into ``count`` groups: ``owners`` holds one\n"
+"native int32 per record (its group, from 0; any other value leaves it out),\n"
+"as reconciliation.host_iso.gather_records does. Returns a list of ``count``\n"
+"bytes objects, each its records whole (length prefix and message) in the log's\n"
+"order. The walk ends where the records do, or where a record's length does not\n"
+"fit in what remains.");
+
+static PyObject *
+iso_gather(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t count;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "iso_gather takes three arguments");
+        return NULL;
+    }
+    count = PyLong_AsSsize_t(args[2]);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    return sort_records(args[0], args[1], count, 0, 0);
 }
 
 PyDoc_STRVAR(iso_locate_doc,
@@ -159,11 +178,7 @@ PyDoc_STRVAR(iso_locate_doc,
 static PyObject *
 iso_locate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_buffer view, owners_view;
-    const unsigned char *s;
-    const int32_t *owners;
-    Py_ssize_t count, records, record, offset, base, *sizes = NULL, *filled = NULL;
-    PyObject *result = NULL;
+    Py_ssize_t count, base;
 
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "iso_locate takes four arguments");
@@ -173,70 +188,7 @@ iso_locate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     base = PyLong_AsSsize_t(args[3]);
     if ((count == -1 || base == -1) && PyErr_Occurred())
         return NULL;
-    if (count < 0 || base < 0) {
-        PyErr_SetString(PyExc_ValueError, "count and base must not be negative");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    if (PyObject_GetBuffer(args[1], &owners_view, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    if (owners_view.len % (Py_ssize_t)sizeof(int32_t)) {
-        PyErr_SetString(PyExc_ValueError, "owners must hold whole int32 values");
-        goto done;
-    }
-    s = (const unsigned char *)view.buf;
-    owners = (const int32_t *)owners_view.buf;
-    records = owners_view.len / (Py_ssize_t)sizeof(int32_t);
-    sizes = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
-    filled = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
-    if (sizes == NULL || filled == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    /* first how many records each group has, then their offsets */
-    for (record = 0, offset = 0; record < records; record++) {
-        Py_ssize_t size = record_size(s, view.len, offset);
-        int32_t owner = owners[record];
-        if (size < 0)
-            break;
-        if (owner >= 0 && owner < count)
-            sizes[owner]++;
-        offset += 2 + size;
-    }
-    result = PyList_New(count);
-    if (result == NULL)
-        goto done;
-    for (record = 0; record < count; record++) {
-        PyObject *group = PyBytes_FromStringAndSize(
-            NULL, sizes[record] * (Py_ssize_t)sizeof(int64_t));
-        if (group == NULL) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        PyList_SET_ITEM(result, record, group);
-    }
-    for (record = 0, offset = 0; record < records; record++) {
-        Py_ssize_t size = record_size(s, view.len, offset);
-        int32_t owner = owners[record];
-        if (size < 0)
-            break;
-        if (owner >= 0 && owner < count) {
-            int64_t at = (int64_t)(base + offset);
-            char *to = PyBytes_AS_STRING(PyList_GET_ITEM(result, owner));
-            memcpy(to + filled[owner] * (Py_ssize_t)sizeof(int64_t), &at, sizeof(int64_t));
-            filled[owner]++;
-        }
-        offset += 2 + size;
-    }
-done:
-    PyMem_Free(sizes);
-    PyMem_Free(filled);
-    PyBuffer_Release(&owners_view);
-    PyBuffer_Release(&view);
-    return result;
+    return sort_records(args[0], args[1], count, 1, base);
 }
 
 PyDoc_STRVAR(iso_collect_doc,

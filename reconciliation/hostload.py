@@ -88,8 +88,13 @@ def _mapped(file: LogFile, name: str) -> mmap.mmap:
     found = _MAPS.get(file)
     try:
         if found is not None:
-            # (a file cut short since would fault where its pages were: SIGBUS)
-            if found.size() != file.size:
+            # the file as the map sees it (one cut short would fault where its pages
+            # were: SIGBUS), and the file now under its name
+            stat = os.stat(file.path)
+            if found.size() != file.size or (stat.st_size, stat.st_mtime_ns) != (
+                file.size,
+                file.modified,
+            ):
                 raise changed
             _MAPS.move_to_end(file)
             return found
@@ -323,9 +328,10 @@ class RoutedRecords:
         frame, skipped, _units = parse_iso_frame(
             records, source=self.source, file_date=date.fromisoformat(self.business_date)
         )
-        # the columnar pass read each of them where the log was read first
-        assert frame.height == self.numbers.len()
-        assert not skipped
+        # the columnar pass read each of them where the log was read first: other
+        # records here are another file under the log's name
+        if frame.height != self.numbers.len() or skipped:
+            raise SourceUnreadable(f"{self.source} changed while the run read it")
         return frame.with_columns(
             self.numbers.gather(frame.get_column("seq") - 1).alias("seq"),
             _rank=pl.lit(self.rank, pl.Int32),

@@ -210,6 +210,10 @@ def test_a_log_changed_after_it_was_located_is_an_unreadable_source(tmp_path: Pa
     located = LogFile.of(source)
     assert located is not None
     assert located.collect(array("q", [5]).tobytes(), source.name) == b"\x00\x01d"
+    log.write_bytes(b"\x00\x03xyz\x00\x01e")  # rewritten in place, the same size
+    os.utime(log, ns=(located.modified + 10**9, located.modified + 10**9))
+    with pytest.raises(SourceUnreadable, match=f"{source.name} changed while the run read it"):
+        located.collect(array("q", [5]).tobytes(), source.name)  # from the map made above
     log.write_bytes(b"\x00\x01d")
     os.utime(log, ns=(located.modified + 10**9, located.modified + 10**9))
     moved = LogFile.of(source)
@@ -348,6 +352,18 @@ def test_a_log_cut_short_while_the_workers_wait_stops_the_run_with_its_name(
     monkeypatch.setattr("reconciliation.engine.HostHandoff", _CuttingTheLog)
     with pytest.raises(SourceUnreadable, match=r"20261116\.iso changed while the run read it"):
         reconcile(_sample_sources(copy), options=Options(workers=2, batch_bytes=50_000))
+
+
+def test_records_that_read_as_other_messages_are_refused_naming_the_log() -> None:
+    """A batch's records read again must be those the run's process read: as
+    many, each whole; otherwise the log is not the file it was."""
+    from reconciliation.errors import SourceUnreadable
+    from reconciliation.hostload import RoutedRecords
+
+    record = b"\x00\x03abc"  # not a message the columnar pass reads: skipped
+    routed = RoutedRecords(0, "host/20261116.iso", "2026-11-16", record, pl.Series([1]))
+    with pytest.raises(SourceUnreadable, match=r"host/20261116\.iso changed while the run"):
+        routed.frame()
 
 
 class _CuttingTheLog(HostHandoff):

@@ -469,26 +469,31 @@ def collect_records(buffer: Any, offsets: Any) -> bytes:
     if _compiled_collect is not None:
         return _compiled_collect(buffer, offsets)
     view = memoryview(buffer).cast("B")
-    length = len(view)
     out = bytearray()
     for at in memoryview(offsets).cast("B").cast("q"):
-        size = view[at] << 8 | view[at + 1] if at >= 0 and at + 2 <= length else 0
-        if size == 0 or at + 2 + size > length:
+        end = _record_end(view, at) if at >= 0 else None
+        if end is None:
             raise ValueError(f"no whole record at offset {at}")
-        out += view[at : at + 2 + size]
+        out += view[at:end]
     return bytes(out)
+
+
+def _record_end(buffer: Any, offset: int) -> int | None:
+    """Where the length-prefixed record at ``offset`` ends; ``None`` where its
+    length prefix is cut off, or its length is zero or more than remains."""
+    if offset + 2 > len(buffer):
+        return None
+    size = buffer[offset] << 8 | buffer[offset + 1]
+    end = offset + 2 + size
+    return None if size == 0 or end > len(buffer) else end
 
 
 def _whole_records(buffer: bytes) -> Iterator[tuple[int, int]]:
     """Where each length-prefixed record of ``buffer`` starts and ends, from the
     first until one's length prefix is cut off, or its length is zero or more
     than remains (where the split stops)."""
-    offset, length = 0, len(buffer)
-    while offset + 2 <= length:
-        size = buffer[offset] << 8 | buffer[offset + 1]
-        end = offset + 2 + size
-        if size == 0 or end > length:
-            return
+    offset = 0
+    while (end := _record_end(buffer, offset)) is not None:
         yield offset, end
         offset = end
 

@@ -62,6 +62,10 @@ class LogFile:
             return None
         return cls(str(source.path), stat.st_size, stat.st_mtime_ns)
 
+    def is_(self, stat: os.stat_result) -> bool:
+        """Whether ``stat`` is of this file as the run found it (size and time)."""
+        return (stat.st_size, stat.st_mtime_ns) == (self.size, self.modified)
+
     def collect(self, offsets: bytes, name: str) -> bytes:
         """The records at ``offsets`` (native int64) of the file, from this
         process's map of it (:func:`_mapped`). :class:`SourceUnreadable` where
@@ -90,17 +94,12 @@ def _mapped(file: LogFile, name: str) -> mmap.mmap:
         if found is not None:
             # the file as the map sees it (one cut short would fault where its pages
             # were: SIGBUS), and the file now under its name
-            stat = os.stat(file.path)
-            if found.size() != file.size or (stat.st_size, stat.st_mtime_ns) != (
-                file.size,
-                file.modified,
-            ):
+            if found.size() != file.size or not file.is_(os.stat(file.path)):
                 raise changed
             _MAPS.move_to_end(file)
             return found
         with open(file.path, "rb") as handle:
-            stat = os.fstat(handle.fileno())
-            if (stat.st_size, stat.st_mtime_ns) != (file.size, file.modified):
+            if not file.is_(os.fstat(handle.fileno())):
                 raise changed
             found = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as exc:  # ValueError: an empty file, which maps nothing
@@ -310,21 +309,18 @@ def _same_rows(first: pl.DataFrame, second: pl.DataFrame) -> bool:
 class RoutedRecords:
     """Records of one ISO 8583 log for one batch, in the log's order, with their
     record numbers, to be read again where the batch runs: where they lie in the
-    log's file (``file`` and ``offsets``), or, for a log held in memory, gathered
-    whole (``records``)."""
+    log's file (``data`` holds their offsets in ``file``), or, for a log held in
+    memory (no ``file``), gathered whole (``data`` holds the records)."""
 
     rank: int  # the log's place among the run's host files (see ``route``)
     source: str
     business_date: str  # the log's date, which gives DE13 its year
-    records: bytes  # b"" where ``file`` is given
+    data: bytes  # native int64 offsets of the length prefixes in ``file``, or the records
     numbers: pl.Series  # Int64, one per record
     file: LogFile | None = None
-    offsets: bytes = b""  # native int64: each record's length prefix in ``file``
 
     def frame(self) -> pl.DataFrame:
-        records = (
-            self.records if self.file is None else self.file.collect(self.offsets, self.source)
-        )
+        records = self.data if self.file is None else self.file.collect(self.data, self.source)
         frame, skipped, _units = parse_iso_frame(
             records, source=self.source, file_date=date.fromisoformat(self.business_date)
         )
@@ -413,10 +409,9 @@ def route(results: list[PieceResult], owner: dict[str, int], count: int) -> list
                 rank,
                 logs[rank].source,
                 logs[rank].business_date,
-                b"" if logs[rank].file is not None else b"".join(data),
+                b"".join(data),
                 pl.concat(numbers),
                 logs[rank].file,
-                b"".join(data) if logs[rank].file is not None else b"",
             )
             for rank, (data, numbers) in sorted(by_log.items())
         ]

@@ -59,6 +59,27 @@ iso_walk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ``log`` and ``values`` (whole native values of ``size`` bytes each) as buffers;
+ * -1 with both released and the error set where either cannot be had. */
+static int
+log_and_values(PyObject *log, PyObject *values, Py_ssize_t size, const char *message,
+               Py_buffer *log_view, Py_buffer *values_view)
+{
+    if (PyObject_GetBuffer(log, log_view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (PyObject_GetBuffer(values, values_view, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(log_view);
+        return -1;
+    }
+    if (values_view->len % size) {
+        PyErr_SetString(PyExc_ValueError, message);
+        PyBuffer_Release(values_view);
+        PyBuffer_Release(log_view);
+        return -1;
+    }
+    return 0;
+}
+
 /* The records of a log sorted into ``count`` groups by ``owners`` (one native int32
  * per record): each group's records whole (``locate`` 0), or the int64 offsets of
  * their length prefixes plus ``base`` (``locate`` 1), as one bytes object per group. */
@@ -76,16 +97,9 @@ sort_records(PyObject *buffer, PyObject *owners_object, Py_ssize_t count, int lo
         PyErr_SetString(PyExc_ValueError, "count and base must not be negative");
         return NULL;
     }
-    if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0)
+    if (log_and_values(buffer, owners_object, (Py_ssize_t)sizeof(int32_t),
+                       "owners must hold whole int32 values", &view, &owners_view) < 0)
         return NULL;
-    if (PyObject_GetBuffer(owners_object, &owners_view, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    if (owners_view.len % (Py_ssize_t)sizeof(int32_t)) {
-        PyErr_SetString(PyExc_ValueError, "owners must hold whole int32 values");
-        goto done;
-    }
     s = (const unsigned char *)view.buf;
     owners = (const int32_t *)owners_view.buf;
     records = owners_view.len / (Py_ssize_t)sizeof(int32_t);
@@ -211,16 +225,9 @@ iso_collect(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "iso_collect takes two arguments");
         return NULL;
     }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+    if (log_and_values(args[0], args[1], (Py_ssize_t)sizeof(int64_t),
+                       "offsets must hold whole int64 values", &view, &offsets_view) < 0)
         return NULL;
-    if (PyObject_GetBuffer(args[1], &offsets_view, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    if (offsets_view.len % (Py_ssize_t)sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "offsets must hold whole int64 values");
-        goto done;
-    }
     s = (const unsigned char *)view.buf;
     at_bytes = (const char *)offsets_view.buf;
     records = offsets_view.len / (Py_ssize_t)sizeof(int64_t);

@@ -73,7 +73,12 @@ class LogFile:
         try:
             return collect_records(_mapped(self, name), offsets)
         except ValueError as exc:  # an offset that holds no whole record
-            raise SourceUnreadable(f"{name} changed while the run read it ({exc})") from exc
+            raise _changed(name, f" ({exc})") from exc
+
+
+def _changed(name: str, detail: str = "") -> SourceUnreadable:
+    """The error for the log ``name`` found other than the run located its records in."""
+    return SourceUnreadable(f"{name} changed while the run read it{detail}")
 
 
 # the logs this process has mapped, most recently used last: a worker takes the
@@ -88,19 +93,18 @@ def _mapped(file: LogFile, name: str) -> mmap.mmap:
 
     Mapped rather than read: its pages are the system's file cache, which the
     run's processes share, with nothing zeroed or copied to make them."""
-    changed = SourceUnreadable(f"{name} changed while the run read it")
     found = _MAPS.get(file)
     try:
         if found is not None:
             # the file as the map sees it (one cut short would fault where its pages
             # were: SIGBUS), and the file now under its name
             if found.size() != file.size or not file.is_(os.stat(file.path)):
-                raise changed
+                raise _changed(name)
             _MAPS.move_to_end(file)
             return found
         with open(file.path, "rb") as handle:
             if not file.is_(os.fstat(handle.fileno())):
-                raise changed
+                raise _changed(name)
             found = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as exc:  # ValueError: an empty file, which maps nothing
         raise SourceUnreadable(f"cannot read {name}: {exc}") from exc
@@ -327,7 +331,7 @@ class RoutedRecords:
         # the columnar pass read each of them where the log was read first: other
         # records here are another file under the log's name
         if frame.height != self.numbers.len() or skipped:
-            raise SourceUnreadable(f"{self.source} changed while the run read it")
+            raise _changed(self.source)
         return frame.with_columns(
             self.numbers.gather(frame.get_column("seq") - 1).alias("seq"),
             _rank=pl.lit(self.rank, pl.Int32),

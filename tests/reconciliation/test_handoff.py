@@ -72,9 +72,13 @@ def test_each_batch_gets_the_messages_a_cut_of_the_host_frame_gives(
     from reconciliation.hostload import combine, parse_piece, pieces, route
 
     if not compiled:
-        for name in ("_compiled_columns", "_compiled_gather", "_compiled_locate"):
+        for name in (
+            "_compiled_columns",
+            "_compiled_gather",
+            "_compiled_locate",
+            "_compiled_collect",
+        ):
             monkeypatch.setattr(host_iso, name, None)
-        monkeypatch.setattr(host_iso, "_compiled_collect", None)
     sources = _damaged_host(sample, tmp_path / "host")
     if not on_disk:
         held = Sources()
